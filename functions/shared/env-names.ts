@@ -1,0 +1,22 @@
+/**
+ * Names of the environment variables the stack sets and the functions read.
+ * One list, imported by both sides, so a rename cannot leave them disagreeing.
+ */
+export const ENV = {
+  frontierQueueUrl: 'FRONTIER_QUEUE_URL',
+  parseQueueUrl: 'PARSE_QUEUE_URL',
+  pagesTable: 'PAGES_TABLE',
+  urlsTable: 'URLS_TABLE',
+  crawlsTable: 'CRAWLS_TABLE',
+  idempotencyTable: 'IDEMPOTENCY_TABLE',
+  bodiesBucket: 'BODIES_BUCKET',
+  userAgent: 'CRAWLER_USER_AGENT',
+  maxBodyBytes: 'MAX_BODY_BYTES',
+  fetchTimeoutMs: 'FETCH_TIMEOUT_MS',
+  recordTtlSeconds: 'RECORD_TTL_SECONDS',
+  /** Test-only: comma-separated host:port pairs the SSRF guard lets through. Never set by the stack. */
+  fetchAllowLoopbackPorts: 'CRAWLER_TEST_ALLOW_LOOPBACK_PORTS',
+} as const;
+
+/** Key prefix of claim-check bodies in the bodies bucket. */
+export const BODY_PREFIX = 'bodies/';

@@ -1,0 +1,253 @@
+import { type CfnElement, Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import type { QueueWithDlq } from './queue-with-dlq';
+
+/** Lambda scales an SQS event source's pollers to at most this (its documented limit). */
+const MAX_CONCURRENCY_LIMIT = 1000;
+
+export interface QueueConsumerProps {
+  /** Absolute path of the handler module. Anchor it to the calling file with `path.join(import.meta.dirname, ...)`. */
+  readonly entry: string;
+  /** The queue this function consumes, with its DLQ. */
+  readonly source: QueueWithDlq;
+  /** Powertools service name: the `service` key of every log line and the metrics dimension. */
+  readonly serviceName: string;
+  /**
+   * Function timeout. The source queue's visibility timeout must be at least 6 × this.
+   * @default Duration.seconds(30)
+   */
+  readonly timeout?: Duration;
+  /**
+   * @default 512
+   */
+  readonly memorySize?: number;
+  /**
+   * Records per invocation. FIFO sources take at most 10.
+   * @default 10
+   */
+  readonly batchSize?: number;
+  /**
+   * Upper bound on concurrent invocations the event source mapping starts (2 to 1000).
+   * @default 2
+   */
+  readonly maxConcurrency?: number;
+  /**
+   * How long to gather a batch. FIFO sources cannot have one.
+   * @default - no batching window
+   */
+  readonly maxBatchingWindow?: Duration;
+  /** @default - none besides the Powertools variables and the bindings */
+  readonly environment?: Record<string, string>;
+  /** @default RetentionDays.ONE_WEEK */
+  readonly logRetention?: RetentionDays;
+  /** @default 'INFO' */
+  readonly logLevel?: string;
+  /** @default RemovalPolicy.DESTROY */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/**
+ * A Lambda function fed by an SQS queue through an event source mapping (the managed consumer group).
+ *
+ * Defaults it applies:
+ * - NodejsFunction on the newest Node.js runtime, arm64, esbuild-minified ESM with source maps;
+ * - its own log group with retention, and a role that may write only to that log group;
+ * - Powertools environment (service name, log level, metrics namespace);
+ * - active X-Ray tracing;
+ * - an SQS event source with ReportBatchItemFailures, so one bad record does not retry its batch-mates.
+ *
+ * It refuses a source whose visibility timeout is under 6 × the function timeout, the margin AWS
+ * recommends so that a retried invocation does not overlap a message that is still being processed.
+ */
+export class QueueConsumer extends Construct {
+  public readonly function: NodejsFunction;
+  public readonly role: Role;
+  public readonly logGroup: LogGroup;
+  public readonly eventSource: SqsEventSource;
+
+  constructor(scope: Construct, id: string, props: QueueConsumerProps) {
+    super(scope, id);
+    const timeout = props.timeout ?? Duration.seconds(30);
+    const batchSize = props.batchSize ?? 10;
+    const maxConcurrency = props.maxConcurrency ?? 2;
+    validate(props, timeout, batchSize, maxConcurrency);
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.DESTROY;
+
+    this.logGroup = new LogGroup(this, 'Logs', {
+      retention: props.logRetention ?? RetentionDays.ONE_WEEK,
+      removalPolicy,
+    });
+    // An own role instead of AWSLambdaBasicExecutionRole, whose logs grant covers every log group.
+    this.role = new Role(this, 'Role', { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+    this.role.addToPolicy(
+      new PolicyStatement({
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [this.logGroup.logGroupArn],
+      }),
+    );
+
+    this.function = new NodejsFunction(this, 'Function', {
+      entry: props.entry,
+      handler: 'handler',
+      runtime: Runtime.NODEJS_24_X,
+      architecture: Architecture.ARM_64,
+      memorySize: props.memorySize ?? 512,
+      timeout,
+      role: this.role,
+      logGroup: this.logGroup,
+      tracing: Tracing.ACTIVE,
+      environment: {
+        POWERTOOLS_SERVICE_NAME: props.serviceName,
+        POWERTOOLS_LOG_LEVEL: props.logLevel ?? 'INFO',
+        POWERTOOLS_METRICS_NAMESPACE: 'CrawlerPipeline',
+        NODE_OPTIONS: '--enable-source-maps',
+        ...props.environment,
+      },
+      bundling: {
+        format: OutputFormat.ESM,
+        minify: true,
+        sourceMap: true,
+        target: 'node24',
+        mainFields: ['module', 'main'],
+        metafile: true,
+        // Some CommonJS dependencies call require(); ESM output needs it defined.
+        banner: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);",
+      },
+    });
+
+    this.eventSource = new SqsEventSource(props.source.queue, {
+      batchSize,
+      maxConcurrency,
+      reportBatchItemFailures: true,
+      maxBatchingWindow: props.maxBatchingWindow,
+    });
+    this.function.addEventSource(this.eventSource);
+
+    Validations.of(this).acknowledge(
+      {
+        id: 'Serverless-LambdaEventSourceMappingDestination',
+        reason:
+          'SQS event source mappings cannot have an on-failure destination; the queue redrive policy sends failures to the DLQ.',
+      },
+      {
+        id: 'Serverless-LambdaDLQ',
+        reason:
+          'The function is only invoked synchronously by its SQS event source; failed messages go to the source queue DLQ.',
+      },
+      {
+        id: 'Serverless-LambdaAsyncFailureDestination',
+        reason: 'The function is never invoked asynchronously; the SQS redrive policy handles failures.',
+      },
+      {
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason: 'X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level permissions.',
+      },
+      {
+        id: 'Serverless-StarPermissions',
+        reason:
+          'Only the X-Ray actions use Resource "*", which X-Ray requires; every other grant names its resource.',
+      },
+    );
+  }
+
+  /** Grant send (producer) access to a queue and put its URL in `envName`. */
+  bindQueue(queue: IQueue, envName: string): this {
+    queue.grantSendMessages(this.function);
+    this.function.addEnvironment(envName, queue.queueUrl);
+    return this;
+  }
+
+  /**
+   * Grant item-level access to a table and put its name in `envName`.
+   * 'r' allows reads; 'rw' adds writes and conditional updates. Scans and table management are never granted.
+   */
+  bindTable(table: ITable, mode: 'r' | 'rw', envName: string): this {
+    const read = [
+      'dynamodb:GetItem',
+      'dynamodb:BatchGetItem',
+      'dynamodb:Query',
+      'dynamodb:ConditionCheckItem',
+    ];
+    const write = [
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:DeleteItem',
+      'dynamodb:BatchWriteItem',
+    ];
+    table.grant(this.function, ...read, ...(mode === 'rw' ? write : []));
+    this.function.addEnvironment(envName, table.tableName);
+    return this;
+  }
+
+  /**
+   * Grant object get/put under `prefix` of a bucket and put the bucket name in `envName`.
+   * Object ARNs need a wildcard after the prefix; the prefix keeps it to this function's objects.
+   */
+  bindBucket(bucket: IBucket, mode: 'r' | 'rw', envName: string, prefix: string): this {
+    this.role.addToPolicy(
+      new PolicyStatement({
+        actions: mode === 'rw' ? ['s3:GetObject', 's3:PutObject'] : ['s3:GetObject'],
+        resources: [bucket.arnForObjects(`${prefix}*`)],
+      }),
+    );
+    bucket.encryptionKey?.grantEncryptDecrypt(this.function);
+    this.function.addEnvironment(envName, bucket.bucketName);
+    Validations.of(this.role).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${Stack.of(bucket).getLogicalId(bucket.node.defaultChild as CfnElement)}.Arn>/${prefix}*]`,
+      reason: `Object keys under ${prefix} are content hashes not known at deploy time; the grant stops at that prefix.`,
+    });
+    return this;
+  }
+}
+
+function validate(
+  props: QueueConsumerProps,
+  timeout: Duration,
+  batchSize: number,
+  maxConcurrency: number,
+): void {
+  const visibility = props.source.visibilityTimeout;
+  if (!visibility.isUnresolved() && !timeout.isUnresolved()) {
+    const needed = timeout.toSeconds() * 6;
+    if (visibility.toSeconds() < needed) {
+      throw new Error(
+        `visibilityTimeout (${visibility.toSeconds()}s) of the source queue must be at least 6 × the function timeout ` +
+          `(${timeout.toSeconds()}s = ${needed}s). Raise the queue's visibilityTimeout or lower the function timeout.`,
+      );
+    }
+  }
+  if (!Token.isUnresolved(batchSize)) {
+    const max = props.source.fifo ? 10 : 10_000;
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > max) {
+      throw new Error(
+        `batchSize (${batchSize}) must be a whole number from 1 to ${max}${props.source.fifo ? ' for a FIFO source' : ''}.`,
+      );
+    }
+    if (batchSize > 10 && !props.maxBatchingWindow) {
+      throw new Error(
+        `batchSize (${batchSize}) above 10 needs a maxBatchingWindow; set one or lower batchSize.`,
+      );
+    }
+  }
+  if (props.source.fifo && props.maxBatchingWindow) {
+    throw new Error(
+      `maxBatchingWindow (${props.maxBatchingWindow.toHumanString()}) is not allowed on a FIFO source; remove it.`,
+    );
+  }
+  if (
+    !Token.isUnresolved(maxConcurrency) &&
+    (!Number.isInteger(maxConcurrency) || maxConcurrency < 2 || maxConcurrency > MAX_CONCURRENCY_LIMIT)
+  ) {
+    throw new Error(
+      `maxConcurrency (${maxConcurrency}) must be a whole number from 2 to ${MAX_CONCURRENCY_LIMIT}.`,
+    );
+  }
+}

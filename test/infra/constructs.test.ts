@@ -1,0 +1,108 @@
+import path from 'node:path';
+import { App, type CfnElement, Duration, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AttributeType, Table } from 'aws-cdk-lib/aws-dynamodb';
+import { describe, expect, it } from 'vitest';
+import { QueueConsumer, type QueueConsumerProps } from '../../lib/constructs/queue-consumer';
+import { QueueWithDlq, type QueueWithDlqProps } from '../../lib/constructs/queue-with-dlq';
+
+const entry = path.join(import.meta.dirname, 'fixtures', 'noop-handler.ts');
+
+function consumer(queueProps: QueueWithDlqProps, consumerProps: Partial<QueueConsumerProps> = {}) {
+  const stack = new Stack(new App(), 'T');
+  const source = new QueueWithDlq(stack, 'Q', queueProps);
+  const c = new QueueConsumer(stack, 'C', { entry, source, serviceName: 'svc', ...consumerProps });
+  return { stack, source, consumer: c };
+}
+
+describe('QueueWithDlq', () => {
+  it('pairs a standard queue with a standard DLQ, maxReceiveCount 5, SSE and 14-day DLQ retention by default', () => {
+    const stack = new Stack(new App(), 'T');
+    const q = new QueueWithDlq(stack, 'Q');
+    const t = Template.fromStack(stack);
+    t.resourceCountIs('AWS::SQS::Queue', 2);
+    t.hasResourceProperties('AWS::SQS::Queue', {
+      RedrivePolicy: {
+        maxReceiveCount: 5,
+        deadLetterTargetArn: {
+          'Fn::GetAtt': [stack.getLogicalId(q.deadLetterQueue.node.defaultChild as CfnElement), 'Arn'],
+        },
+      },
+      SqsManagedSseEnabled: true,
+    });
+    t.hasResourceProperties('AWS::SQS::Queue', { MessageRetentionPeriod: 1_209_600 });
+    expect(q.fifo).toBe(false);
+  });
+
+  it('rejects high-throughput FIFO on a standard queue', () => {
+    const stack = new Stack(new App(), 'T');
+    expect(() => new QueueWithDlq(stack, 'Q', { highThroughputFifo: true })).toThrow(
+      /highThroughputFifo \(true\) needs fifo: true/,
+    );
+  });
+
+  it('rejects a maxReceiveCount below 1, showing the value', () => {
+    const stack = new Stack(new App(), 'T');
+    expect(() => new QueueWithDlq(stack, 'Q', { maxReceiveCount: 0 })).toThrow(/maxReceiveCount \(0\)/);
+  });
+});
+
+describe('QueueConsumer', () => {
+  it('rejects a visibility timeout under 6 × the function timeout, naming both values and the fix', () => {
+    expect(() =>
+      consumer({ visibilityTimeout: Duration.seconds(100) }, { timeout: Duration.seconds(20) }),
+    ).toThrow(
+      'visibilityTimeout (100s) of the source queue must be at least 6 × the function timeout (20s = 120s)',
+    );
+  });
+
+  it('accepts a visibility timeout of exactly 6 × the function timeout', () => {
+    const { stack } = consumer(
+      { visibilityTimeout: Duration.seconds(120) },
+      { timeout: Duration.seconds(20) },
+    );
+    Template.fromStack(stack).hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+  });
+
+  it('rejects a FIFO batch above 10, a FIFO batching window, and a maxConcurrency below 2', () => {
+    const fifo = { fifo: true, visibilityTimeout: Duration.minutes(3) };
+    expect(() => consumer(fifo, { batchSize: 11 })).toThrow(
+      /batchSize \(11\) must be a whole number from 1 to 10 for a FIFO source/,
+    );
+    expect(() => consumer(fifo, { maxBatchingWindow: Duration.seconds(5) })).toThrow(
+      /maxBatchingWindow \(5 seconds\) is not allowed on a FIFO source/,
+    );
+    expect(() => consumer({ visibilityTimeout: Duration.minutes(3) }, { maxConcurrency: 1 })).toThrow(
+      /maxConcurrency \(1\)/,
+    );
+  });
+
+  it('binds a table with item-level actions on that table only and exports its name', () => {
+    const { stack, consumer: c } = consumer({ visibilityTimeout: Duration.minutes(3) });
+    const table = new Table(stack, 'Tbl', { partitionKey: { name: 'pk', type: AttributeType.STRING } });
+    c.bindTable(table, 'r', 'MY_TABLE');
+    const t = Template.fromStack(stack);
+    const tableId = stack.getLogicalId(table.node.defaultChild as CfnElement);
+    t.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Action: [
+              'dynamodb:GetItem',
+              'dynamodb:BatchGetItem',
+              'dynamodb:Query',
+              'dynamodb:ConditionCheckItem',
+            ],
+            Effect: 'Allow',
+            Resource: [{ 'Fn::GetAtt': [tableId, 'Arn'] }],
+          },
+        ]),
+      },
+    });
+    t.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: { MY_TABLE: { Ref: tableId }, POWERTOOLS_SERVICE_NAME: 'svc' } },
+    });
+  });
+});

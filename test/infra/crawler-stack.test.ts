@@ -1,0 +1,344 @@
+import { App, Stack, Validations } from 'aws-cdk-lib';
+import { Match } from 'aws-cdk-lib/assertions';
+import { Queue } from 'aws-cdk-lib/aws-sqs';
+import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
+import { describe, expect, it } from 'vitest';
+import { loadStageConfig } from '../../lib/config';
+import { synthCrawlerStack } from './synth';
+
+const { app, stack, template } = synthCrawlerStack('dev');
+
+type Resource = { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string };
+const resources = template.toJSON().Resources as Record<string, Resource>;
+
+/** Logical id of the single resource of `type` whose id is `prefix` plus CDK's 8-character hash. */
+function logicalId(type: string, prefix: string): string {
+  const ids = Object.entries(resources)
+    .filter(([id, r]) => r.Type === type && new RegExp(`^${prefix}[0-9A-F]{8}$`).test(id))
+    .map(([id]) => id);
+  expect(ids, `${type} with id prefix ${prefix}`).toHaveLength(1);
+  return ids[0] as string;
+}
+
+/** Every IAM policy statement in the template, with the policy it belongs to. */
+function statements(): Array<{
+  policy: string;
+  Action: string | string[];
+  Resource: unknown;
+  Effect: string;
+}> {
+  return Object.entries(resources)
+    .filter(([, r]) => r.Type === 'AWS::IAM::Policy')
+    .flatMap(([id, r]) =>
+      ((r.Properties.PolicyDocument as { Statement: Array<Record<string, unknown>> }).Statement ?? []).map(
+        (s) => ({
+          policy: id,
+          Action: s.Action as string | string[],
+          Resource: s.Resource,
+          Effect: s.Effect as string,
+        }),
+      ),
+    );
+}
+
+const asArray = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
+
+describe('CrawlerStack queues', () => {
+  it('makes the frontier a high-throughput FIFO queue whose redrive policy targets a FIFO DLQ after 5 receives', () => {
+    const dlq = logicalId('AWS::SQS::Queue', 'FrontierDlq');
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      FifoQueue: true,
+      DeduplicationScope: 'messageGroup',
+      FifoThroughputLimit: 'perMessageGroupId',
+      VisibilityTimeout: 360,
+      SqsManagedSseEnabled: true,
+      RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [dlq, 'Arn'] }, maxReceiveCount: 5 },
+    });
+    expect(resources[dlq]?.Properties).toMatchObject({ FifoQueue: true, MessageRetentionPeriod: 1_209_600 });
+  });
+
+  it('makes the parse queue a standard queue with a standard DLQ kept 14 days', () => {
+    const dlq = logicalId('AWS::SQS::Queue', 'ParseQueueDlq');
+    const queue = logicalId('AWS::SQS::Queue', 'ParseQueue');
+    expect(resources[queue]?.Properties.FifoQueue).toBeUndefined();
+    expect(resources[queue]?.Properties).toMatchObject({
+      VisibilityTimeout: 180,
+      RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [dlq, 'Arn'] }, maxReceiveCount: 5 },
+    });
+    expect(resources[dlq]?.Properties).toMatchObject({
+      MessageRetentionPeriod: 1_209_600,
+      SqsManagedSseEnabled: true,
+    });
+  });
+
+  it('gives every source queue a DLQ and denies non-TLS access to all four queues', () => {
+    template.resourceCountIs('AWS::SQS::Queue', 4);
+    const withRedrive = Object.values(resources).filter(
+      (r) => r.Type === 'AWS::SQS::Queue' && r.Properties.RedrivePolicy,
+    );
+    expect(withRedrive).toHaveLength(2);
+    const sslPolicies = template.findResources('AWS::SQS::QueuePolicy', {
+      Properties: {
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ]),
+        },
+      },
+    });
+    expect(Object.keys(sslPolicies)).toHaveLength(4);
+  });
+});
+
+describe('CrawlerStack consumers', () => {
+  it('wires both functions through event source mappings that report batch item failures', () => {
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
+    for (const [queue, fn, concurrency] of [
+      ['FrontierQueue', 'CrawlerFunction', 2],
+      ['ParseQueue', 'ParserFunction', 2],
+    ] as const) {
+      template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        EventSourceArn: { 'Fn::GetAtt': [logicalId('AWS::SQS::Queue', queue), 'Arn'] },
+        FunctionName: { Ref: logicalId('AWS::Lambda::Function', fn) },
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+        BatchSize: 10,
+        ScalingConfig: { MaximumConcurrency: concurrency },
+      });
+    }
+  });
+
+  it('runs the functions on arm64 Node.js 24 with their own log groups, tracing and Powertools settings', () => {
+    for (const [fn, service] of [
+      ['CrawlerFunction', 'crawler'],
+      ['ParserFunction', 'parser'],
+    ] as const) {
+      const props = resources[logicalId('AWS::Lambda::Function', fn)]?.Properties;
+      expect(props).toMatchObject({
+        Runtime: 'nodejs24.x',
+        Architectures: ['arm64'],
+        TracingConfig: { Mode: 'Active' },
+        LoggingConfig: {
+          LogGroup: { Ref: logicalId('AWS::Logs::LogGroup', fn.replace('Function', 'Logs')) },
+        },
+        Environment: { Variables: expect.objectContaining({ POWERTOOLS_SERVICE_NAME: service }) },
+      });
+    }
+    template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 7 });
+  });
+
+  it('passes every queue, table and bucket name to the function that uses it', () => {
+    const env = (fn: string) =>
+      (
+        resources[logicalId('AWS::Lambda::Function', fn)]?.Properties.Environment as
+          | { Variables: Record<string, unknown> }
+          | undefined
+      )?.Variables ?? {};
+    expect(Object.keys(env('CrawlerFunction'))).toEqual(
+      expect.arrayContaining([
+        'PARSE_QUEUE_URL',
+        'CRAWLS_TABLE',
+        'URLS_TABLE',
+        'IDEMPOTENCY_TABLE',
+        'BODIES_BUCKET',
+      ]),
+    );
+    expect(Object.keys(env('ParserFunction'))).toEqual(
+      expect.arrayContaining([
+        'FRONTIER_QUEUE_URL',
+        'PAGES_TABLE',
+        'URLS_TABLE',
+        'CRAWLS_TABLE',
+        'BODIES_BUCKET',
+      ]),
+    );
+    expect(env('CrawlerFunction').PARSE_QUEUE_URL).toEqual({
+      Ref: logicalId('AWS::SQS::Queue', 'ParseQueue'),
+    });
+  });
+});
+
+describe('CrawlerStack least privilege', () => {
+  const xray = new Set(['xray:PutTraceSegments', 'xray:PutTelemetryRecords']);
+
+  it('scopes every IAM statement to named resources; only X-Ray actions, which need it, use "*"', () => {
+    const all = statements();
+    expect(all.length).toBeGreaterThan(5);
+    for (const s of all) {
+      const wildcard = asArray(s.Resource).some((r) => r === '*');
+      if (wildcard)
+        expect(
+          asArray(s.Action).every((a) => xray.has(a)),
+          JSON.stringify(s),
+        ).toBe(true);
+      for (const action of asArray(s.Action))
+        expect(action, JSON.stringify(s)).not.toMatch(/^[a-z0-9]+:\*$|^\*$/);
+    }
+  });
+
+  it('lets the crawler send only to the parse queue and write only its own tables', () => {
+    const policy = logicalId('AWS::IAM::Policy', 'CrawlerRoleDefaultPolicy');
+    const crawler = statements().filter((s) => s.policy === policy);
+    const sqs = crawler.filter((s) => asArray(s.Action).includes('sqs:SendMessage'));
+    expect(sqs.map((s) => s.Resource)).toEqual([
+      { 'Fn::GetAtt': [logicalId('AWS::SQS::Queue', 'ParseQueue'), 'Arn'] },
+    ]);
+    const tables = crawler
+      .filter((s) => asArray(s.Action).includes('dynamodb:PutItem'))
+      .flatMap((s) => asArray(s.Resource))
+      .map((r) => JSON.stringify(r));
+    const arn = (id: string) =>
+      JSON.stringify({ 'Fn::GetAtt': [logicalId('AWS::DynamoDB::Table', id), 'Arn'] });
+    expect(tables.sort()).toEqual([arn('CrawlsTable'), arn('IdempotencyTable'), arn('UrlsTable')].sort());
+    expect(tables).not.toContain(arn('PagesTable'));
+  });
+
+  it('gives the parser read-only access to the crawls table and bodies', () => {
+    const policy = logicalId('AWS::IAM::Policy', 'ParserRoleDefaultPolicy');
+    const parser = statements().filter((s) => s.policy === policy);
+    const crawlsArn = { 'Fn::GetAtt': [logicalId('AWS::DynamoDB::Table', 'CrawlsTable'), 'Arn'] };
+    const onCrawls = parser.filter((s) =>
+      asArray(s.Resource).some((r) => JSON.stringify(r) === JSON.stringify(crawlsArn)),
+    );
+    expect(onCrawls.length).toBeGreaterThan(0);
+    for (const s of onCrawls)
+      expect(asArray(s.Action).some((a) => /Put|Update|Delete|Write/.test(a))).toBe(false);
+    const s3 = parser.filter((s) => asArray(s.Action).some((a) => a.startsWith('s3:')));
+    expect(s3.flatMap((s) => asArray(s.Action))).toEqual(['s3:GetObject']);
+  });
+});
+
+describe('CrawlerStack storage', () => {
+  it('creates four on-demand tables with point-in-time recovery, and TTL where records expire', () => {
+    template.resourceCountIs('AWS::DynamoDB::Table', 4);
+    template.allResourcesProperties('AWS::DynamoDB::Table', {
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+    });
+    const ttl = (id: string) =>
+      resources[logicalId('AWS::DynamoDB::Table', id)]?.Properties.TimeToLiveSpecification;
+    expect(ttl('UrlsTable')).toEqual({ AttributeName: 'expiresAt', Enabled: true });
+    expect(ttl('CrawlsTable')).toEqual({ AttributeName: 'expiresAt', Enabled: true });
+    expect(ttl('IdempotencyTable')).toEqual({ AttributeName: 'expiration', Enabled: true });
+    expect(ttl('PagesTable')).toBeUndefined();
+  });
+
+  it('blocks public access to the bodies bucket, encrypts it, expires bodies and denies non-TLS requests', () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      },
+      LifecycleConfiguration: {
+        Rules: [Match.objectLike({ Prefix: 'bodies/', ExpirationInDays: 3, Status: 'Enabled' })],
+      },
+    });
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+});
+
+describe('CrawlerStack operations', () => {
+  it('alarms on every DLQ holding a message and on old source messages, notifying the alarm topic', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 4);
+    const topic = { Ref: logicalId('AWS::SNS::Topic', 'AlarmTopic') };
+    for (const prefix of ['FrontierDlq', 'ParseQueueDlq']) {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Dimensions: [
+          { Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalId('AWS::SQS::Queue', prefix), 'QueueName'] } },
+        ],
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        AlarmActions: [topic],
+      });
+    }
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ApproximateAgeOfOldestMessage',
+      Threshold: 900,
+      AlarmActions: [topic],
+    });
+  });
+
+  it('outputs every queue URL, table, bucket and the alarm topic', () => {
+    const outputs = Object.keys(template.findOutputs('*'));
+    expect(outputs.sort()).toEqual(
+      [
+        'AlarmTopicArn',
+        'BodiesBucketName',
+        'CrawlsTableName',
+        'FrontierDlqUrl',
+        'FrontierQueueUrl',
+        'IdempotencyTableName',
+        'PagesTableName',
+        'ParseDlqUrl',
+        'ParseQueueUrl',
+        'UrlsTableName',
+      ].sort(),
+    );
+  });
+
+  it('builds a dashboard with queue, DLQ, function and page widgets', () => {
+    const dashboards = template.findResources('AWS::CloudWatch::Dashboard');
+    expect(Object.keys(dashboards)).toHaveLength(1);
+    const body = JSON.stringify(stack.resolve(Object.values(dashboards)[0]?.Properties.DashboardBody));
+    for (const metric of [
+      'ApproximateNumberOfMessagesVisible',
+      'ApproximateAgeOfOldestMessage',
+      'Errors',
+      'Throttles',
+      'Duration',
+      'pagesStored',
+    ]) {
+      expect(body).toContain(metric);
+    }
+  });
+});
+
+describe('stages and cdk-nag', () => {
+  it('synthesizes with zero unacknowledged cdk-nag findings', () => {
+    const assembly = app.synth();
+    expect(assembly.stacks.map((s) => s.stackName)).toEqual(['Crawler-dev']);
+  });
+
+  it('fails synth when a construct breaks a cdk-nag rule without an acknowledgement', () => {
+    const bad = new App();
+    const s = new Stack(bad, 'Bad');
+    new Queue(s, 'NoDlq');
+    Validations.of(bad).addPlugins(new AwsSolutionsChecks(bad), new ServerlessChecks(bad));
+    expect(() => bad.synth()).toThrow(/AwsSolutions-SQS3|not used as a dead-letter queue/);
+  });
+
+  it('retains data in prod and destroys it in dev', () => {
+    const prod = synthCrawlerStack('prod').template.toJSON().Resources as Record<string, Resource>;
+    const policies = (rs: Record<string, Resource>, type: string) =>
+      Object.values(rs)
+        .filter((r) => r.Type === type)
+        .map((r) => r.DeletionPolicy);
+    expect(new Set(policies(prod, 'AWS::DynamoDB::Table'))).toEqual(new Set(['Retain']));
+    expect(new Set(policies(resources, 'AWS::DynamoDB::Table'))).toEqual(new Set(['Delete']));
+    expect(new Set(policies(prod, 'AWS::S3::Bucket'))).toEqual(new Set(['Retain']));
+  });
+
+  it('subscribes the alarm e-mail when one is given', () => {
+    synthCrawlerStack('dev', 'ops@example.com').template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+    });
+    template.resourceCountIs('AWS::SNS::Subscription', 0);
+  });
+
+  it('rejects an unknown stage and a malformed alarm e-mail with the fix', () => {
+    expect(() => loadStageConfig('staging')).toThrow(/Unknown stage "staging".*-c stage=<name>/);
+    expect(() => loadStageConfig('dev', 'not-an-email')).toThrow(/alarmEmail "not-an-email"/);
+  });
+});

@@ -1,0 +1,13 @@
+import { App, Validations } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
+import { loadStageConfig } from '../../lib/config';
+import { CrawlerStack } from '../../lib/stacks/crawler-stack';
+
+/** Build the crawler stack for a stage, with the same cdk-nag packs as bin/app.ts. */
+export function synthCrawlerStack(stage: 'dev' | 'prod' = 'dev', alarmEmail?: string) {
+  const app = new App();
+  const stack = new CrawlerStack(app, `Crawler-${stage}`, { config: loadStageConfig(stage, alarmEmail) });
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new ServerlessChecks(app));
+  return { app, stack, template: Template.fromStack(stack) };
+}
