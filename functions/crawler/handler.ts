@@ -1,5 +1,223 @@
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
+import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { poisonToDlq, processFifoBatchByGroup } from '../shared/batch';
+import { planHandOff } from '../shared/body';
+import { dynamodb, s3, sqs } from '../shared/clients';
+import { getCrawlJob, takePageBudget } from '../shared/crawls';
+import { intEnv, requireEnv } from '../shared/env';
+import { BODY_PREFIX, ENV } from '../shared/env-names';
+import { PermanentError } from '../shared/errors';
+import { type Outcome, recordOutcome } from '../shared/outcomes';
+import { type logger, METRIC, metrics, recordLogger } from '../shared/powertools';
+import { FrontierMessage, type ParseMessage, parseMessage } from '../shared/schemas';
+import { canonicalizeUrl, hostKey, urlHash } from '../shared/url';
+import { decideFetch } from './policy';
+import { loadRobots, RobotsCache } from './robots';
+import { type FetchPolicy, safeFetch, TransientFetchError } from './safe-fetch';
+import { parseAllowedPorts } from './ssrf';
 
-export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
-  throw new Error(`not implemented yet: ${event.Records.length} records`);
+const config = {
+  parseQueueUrl: requireEnv(ENV.parseQueueUrl),
+  dlqUrl: requireEnv(ENV.dlqUrl),
+  crawlsTable: requireEnv(ENV.crawlsTable),
+  urlsTable: requireEnv(ENV.urlsTable),
+  idempotencyTable: requireEnv(ENV.idempotencyTable),
+  bodiesBucket: requireEnv(ENV.bodiesBucket),
+  userAgent: requireEnv(ENV.userAgent),
+  maxBodyBytes: intEnv(ENV.maxBodyBytes, 2 * 1024 * 1024),
+  fetchTimeoutMs: intEnv(ENV.fetchTimeoutMs, 10_000),
+  recordTtlSeconds: intEnv(ENV.recordTtlSeconds, 7 * 24 * 3600),
+  inlineBodyMaxBytes: intEnv(ENV.inlineBodyMaxBytes, 192 * 1024),
+  allowLoopbackPorts: parseAllowedPorts(process.env[ENV.fetchAllowLoopbackPorts]),
+};
+
+const fetchPolicy: FetchPolicy = {
+  userAgent: config.userAgent,
+  timeoutMs: config.fetchTimeoutMs,
+  maxBodyBytes: config.maxBodyBytes,
+  allowedContentTypes: ['text/html', 'application/xhtml+xml'],
+  maxRedirects: 5,
+  allowLoopbackPorts: config.allowLoopbackPorts,
+};
+
+/** Transient failures are retried by SQS this many receives; after that the outcome is recorded instead. */
+const TRANSIENT_RETRIES = 3;
+
+const robotsCache = new RobotsCache();
+/** Last request time per host, for Crawl-delay. FIFO groups give one in-flight batch per host. */
+const lastFetchAt = new Map<string, number>();
+
+const idempotencyConfig = new IdempotencyConfig({ expiresAfterSeconds: config.recordTtlSeconds });
+const persistenceStore = new DynamoDBPersistenceLayer({
+  tableName: config.idempotencyTable,
+  awsSdkV3Client: dynamodb,
+});
+
+interface CrawlKey {
+  crawlId: string;
+  url: string;
+}
+
+/**
+ * Fetch one URL and hand its body on, at most once per (crawl, URL): a redelivered message finds the
+ * completed idempotency record and returns the stored outcome without fetching again.
+ */
+const collectOnce = makeIdempotent(
+  async (key: CrawlKey, message: FrontierMessage, record: SQSRecord, context: Context): Promise<Outcome> =>
+    collect(key, message, record, context),
+  { persistenceStore, config: idempotencyConfig, dataIndexArgument: 0 },
+);
+
+async function collect(
+  key: CrawlKey,
+  message: FrontierMessage,
+  record: SQSRecord,
+  context: Context,
+): Promise<Outcome> {
+  const log = recordLogger(record, message);
+  const { crawlId, url } = key;
+  const depth = message.payload.depth;
+  const finish = async (outcome: Outcome, extra: Record<string, unknown> = {}): Promise<Outcome> => {
+    await recordOutcome(
+      config.urlsTable,
+      crawlId,
+      url,
+      outcome,
+      { depth, ...extra },
+      config.recordTtlSeconds,
+    );
+    metrics.addMetric(outcome === 'blocked-address' ? METRIC.blocked : METRIC.outcome, 'Count', 1);
+    log.info('url outcome', { url, outcome, ...extra });
+    return outcome;
+  };
+
+  const job = await getCrawlJob(config.crawlsTable, crawlId);
+  const origin = new URL(url).origin;
+  try {
+    const rules = job ? await robotsCache.get(origin, (o) => loadRobots(o, fetchPolicy)) : undefined;
+    const decision = decideFetch({ url, depth, job, robots: rules });
+    if (decision.kind === 'skip') return finish(decision.outcome, { detail: decision.detail });
+
+    await politenessDelay(hostKey(url), decision.crawlDelayMs, context);
+    const page = await safeFetch(url, fetchPolicy);
+    lastFetchAt.set(hostKey(url), Date.now());
+    metrics.addMetric(METRIC.pagesFetched, 'Count', 1);
+
+    // The budget is taken only for pages that will be parsed, so failed fetches never spend it.
+    if (!(await takePageBudget(config.crawlsTable, crawlId))) return finish('budget-exhausted');
+    await handOff(message, url, page.finalUrl, page.status, page.contentType, page.body, log);
+    return finish('fetched', { httpStatus: page.status, finalUrl: page.finalUrl, bytes: page.body.length });
+  } catch (error) {
+    lastFetchAt.set(hostKey(url), Date.now());
+    const receives = Number(record.attributes.ApproximateReceiveCount ?? '1');
+    if (error instanceof TransientFetchError && receives < TRANSIENT_RETRIES) {
+      log.warn('transient fetch failure, will retry', {
+        url,
+        reason: error.reason,
+        receives,
+        error: error.message,
+      });
+      throw error;
+    }
+    if (error instanceof TransientFetchError || error instanceof PermanentError) {
+      const status = (error as { status?: number }).status;
+      return finish(error.reason as Outcome, {
+        detail: error.message,
+        ...(status ? { httpStatus: status } : {}),
+      });
+    }
+    throw error;
+  }
+}
+
+async function handOff(
+  message: FrontierMessage,
+  url: string,
+  finalUrl: string,
+  httpStatus: number,
+  contentType: string,
+  body: Buffer,
+  log: typeof logger,
+): Promise<void> {
+  const plan = await planHandOff(body, config.inlineBodyMaxBytes);
+  let ref: ParseMessage['payload']['body'];
+  if (plan.kind === 'inline') {
+    ref = plan.ref;
+  } else {
+    const key = `${BODY_PREFIX}${message.crawlId}/${urlHash(message.crawlId, url)}.br`;
+    await s3.send(new PutObjectCommand({ Bucket: config.bodiesBucket, Key: key, Body: plan.compressed }));
+    ref = { kind: 's3', encoding: 'br', bucket: config.bodiesBucket, key };
+    log.debug('body sent through S3 claim check', { url, key, compressedBytes: plan.compressed.length });
+  }
+  const parse: ParseMessage = {
+    type: 'parse.page',
+    version: 1,
+    crawlId: message.crawlId,
+    correlationId: message.correlationId,
+    sentAt: new Date().toISOString(),
+    payload: {
+      url,
+      finalUrl,
+      depth: message.payload.depth,
+      httpStatus,
+      contentType,
+      fetchedAt: Date.now(),
+      body: ref,
+    },
+  };
+  await sqs.send(
+    new SendMessageCommand({ QueueUrl: config.parseQueueUrl, MessageBody: JSON.stringify(parse) }),
+  );
+}
+
+/** Wait out the host's Crawl-delay, or give the record back if the wait does not fit in this invocation. */
+async function politenessDelay(host: string, delayMs: number, context: Context): Promise<void> {
+  const last = lastFetchAt.get(host);
+  if (!last || delayMs <= 0) return;
+  const wait = last + delayMs - Date.now();
+  if (wait <= 0) return;
+  if (wait + config.fetchTimeoutMs + 2_000 > context.getRemainingTimeInMillis()) {
+    throw new TransientFetchError(
+      'crawl-delay',
+      `crawl-delay of ${delayMs} ms for ${host} does not fit this invocation`,
+    );
+  }
+  await new Promise((resolve) => setTimeout(resolve, wait));
+}
+
+async function handleRecord(record: SQSRecord, context: Context): Promise<Outcome> {
+  const message = parseMessage(FrontierMessage, record.body);
+  let url: string;
+  try {
+    url = canonicalizeUrl(message.payload.url);
+  } catch (error) {
+    await recordOutcome(
+      config.urlsTable,
+      message.crawlId,
+      message.payload.url.slice(0, 2048),
+      'invalid-url',
+      {
+        detail: (error as Error).message,
+      },
+      config.recordTtlSeconds,
+    );
+    return 'invalid-url';
+  }
+  return collectOnce({ crawlId: message.crawlId, url }, message, record, context);
+}
+
+export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+  idempotencyConfig.registerLambdaContext(context);
+  try {
+    return await processFifoBatchByGroup(
+      event,
+      context,
+      poisonToDlq(config.dlqUrl, (record) => handleRecord(record, context)),
+    );
+  } finally {
+    metrics.publishStoredMetrics();
+  }
 };

@@ -1,5 +1,93 @@
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { GetObjectCommand, NoSuchKey } from '@aws-sdk/client-s3';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { poisonToDlq, processStandardBatch } from '../shared/batch';
+import { decompressBody } from '../shared/body';
+import { s3 } from '../shared/clients';
+import { getCrawlJob } from '../shared/crawls';
+import { intEnv, requireEnv } from '../shared/env';
+import { ENV } from '../shared/env-names';
+import { recordOutcome } from '../shared/outcomes';
+import { METRIC, metrics, recordLogger } from '../shared/powertools';
+import { type BodyRef, ParseMessage, parseMessage } from '../shared/schemas';
+import { decodeHtml } from './charset';
+import { extractPage } from './extract';
+import { discoverLinks } from './links';
+import { pageRecord, storePage } from './store';
 
-export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
-  throw new Error(`not implemented yet: ${event.Records.length} records`);
+const config = {
+  frontierQueueUrl: requireEnv(ENV.frontierQueueUrl),
+  dlqUrl: requireEnv(ENV.dlqUrl),
+  pagesTable: requireEnv(ENV.pagesTable),
+  urlsTable: requireEnv(ENV.urlsTable),
+  crawlsTable: requireEnv(ENV.crawlsTable),
+  recordTtlSeconds: intEnv(ENV.recordTtlSeconds, 7 * 24 * 3600),
+};
+
+async function loadBody(ref: BodyRef): Promise<Buffer | undefined> {
+  if (ref.kind === 'inline') return decompressBody(Buffer.from(ref.data, 'base64'));
+  try {
+    const out = await s3.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
+    return decompressBody(
+      Buffer.from(await (out.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray()),
+    );
+  } catch (error) {
+    if (error instanceof NoSuchKey) return undefined;
+    throw error;
+  }
+}
+
+/** Parse one page, store it once, and claim and enqueue its new links. Every step is safe to repeat. */
+async function handleRecord(record: SQSRecord): Promise<string> {
+  const message = parseMessage(ParseMessage, record.body);
+  const log = recordLogger(record, message);
+  const { url, finalUrl, depth } = message.payload;
+
+  const body = await loadBody(message.payload.body);
+  if (!body) {
+    // The claim check expired before the parser got to it (lifecycle rule); record it, do not retry forever.
+    await recordOutcome(
+      config.urlsTable,
+      message.crawlId,
+      url,
+      'body-missing',
+      { depth },
+      config.recordTtlSeconds,
+    );
+    log.error('page body missing from S3; recorded as body-missing', { url });
+    return 'body-missing';
+  }
+  const { text, charset } = decodeHtml(body, message.payload.contentType);
+  const page = extractPage(text, finalUrl);
+
+  const stored = await storePage(config.pagesTable, pageRecord(message, page, charset));
+  metrics.addMetric(stored === 'stored' ? METRIC.pagesStored : METRIC.duplicatesSuppressed, 'Count', 1);
+
+  // Links are processed even for a duplicate: the first attempt may have died after storing the page.
+  const job = await getCrawlJob(config.crawlsTable, message.crawlId);
+  if (!job || page.nofollow) {
+    log.info('page stored', { url, stored, links: page.links.length, followed: false });
+    return stored;
+  }
+  const links = await discoverLinks({
+    crawlId: message.crawlId,
+    correlationId: message.correlationId,
+    claimant: url,
+    depth,
+    links: page.links,
+    job,
+    urlsTable: config.urlsTable,
+    frontierQueueUrl: config.frontierQueueUrl,
+    ttlSeconds: config.recordTtlSeconds,
+  });
+  metrics.addMetric(METRIC.linksEnqueued, 'Count', links.enqueued);
+  log.info('page stored', { url, stored, links: page.links.length, ...links });
+  return stored;
+}
+
+export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+  try {
+    return await processStandardBatch(event, context, poisonToDlq(config.dlqUrl, handleRecord));
+  } finally {
+    metrics.publishStoredMetrics();
+  }
 };

@@ -10,6 +10,10 @@ export const ENV = {
   crawlsTable: 'CRAWLS_TABLE',
   idempotencyTable: 'IDEMPOTENCY_TABLE',
   bodiesBucket: 'BODIES_BUCKET',
+  /** The consumer's own DLQ, for poison messages. Set by QueueConsumer. */
+  dlqUrl: 'DLQ_URL',
+  /** Parse messages whose base64 body is larger go through S3 instead. */
+  inlineBodyMaxBytes: 'INLINE_BODY_MAX_BYTES',
   userAgent: 'CRAWLER_USER_AGENT',
   maxBodyBytes: 'MAX_BODY_BYTES',
   fetchTimeoutMs: 'FETCH_TIMEOUT_MS',

@@ -8,6 +8,7 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { ENV } from '../../functions/shared/env-names';
 import type { QueueWithDlq } from './queue-with-dlq';
 
 /** Lambda scales an SQS event source's pollers to at most this (its documented limit). */
@@ -62,7 +63,8 @@ export interface QueueConsumerProps {
  * - its own log group with retention, and a role that may write only to that log group;
  * - Powertools environment (service name, log level, metrics namespace);
  * - active X-Ray tracing;
- * - an SQS event source with ReportBatchItemFailures, so one bad record does not retry its batch-mates.
+ * - an SQS event source with ReportBatchItemFailures, so one bad record does not retry its batch-mates;
+ * - send access to the source's DLQ, with its URL in DLQ_URL, so poison messages skip their retries.
  *
  * It refuses a source whose visibility timeout is under 6 × the function timeout, the margin AWS
  * recommends so that a retried invocation does not overlap a message that is still being processed.
@@ -130,6 +132,8 @@ export class QueueConsumer extends Construct {
       maxBatchingWindow: props.maxBatchingWindow,
     });
     this.function.addEventSource(this.eventSource);
+    // Poison messages are forwarded to the DLQ at once instead of burning maxReceiveCount retries.
+    this.bindQueue(props.source.deadLetterQueue, ENV.dlqUrl);
 
     Validations.of(this).acknowledge(
       {

@@ -175,13 +175,23 @@ describe('CrawlerStack least privilege', () => {
     }
   });
 
-  it('lets the crawler send only to the parse queue and write only its own tables', () => {
+  it('lets the crawler send only to the parse queue and its own DLQ, and write only its own tables', () => {
     const policy = logicalId('AWS::IAM::Policy', 'CrawlerRoleDefaultPolicy');
     const crawler = statements().filter((s) => s.policy === policy);
     const sqs = crawler.filter((s) => asArray(s.Action).includes('sqs:SendMessage'));
-    expect(sqs.map((s) => s.Resource)).toEqual([
-      { 'Fn::GetAtt': [logicalId('AWS::SQS::Queue', 'ParseQueue'), 'Arn'] },
-    ]);
+    expect(
+      sqs
+        .flatMap((s) => asArray(s.Resource))
+        .map((r) => JSON.stringify(r))
+        .sort(),
+    ).toEqual(
+      [
+        { 'Fn::GetAtt': [logicalId('AWS::SQS::Queue', 'ParseQueue'), 'Arn'] },
+        { 'Fn::GetAtt': [logicalId('AWS::SQS::Queue', 'FrontierDlq'), 'Arn'] },
+      ]
+        .map((r) => JSON.stringify(r))
+        .sort(),
+    );
     const tables = crawler
       .filter((s) => asArray(s.Action).includes('dynamodb:PutItem'))
       .flatMap((s) => asArray(s.Resource))

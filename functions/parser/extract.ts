@@ -1,0 +1,157 @@
+import { Parser } from 'htmlparser2';
+import { canonicalizeUrl } from '../shared/url';
+
+export interface ExtractLimits {
+  /** Characters of visible text kept. */
+  readonly maxTextChars: number;
+  /** Distinct outgoing links kept. */
+  readonly maxLinks: number;
+}
+
+// Text is bounded so a page record stays near 2 KB: DynamoDB bills writes per started KB.
+export const DEFAULT_LIMITS: ExtractLimits = { maxTextChars: 1_000, maxLinks: 500 };
+
+export interface ExtractedPage {
+  readonly title?: string;
+  readonly description?: string;
+  /** rel=canonical, resolved and canonicalised. */
+  readonly canonical?: string;
+  readonly text: string;
+  /** Canonical, deduplicated http(s) links in document order. */
+  readonly links: readonly string[];
+  /** Links that were dropped as unparseable or non-http(s). */
+  readonly invalidLinks: number;
+  /** True when the page asks robots not to follow its links (meta robots nofollow). */
+  readonly nofollow: boolean;
+}
+
+const SKIP_TEXT = new Set(['script', 'style', 'noscript', 'template', 'svg', 'head']);
+
+/**
+ * Extract what the pipeline stores from an HTML document, in one streaming pass with htmlparser2.
+ * Links resolve against the first <base href> (if it is itself valid) or the page URL, and are canonicalised
+ * and deduplicated. Text is whitespace-collapsed and bounded.
+ */
+export function extractPage(
+  html: string,
+  pageUrl: string,
+  limits: ExtractLimits = DEFAULT_LIMITS,
+): ExtractedPage {
+  let base = pageUrl;
+  let baseSeen = false;
+  let title = '';
+  let inTitle = false;
+  let titleDone = false;
+  let description: string | undefined;
+  let canonicalHref: string | undefined;
+  let nofollow = false;
+  let skipDepth = 0;
+  let text = '';
+  const rawLinks: Array<{ href: string; base: string }> = [];
+
+  const parser = new Parser(
+    {
+      onopentag(name, attrs) {
+        if (SKIP_TEXT.has(name)) skipDepth++;
+        switch (name) {
+          case 'base':
+            if (!baseSeen && attrs.href) {
+              baseSeen = true;
+              try {
+                base = new URL(attrs.href, pageUrl).toString();
+              } catch {
+                // An invalid <base href> is ignored, as browsers do.
+              }
+            }
+            break;
+          case 'title':
+            if (!titleDone) inTitle = true;
+            break;
+          case 'meta': {
+            const metaName = (attrs.name ?? '').toLowerCase();
+            if (metaName === 'description' && description === undefined) description = attrs.content?.trim();
+            if (metaName === 'robots' && /\bnofollow\b|\bnone\b/i.test(attrs.content ?? '')) nofollow = true;
+            break;
+          }
+          case 'link':
+            if (canonicalHref === undefined && /\bcanonical\b/i.test(attrs.rel ?? '') && attrs.href)
+              canonicalHref = attrs.href;
+            break;
+          case 'a':
+          case 'area':
+            if (attrs.href !== undefined && rawLinks.length < limits.maxLinks * 4)
+              rawLinks.push({ href: attrs.href, base });
+            break;
+        }
+      },
+      ontext(data) {
+        if (inTitle) title += data;
+        else if (skipDepth === 0 && text.length < limits.maxTextChars * 2) text += data;
+      },
+      onclosetag(name) {
+        if (SKIP_TEXT.has(name) && skipDepth > 0) skipDepth--;
+        if (name === 'title' && inTitle) {
+          inTitle = false;
+          titleDone = true;
+        }
+        if (BLOCK.has(name)) text += ' ';
+      },
+    },
+    { decodeEntities: true, lowerCaseTags: true, lowerCaseAttributeNames: true },
+  );
+  parser.write(html);
+  parser.end();
+
+  const links: string[] = [];
+  const seen = new Set<string>();
+  let invalidLinks = 0;
+  for (const { href, base: linkBase } of rawLinks) {
+    if (links.length >= limits.maxLinks) break;
+    if (/^\s*(mailto|javascript|tel|data):/i.test(href)) continue;
+    try {
+      const url = canonicalizeUrl(href, linkBase);
+      if (!seen.has(url)) {
+        seen.add(url);
+        links.push(url);
+      }
+    } catch {
+      invalidLinks++;
+    }
+  }
+  let canonical: string | undefined;
+  if (canonicalHref) {
+    try {
+      canonical = canonicalizeUrl(canonicalHref, base);
+    } catch {
+      canonical = undefined;
+    }
+  }
+  const collapse = (s: string) => s.replace(/\s+/g, ' ').trim();
+  return {
+    title: collapse(title).slice(0, 300) || undefined,
+    description: description ? collapse(description).slice(0, 300) : undefined,
+    canonical,
+    text: collapse(text).slice(0, limits.maxTextChars),
+    links,
+    invalidLinks,
+    nofollow,
+  };
+}
+
+const BLOCK = new Set([
+  'p',
+  'div',
+  'br',
+  'li',
+  'h1',
+  'h2',
+  'h3',
+  'h4',
+  'h5',
+  'h6',
+  'td',
+  'th',
+  'tr',
+  'section',
+  'article',
+]);

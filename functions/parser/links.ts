@@ -1,0 +1,184 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { BatchGetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ddb } from '../shared/clients';
+import type { CrawlJob } from '../shared/crawls';
+import { RetryableError } from '../shared/errors';
+import { sendToFrontier } from '../shared/frontier';
+import { hostKey } from '../shared/url';
+
+/**
+ * Link discovery that never loses a URL and rarely pays for a known one.
+ *
+ * A new link is claimed in the URLs table with `claimedBy` = the discovering page, under the condition
+ * "absent, or already claimed by this same page". Only then is it sent to the frontier. If the function
+ * dies between claim and send, the redelivered parse message finds its own claims and sends them again;
+ * the frontier's dedup id (and the crawler's idempotency record) absorb any resend that did get through.
+ *
+ * Cost: links already known to this container are dropped from memory, the rest are checked with one
+ * BatchGetItem per 100, and only links absent from the table cost a conditional write.
+ */
+export interface DiscoverInput {
+  readonly crawlId: string;
+  readonly correlationId: string;
+  /** Canonical URL of the page the links were found on: the claim token. */
+  readonly claimant: string;
+  readonly depth: number;
+  readonly links: readonly string[];
+  readonly job: CrawlJob;
+  readonly urlsTable: string;
+  readonly frontierQueueUrl: string;
+  readonly ttlSeconds: number;
+}
+
+export interface DiscoverResult {
+  readonly enqueued: number;
+  readonly alreadyKnown: number;
+  readonly outOfScope: number;
+  readonly tooDeep: number;
+  readonly reclaimed: number;
+}
+
+/** Test hook: called after claims are written and before they are enqueued, to simulate a crash there. */
+export const faultInjection: { afterClaim?: (urls: readonly string[]) => void } = {};
+
+/** URLs this container knows are claimed and enqueued, per crawl. Bounded; oldest dropped first. */
+const known = new Map<string, true>();
+const KNOWN_MAX = 200_000;
+const remember = (key: string) => {
+  if (known.size >= KNOWN_MAX) known.delete(known.keys().next().value as string);
+  known.set(key, true);
+};
+const keyOf = (crawlId: string, url: string) => `${crawlId} ${url}`;
+
+/** Scope and depth filter (pure). */
+export function filterLinks(
+  links: readonly string[],
+  claimant: string,
+  depth: number,
+  job: Pick<CrawlJob, 'allowedHosts' | 'maxDepth'>,
+): { inScope: string[]; outOfScope: number; tooDeep: number } {
+  if (depth + 1 > job.maxDepth) return { inScope: [], outOfScope: 0, tooDeep: links.length };
+  const hosts = new Set(job.allowedHosts);
+  const inScope: string[] = [];
+  let outOfScope = 0;
+  for (const link of links) {
+    if (link === claimant) continue;
+    if (hosts.has(hostKey(link))) inScope.push(link);
+    else outOfScope++;
+  }
+  return { inScope, outOfScope, tooDeep: 0 };
+}
+
+export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResult> {
+  const { crawlId, claimant } = input;
+  const { inScope, outOfScope, tooDeep } = filterLinks(input.links, claimant, input.depth, input.job);
+  const unknown = inScope.filter((u) => !known.has(keyOf(crawlId, u)));
+  const existing = await readClaims(input.urlsTable, crawlId, unknown);
+
+  const toSend: string[] = [];
+  let alreadyKnown = inScope.length - unknown.length;
+  let reclaimed = 0;
+  const toClaim: string[] = [];
+  for (const url of unknown) {
+    const owner = existing.get(url);
+    if (owner === undefined) toClaim.push(url);
+    else if (owner === claimant) {
+      toSend.push(url);
+      reclaimed++;
+    } else {
+      alreadyKnown++;
+      remember(keyOf(crawlId, url));
+    }
+  }
+  const claimed = await claimAll(input, toClaim);
+  alreadyKnown += toClaim.length - claimed.length;
+  toSend.push(...claimed);
+
+  faultInjection.afterClaim?.(toSend);
+  const nextDepth = input.depth + 1;
+  await sendToFrontier(
+    input.frontierQueueUrl,
+    crawlId,
+    input.correlationId,
+    toSend.map((url) => ({ url, depth: nextDepth, discoveredFrom: claimant })),
+  );
+  for (const url of toSend) remember(keyOf(crawlId, url));
+  return { enqueued: toSend.length, alreadyKnown, outOfScope, tooDeep, reclaimed };
+}
+
+/** claimedBy of each URL that has a record. Eventually consistent: a stale miss is caught by the conditional claim. */
+async function readClaims(
+  table: string,
+  crawlId: string,
+  urls: readonly string[],
+): Promise<Map<string, string>> {
+  const owners = new Map<string, string>();
+  for (let i = 0; i < urls.length; i += 100) {
+    let keys: Array<Record<string, unknown>> | undefined = urls
+      .slice(i, i + 100)
+      .map((url) => ({ crawlId, url }));
+    for (let attempt = 0; keys && keys.length > 0; attempt++) {
+      if (attempt >= 5)
+        throw new RetryableError(`BatchGetItem left ${keys.length} keys unprocessed after 5 attempts`);
+      const out = await ddb.send(
+        new BatchGetCommand({
+          RequestItems: {
+            [table]: {
+              Keys: keys,
+              ProjectionExpression: '#u, claimedBy',
+              ExpressionAttributeNames: { '#u': 'url' },
+            },
+          },
+        }),
+      );
+      for (const item of out.Responses?.[table] ?? [])
+        owners.set(item.url as string, String(item.claimedBy ?? ''));
+      keys = out.UnprocessedKeys?.[table]?.Keys as Array<Record<string, unknown>> | undefined;
+      if (keys && keys.length > 0) await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+    }
+  }
+  return owners;
+}
+
+/** Claim each URL for this page; returns those claimed (newly, or already by this page). */
+async function claimAll(input: DiscoverInput, urls: readonly string[]): Promise<string[]> {
+  const claimed: string[] = [];
+  const now = new Date().toISOString();
+  const expiresAt = Math.floor(Date.now() / 1000) + input.ttlSeconds;
+  const CONCURRENCY = 16;
+  for (let i = 0; i < urls.length; i += CONCURRENCY) {
+    await Promise.all(
+      urls.slice(i, i + CONCURRENCY).map(async (url) => {
+        try {
+          // UpdateItem, not PutItem: a claim must never erase an outcome the crawler already recorded.
+          await ddb.send(
+            new UpdateCommand({
+              TableName: input.urlsTable,
+              Key: { crawlId: input.crawlId, url },
+              UpdateExpression:
+                'SET claimedBy = :me, depth = if_not_exists(depth, :d), discoveredAt = if_not_exists(discoveredAt, :t), expiresAt = if_not_exists(expiresAt, :e)',
+              ConditionExpression: 'attribute_not_exists(#u) OR claimedBy = :me',
+              ExpressionAttributeNames: { '#u': 'url' },
+              ExpressionAttributeValues: {
+                ':me': input.claimant,
+                ':d': input.depth + 1,
+                ':t': now,
+                ':e': expiresAt,
+              },
+            }),
+          );
+          claimed.push(url);
+        } catch (error) {
+          if (!(error instanceof ConditionalCheckFailedException)) throw error;
+          remember(`${input.crawlId} ${url}`);
+        }
+      }),
+    );
+  }
+  return claimed;
+}
+
+/** Forget what this container knows (tests, and a crawl restarted under the same id). */
+export function resetKnownLinks(): void {
+  known.clear();
+}

@@ -1,0 +1,28 @@
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
+import type { BodyRef } from './schemas';
+
+const brotli = promisify(zlib.brotliCompress);
+const unbrotli = promisify(zlib.brotliDecompress);
+
+/** Brotli quality 5: most of the ratio of 11 at a fraction of the CPU, which Lambda bills by the millisecond. */
+const QUALITY = 5;
+
+export type HandOffPlan = { kind: 'inline'; ref: BodyRef } | { kind: 's3'; compressed: Buffer };
+
+/**
+ * Decide how a body travels to the parser: inline in the message when its compressed base64 form fits
+ * under `inlineMaxBytes`, otherwise as a claim check in S3. Each 64 KiB of an SQS message is billed as one
+ * request, so the limit is a cost knob as well as a size guard.
+ */
+export async function planHandOff(body: Buffer, inlineMaxBytes: number): Promise<HandOffPlan> {
+  const compressed = await brotli(body, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: QUALITY } });
+  const data = compressed.toString('base64');
+  if (data.length <= inlineMaxBytes) return { kind: 'inline', ref: { kind: 'inline', encoding: 'br', data } };
+  return { kind: 's3', compressed };
+}
+
+/** Inverse of the hand-off, for the parser: the raw body bytes. */
+export async function decompressBody(compressed: Buffer): Promise<Buffer> {
+  return unbrotli(compressed);
+}

@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto';
+import { SendMessageBatchCommand, type SendMessageBatchRequestEntry } from '@aws-sdk/client-sqs';
+import { sqs } from './clients';
+import { RetryableError } from './errors';
+import type { FrontierMessage } from './schemas';
+import { hostKey, urlHash } from './url';
+
+export interface FrontierItem {
+  readonly url: string;
+  readonly depth: number;
+  readonly discoveredFrom?: string;
+}
+
+/** SendMessageBatch takes at most 10 entries. */
+const SQS_BATCH = 10;
+
+/** Build a frontier envelope for one canonical URL. */
+export function frontierMessage(crawlId: string, correlationId: string, item: FrontierItem): FrontierMessage {
+  return {
+    type: 'frontier.url',
+    version: 1,
+    crawlId,
+    correlationId,
+    sentAt: new Date().toISOString(),
+    payload: {
+      url: item.url,
+      depth: item.depth,
+      ...(item.discoveredFrom ? { discoveredFrom: item.discoveredFrom } : {}),
+    },
+  };
+}
+
+/**
+ * Send canonical URLs to the FIFO frontier in batches of 10. Group = host (ordering and politeness per host),
+ * dedup id = hash(crawlId, URL), so a resend inside the 5-minute dedup window is dropped by SQS.
+ * Entries SQS rejects are retried once; any still failing raise a RetryableError, so the caller's record
+ * is redelivered and its claims re-sent.
+ */
+export async function sendToFrontier(
+  queueUrl: string,
+  crawlId: string,
+  correlationId: string,
+  items: readonly FrontierItem[],
+): Promise<number> {
+  let sent = 0;
+  for (let i = 0; i < items.length; i += SQS_BATCH) {
+    let entries: SendMessageBatchRequestEntry[] = items.slice(i, i + SQS_BATCH).map((item, n) => ({
+      Id: String(n),
+      MessageBody: JSON.stringify(frontierMessage(crawlId, correlationId, item)),
+      MessageGroupId: hostKey(item.url),
+      MessageDeduplicationId: urlHash(crawlId, item.url),
+    }));
+    for (let attempt = 0; attempt < 2 && entries.length > 0; attempt++) {
+      const result = await sqs.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }));
+      sent += result.Successful?.length ?? 0;
+      const failed = new Set((result.Failed ?? []).map((f) => f.Id));
+      entries = entries.filter((e) => failed.has(e.Id));
+    }
+    if (entries.length > 0) {
+      throw new RetryableError(`frontier rejected ${entries.length} of ${items.length} URLs after a retry`);
+    }
+  }
+  return sent;
+}
+
+export const newCorrelationId = (): string => randomUUID();
