@@ -13,7 +13,15 @@ export function decodeHtml(body: Buffer, contentType: string): { text: string; c
   } catch {
     decoder = new TextDecoder('utf-8');
   }
-  return { text: decoder.decode(body), charset: decoder.encoding };
+  const text = decoder.decode(body);
+  return { text: decoder.encoding === 'windows-1252' ? fixC1(text) : text, charset: decoder.encoding };
+}
+
+// Node before 22 decodes windows-1252 as latin1, leaving 0x80-0x9F as C1 controls; map them as the spec does.
+const CP1252_C1 = '€\u0081‚ƒ„…†‡ˆ‰Š‹Œ\u008DŽ\u008F\u0090‘’“”•–—˜™š›œ\u009DžŸ';
+const latin1Bug = new TextDecoder('windows-1252').decode(Uint8Array.of(0x96)) !== '\u2013';
+function fixC1(text: string): string {
+  return latin1Bug ? text.replace(/[\u0080-\u009F]/g, (c) => CP1252_C1[c.charCodeAt(0) - 0x80] ?? c) : text;
 }
 
 function bomCharset(body: Buffer): string | undefined {

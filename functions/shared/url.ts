@@ -48,12 +48,11 @@ export function canonicalizeUrl(input: string, base?: string): string {
   url.hash = '';
   if (url.hostname.endsWith('.')) url.hostname = url.hostname.replace(/\.+$/, '');
   url.pathname = normalizeEscapes(url.pathname);
-  if (url.search.length > 0) {
-    const params = new URLSearchParams(url.search);
-    params.sort();
-    const query = params.toString();
-    url.search = query.length > 0 ? normalizeEscapes(query) : '';
-  }
+  // Always reassign: a bare "?" reads back as an empty search but stays in href until it is set.
+  const params = new URLSearchParams(url.search);
+  params.sort();
+  const query = params.toString();
+  url.search = query.length > 0 ? normalizeEscapes(query) : '';
   const out = url.toString();
   if (out.length > MAX_URL_LENGTH)
     throw new InvalidUrlError(input, `longer than ${MAX_URL_LENGTH} characters`);

@@ -1,0 +1,143 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { decodeHtml } from '../../functions/parser/charset';
+import { extractPage } from '../../functions/parser/extract';
+import { filterLinks } from '../../functions/parser/links';
+import { pageRecord } from '../../functions/parser/store';
+import { decompressBody, planHandOff } from '../../functions/shared/body';
+
+const fixture = (name: string) => readFileSync(path.join(import.meta.dirname, 'fixtures', name));
+
+describe('extractPage', () => {
+  it('extracts title, description, canonical, text and resolved links from a realistic page', () => {
+    const page = extractPage(
+      fixture('article.html').toString('utf8'),
+      'https://news.example/2026/11/story?id=7',
+    );
+    expect(page.title).toBe('Queues & Partitions — a story');
+    expect(page.description).toBe('How message groups replace partition keys.');
+    expect(page.canonical).toBe('https://news.example/story/7');
+    expect(page.text).toContain('Ordering is per message group.');
+    expect(page.text).not.toContain('trackingCode');
+    expect(page.links).toEqual([
+      'https://cdn.example/assets/about',
+      'https://cdn.example/contact',
+      'https://news.example/other?a=1&b=2',
+      'http://external.example/',
+    ]);
+    expect(page.invalidLinks).toBe(1);
+  });
+
+  it('survives malformed markup: unclosed tags, stray closers and attributes without quotes', () => {
+    const html =
+      '<html><head><title>Broken</title><body><p>one <a href=/a>A<a href="b">B</div></span><p>two <a href=\'/c\'>';
+    const page = extractPage(html, 'http://m.example/dir/');
+    expect(page.links).toEqual(['http://m.example/a', 'http://m.example/dir/b', 'http://m.example/c']);
+  });
+
+  it('ignores non-http links and deduplicates canonical duplicates', () => {
+    const html =
+      '<a href="mailto:x@y.z">m</a><a href="javascript:void(0)">j</a><a href="/x#1">1</a><a href="/x#2">2</a><a href="HTTP://D.EXAMPLE:80/x">3</a>';
+    expect(extractPage(html, 'http://d.example/').links).toEqual(['http://d.example/x']);
+  });
+
+  it('honours meta robots nofollow', () => {
+    expect(
+      extractPage('<meta name="robots" content="noindex, nofollow"><a href="/a">a</a>', 'http://x.example/')
+        .nofollow,
+    ).toBe(true);
+  });
+
+  it('bounds text and link counts on a huge page', () => {
+    const links = Array.from({ length: 5_000 }, (_, i) => `<a href="/p${i}">link ${i}</a>`).join('');
+    const html = `<title>Huge</title><p>${'word '.repeat(200_000)}</p>${links}`;
+    const page = extractPage(html, 'http://huge.example/', { maxTextChars: 1_000, maxLinks: 500 });
+    expect(page.text.length).toBeLessThanOrEqual(1_000);
+    expect(page.links).toHaveLength(500);
+    expect(page.title).toBe('Huge');
+  });
+});
+
+describe('decodeHtml', () => {
+  it('decodes a windows-1252 page declared only in a meta tag', () => {
+    const { text, charset } = decodeHtml(fixture('latin1.html'), 'text/html');
+    expect(charset).toBe('windows-1252');
+    expect(extractPage(text, 'http://l.example/').title).toBe('Café crème – naïve');
+  });
+
+  it('prefers the Content-Type charset, and falls back to UTF-8 for an unknown label', () => {
+    const utf8 = Buffer.from('<title>Ünïcode</title>', 'utf8');
+    expect(decodeHtml(utf8, 'text/html; charset=UTF-8').text).toContain('Ünïcode');
+    expect(decodeHtml(utf8, 'text/html; charset=x-made-up').charset).toBe('utf-8');
+  });
+});
+
+describe('link filtering and storage decisions', () => {
+  const job = { allowedHosts: ['a.example'], maxDepth: 2 };
+  it('keeps in-scope links, drops the page itself, counts the rest', () => {
+    const out = filterLinks(
+      ['http://a.example/1', 'http://b.example/2', 'http://a.example/self'],
+      'http://a.example/self',
+      0,
+      job,
+    );
+    expect(out).toEqual({ inScope: ['http://a.example/1'], outOfScope: 1, tooDeep: 0 });
+  });
+
+  it('follows no links from a page at max depth', () => {
+    expect(filterLinks(['http://a.example/1'], 'http://a.example/', 2, job)).toEqual({
+      inScope: [],
+      outOfScope: 0,
+      tooDeep: 1,
+    });
+  });
+
+  it('builds a page record that stays under 4 KB for a full page', () => {
+    const page = extractPage(fixture('article.html').toString('utf8'), 'https://news.example/s');
+    const record = pageRecord(
+      {
+        type: 'parse.page',
+        version: 1,
+        crawlId: 'c1',
+        correlationId: 'corr',
+        sentAt: new Date().toISOString(),
+        payload: {
+          url: 'https://news.example/s',
+          finalUrl: 'https://news.example/s',
+          depth: 1,
+          httpStatus: 200,
+          contentType: 'text/html',
+          fetchedAt: 1,
+          body: { kind: 'inline', encoding: 'br', data: '' },
+        },
+      },
+      page,
+      'utf-8',
+    );
+    expect(record).toMatchObject({
+      crawlId: 'c1',
+      url: 'https://news.example/s',
+      fetchedAt: 1,
+      linkCount: 4,
+    });
+    expect(JSON.stringify(record).length).toBeLessThan(4_096);
+  });
+});
+
+describe('body hand-off', () => {
+  it('inlines a body whose compressed form fits, and round-trips it', async () => {
+    const body = fixture('article.html');
+    const plan = await planHandOff(body, 100_000);
+    expect(plan.kind).toBe('inline');
+    if (plan.kind !== 'inline' || plan.ref.kind !== 'inline') throw new Error('expected inline');
+    expect((await decompressBody(Buffer.from(plan.ref.data, 'base64'))).equals(body)).toBe(true);
+  });
+
+  it('sends a body that does not fit through S3', async () => {
+    const random = randomBytes(50_000);
+    const plan = await planHandOff(random, 1_000);
+    expect(plan.kind).toBe('s3');
+  });
+});

@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import { decideFetch } from '../../functions/crawler/policy';
+import {
+  MAX_CRAWL_DELAY_MS,
+  RobotsCache,
+  type RobotsRules,
+  robotsDecision,
+} from '../../functions/crawler/robots';
+
+const UA = 'sqs-crawler-pipeline/0.1';
+const robotsUrl = 'http://site.example/robots.txt';
+
+describe('robotsDecision (RFC 9309)', () => {
+  const body = [
+    'User-agent: *',
+    'Disallow: /private/',
+    'Allow: /private/open',
+    'Crawl-delay: 2',
+    '',
+    'User-agent: other-bot',
+    'Disallow: /',
+  ].join('\n');
+
+  it('follows the group for our user agent, with the longest match winning', () => {
+    const rules = robotsDecision(robotsUrl, UA, { status: 200, body });
+    expect(rules.isAllowed('http://site.example/public')).toBe(true);
+    expect(rules.isAllowed('http://site.example/private/secret')).toBe(false);
+    expect(rules.isAllowed('http://site.example/private/open')).toBe(true);
+    expect(rules.crawlDelayMs).toBe(2_000);
+  });
+
+  it('uses a group that names the agent over the * group', () => {
+    const rules = robotsDecision(robotsUrl, 'other-bot', { status: 200, body });
+    expect(rules.isAllowed('http://site.example/public')).toBe(false);
+  });
+
+  it('allows everything when robots.txt is unavailable (4xx)', () => {
+    const rules = robotsDecision(robotsUrl, UA, { status: 404, body: '' });
+    expect(rules.source).toBe('unavailable');
+    expect(rules.isAllowed('http://site.example/anything')).toBe(true);
+  });
+
+  it('disallows everything when robots.txt is unreachable (5xx or network failure)', () => {
+    expect(robotsDecision(robotsUrl, UA, { status: 503, body: '' }).isAllowed('http://site.example/')).toBe(
+      false,
+    );
+    expect(robotsDecision(robotsUrl, UA, 'unreachable').isAllowed('http://site.example/')).toBe(false);
+  });
+
+  it('clamps an absurd Crawl-delay', () => {
+    const rules = robotsDecision(robotsUrl, UA, { status: 200, body: 'User-agent: *\nCrawl-delay: 86400' });
+    expect(rules.crawlDelayMs).toBe(MAX_CRAWL_DELAY_MS);
+  });
+
+  it('treats an empty robots.txt as allow-all', () => {
+    expect(robotsDecision(robotsUrl, UA, { status: 200, body: '' }).isAllowed('http://site.example/x')).toBe(
+      true,
+    );
+  });
+});
+
+describe('RobotsCache', () => {
+  it('loads each origin once while fresh', async () => {
+    const cache = new RobotsCache(60_000);
+    let loads = 0;
+    const load = async (): Promise<RobotsRules> => {
+      loads++;
+      return { isAllowed: () => true, crawlDelayMs: 0, source: 'parsed' };
+    };
+    await cache.get('http://a.example', load);
+    await cache.get('http://a.example', load);
+    await cache.get('http://b.example', load);
+    expect(loads).toBe(2);
+  });
+});
+
+describe('decideFetch', () => {
+  const job = {
+    crawlId: 'c1',
+    seeds: ['http://site.example/'],
+    maxPages: 10,
+    maxDepth: 2,
+    allowedHosts: ['site.example'],
+    createdAt: '2026-01-01T00:00:00Z',
+  };
+  const allowAll: RobotsRules = { isAllowed: () => true, crawlDelayMs: 500, source: 'parsed' };
+
+  it('fetches an in-scope, allowed URL within depth, passing on the crawl delay', () => {
+    expect(decideFetch({ url: 'http://site.example/a', depth: 2, job, robots: allowAll })).toEqual({
+      kind: 'fetch',
+      crawlDelayMs: 500,
+    });
+  });
+
+  it.each([
+    [{ url: 'http://other.example/', depth: 0 }, 'out-of-scope'],
+    [{ url: 'http://site.example/deep', depth: 3 }, 'too-deep'],
+  ])('skips %o as %s', (input, outcome) => {
+    expect(decideFetch({ ...input, job, robots: allowAll })).toMatchObject({ kind: 'skip', outcome });
+  });
+
+  it('skips a robots-disallowed URL and an unknown crawl with their outcomes', () => {
+    const deny: RobotsRules = { isAllowed: () => false, crawlDelayMs: 0, source: 'parsed' };
+    expect(decideFetch({ url: 'http://site.example/a', depth: 0, job, robots: deny })).toMatchObject({
+      outcome: 'skipped-robots',
+    });
+    expect(
+      decideFetch({ url: 'http://site.example/a', depth: 0, job: undefined, robots: allowAll }),
+    ).toMatchObject({
+      outcome: 'unknown-crawl',
+    });
+  });
+});

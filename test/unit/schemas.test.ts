@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidMessageError } from '../../functions/shared/errors';
+import { frontierMessage } from '../../functions/shared/frontier';
+import { FrontierMessage, looseIds, ParseMessage, parseMessage } from '../../functions/shared/schemas';
+
+const valid = frontierMessage('crawl-1', 'corr-1', { url: 'http://a.example/', depth: 0 });
+
+describe('message schemas', () => {
+  it('accepts what the producer helper builds', () => {
+    expect(parseMessage(FrontierMessage, JSON.stringify(valid))).toEqual(valid);
+  });
+
+  it.each([
+    ['malformed JSON', '{"type":', /body is not JSON/],
+    ['a wrong type', JSON.stringify({ ...valid, type: 'parse.page' }), /type: Invalid input/],
+    ['an unknown version', JSON.stringify({ ...valid, version: 2 }), /version: Invalid input/],
+    ['a missing crawlId', JSON.stringify({ ...valid, crawlId: undefined }), /crawlId/],
+    ['a crawlId with unsafe characters', JSON.stringify({ ...valid, crawlId: 'a/b' }), /crawlId may hold/],
+    [
+      'a non-http URL',
+      JSON.stringify({ ...valid, payload: { url: 'file:///etc/passwd', depth: 0 } }),
+      /payload.url: must be an absolute http\(s\) URL/,
+    ],
+    [
+      'a negative depth',
+      JSON.stringify({ ...valid, payload: { url: 'http://a.example/', depth: -1 } }),
+      /payload.depth/,
+    ],
+    ['a bad timestamp', JSON.stringify({ ...valid, sentAt: 'yesterday' }), /sentAt/],
+  ])('rejects %s with an InvalidMessageError naming the field', (_name, body, message) => {
+    expect(() => parseMessage(FrontierMessage, body)).toThrow(InvalidMessageError);
+    expect(() => parseMessage(FrontierMessage, body)).toThrow(message);
+  });
+
+  it('rejects a parse message whose body reference is neither inline nor S3', () => {
+    const msg = {
+      ...valid,
+      type: 'parse.page',
+      payload: {
+        url: 'http://a.example/',
+        finalUrl: 'http://a.example/',
+        depth: 0,
+        httpStatus: 200,
+        contentType: 'text/html',
+        fetchedAt: 1,
+        body: { kind: 'ftp' },
+      },
+    };
+    expect(() => parseMessage(ParseMessage, JSON.stringify(msg))).toThrow(/payload.body.kind/);
+  });
+
+  it('recovers ids from an invalid message for its log line, and nothing from garbage', () => {
+    expect(looseIds(JSON.stringify({ crawlId: 'c9', correlationId: 'x' }))).toEqual({
+      crawlId: 'c9',
+      correlationId: 'x',
+    });
+    expect(looseIds('not json')).toEqual({});
+  });
+});

@@ -1,0 +1,195 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FetchOutcomeError, safeFetch, TransientFetchError } from '../../functions/crawler/safe-fetch';
+import {
+  BlockedAddressError,
+  blockedReason,
+  parseAllowedPorts,
+  resolveSafeTarget,
+} from '../../functions/crawler/ssrf';
+
+const blocked: Array<[string, string]> = [
+  ['loopback', 'http://127.0.0.1/'],
+  ['loopback high', 'http://127.255.255.254/'],
+  ['localhost name', 'http://localhost/'],
+  ['decimal IPv4', 'http://2130706433/'],
+  ['hex IPv4', 'http://0x7f000001/'],
+  ['octal IPv4', 'http://0177.0.0.1/'],
+  ['short IPv4', 'http://127.1/'],
+  ['private 10/8', 'http://10.0.0.1/'],
+  ['private 172.16/12', 'http://172.16.5.4/'],
+  ['private 192.168/16', 'http://192.168.1.1/'],
+  ['metadata service', 'http://169.254.169.254/latest/meta-data/'],
+  ['metadata in decimal', 'http://2852039166/'],
+  ['link-local', 'http://169.254.1.1/'],
+  ['CGNAT', 'http://100.64.0.1/'],
+  ['multicast', 'http://224.0.0.1/'],
+  ['broadcast', 'http://255.255.255.255/'],
+  ['unspecified', 'http://0.0.0.0/'],
+  ['reserved', 'http://240.0.0.1/'],
+  ['IPv6 loopback', 'http://[::1]/'],
+  ['IPv6 unspecified', 'http://[::]/'],
+  ['IPv6 ULA', 'http://[fd00::1]/'],
+  ['IPv6 link-local', 'http://[fe80::1]/'],
+  ['IPv4-mapped IPv6 loopback', 'http://[::ffff:127.0.0.1]/'],
+  ['IPv4-mapped IPv6 metadata', 'http://[::ffff:169.254.169.254]/'],
+  ['NAT64 of private', 'http://[64:ff9b::a00:1]/'],
+  ['IPv6 multicast', 'http://[ff02::1]/'],
+  ['6to4', 'http://[2002:7f00:1::]/'],
+];
+
+/** A resolver that answers from a table, standing in for DNS without touching the network. */
+const fakeDns =
+  (table: Record<string, string[]>) =>
+  async (host: string): Promise<Array<{ address: string; family: number }>> => {
+    const addresses = table[host];
+    if (!addresses) throw new Error(`ENOTFOUND ${host}`);
+    return addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
+  };
+
+describe('SSRF guard', () => {
+  const resolver = fakeDns({ localhost: ['127.0.0.1', '::1'] });
+  it.each(blocked)('blocks %s (%s)', async (_name, url) => {
+    await expect(resolveSafeTarget(new URL(url), {}, resolver)).rejects.toBeInstanceOf(BlockedAddressError);
+  });
+
+  it('blocks a DNS name that resolves to a private address', async () => {
+    const dns = fakeDns({ 'internal.example': ['10.1.2.3'] });
+    await expect(resolveSafeTarget(new URL('http://internal.example/'), {}, dns)).rejects.toThrow(
+      /10\.1\.2\.3 is in the private range/,
+    );
+  });
+
+  it('blocks a DNS name when any one of its addresses is private (rebinding pool)', async () => {
+    const dns = fakeDns({ 'mixed.example': ['93.184.216.34', '192.168.0.10'] });
+    await expect(resolveSafeTarget(new URL('http://mixed.example/'), {}, dns)).rejects.toBeInstanceOf(
+      BlockedAddressError,
+    );
+  });
+
+  it('lets public IPv4 and IPv6 addresses through and pins the first one', async () => {
+    const dns = fakeDns({ 'public.example': ['93.184.216.34'] });
+    await expect(resolveSafeTarget(new URL('https://public.example/'), {}, dns)).resolves.toEqual({
+      address: '93.184.216.34',
+      family: 4,
+    });
+    expect(blockedReason('8.8.8.8', 443)).toBeUndefined();
+    expect(blockedReason('2606:4700:4700::1111', 443)).toBeUndefined();
+  });
+
+  it('lets loopback through only on a test-allowed port', () => {
+    const allow = { allowLoopbackPorts: new Set([4010]) };
+    expect(blockedReason('127.0.0.1', 4010, allow)).toBeUndefined();
+    expect(blockedReason('127.0.0.1', 4011, allow)).toMatch(/loopback/);
+    expect(blockedReason('10.0.0.1', 4010, allow)).toMatch(/private/);
+  });
+
+  it('rejects a malformed test allow-list instead of guessing', () => {
+    expect(parseAllowedPorts('4001, 4002')).toEqual(new Set([4001, 4002]));
+    expect(() => parseAllowedPorts('4001,abc')).toThrow(/comma-separated ports/);
+  });
+});
+
+describe('safeFetch against a local server', () => {
+  let server: http.Server;
+  let port: number;
+  const hits: string[] = [];
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      hits.push(req.url ?? '');
+      const path = req.url ?? '/';
+      if (path === '/ok') {
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<p>hi</p>');
+      } else if (path === '/to-metadata') {
+        res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' }).end();
+      } else if (path === '/to-private-name') {
+        res.writeHead(301, { location: 'http://internal.example/' }).end();
+      } else if (path === '/loop') {
+        res.writeHead(302, { location: '/loop2' }).end();
+      } else if (path === '/loop2') {
+        res.writeHead(302, { location: '/loop' }).end();
+      } else if (path.startsWith('/chain/')) {
+        const n = Number(path.split('/')[2]);
+        res.writeHead(302, { location: `/chain/${n + 1}` }).end();
+      } else if (path === '/pdf') {
+        res.writeHead(200, { 'content-type': 'application/pdf' }).end('%PDF');
+      } else if (path === '/big') {
+        res.writeHead(200, { 'content-type': 'text/html' });
+        res.end(Buffer.alloc(300_000, 'a'));
+      } else if (path === '/slow') {
+        setTimeout(() => res.writeHead(200, { 'content-type': 'text/html' }).end('late'), 3_000);
+      } else if (path === '/500') {
+        res.writeHead(503).end();
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  const policy = () => ({
+    userAgent: 'test-bot',
+    timeoutMs: 1_000,
+    maxBodyBytes: 100_000,
+    allowedContentTypes: ['text/html', 'application/xhtml+xml'],
+    allowLoopbackPorts: new Set([port]),
+    resolver: fakeDns({ 'internal.example': ['10.0.0.8'] }),
+  });
+  const at = (p: string) => `http://127.0.0.1:${port}${p}`;
+
+  it('fetches an allowed HTML page', async () => {
+    const page = await safeFetch(at('/ok'), policy());
+    expect(page.status).toBe(200);
+    expect(page.body.toString()).toBe('<p>hi</p>');
+  });
+
+  it('blocks a loopback server that is not on the test allow-list', async () => {
+    await expect(safeFetch(at('/ok'), { ...policy(), allowLoopbackPorts: new Set() })).rejects.toBeInstanceOf(
+      BlockedAddressError,
+    );
+  });
+
+  it('blocks a redirect to the metadata address', async () => {
+    await expect(safeFetch(at('/to-metadata'), policy())).rejects.toThrow(
+      /169\.254\.169\.254 is in the linkLocal range/,
+    );
+  });
+
+  it('blocks a redirect to a name that resolves to a private address', async () => {
+    await expect(safeFetch(at('/to-private-name'), policy())).rejects.toBeInstanceOf(BlockedAddressError);
+  });
+
+  it('stops a redirect loop', async () => {
+    await expect(safeFetch(at('/loop'), policy())).rejects.toMatchObject({ reason: 'redirect-loop' });
+  });
+
+  it('stops after 5 redirects', async () => {
+    await expect(safeFetch(at('/chain/0'), policy())).rejects.toMatchObject({ reason: 'too-many-redirects' });
+  });
+
+  it('refuses a non-HTML content type before reading it', async () => {
+    await expect(safeFetch(at('/pdf'), policy())).rejects.toMatchObject({ reason: 'not-html' });
+  });
+
+  it('abandons a body over the size cap', async () => {
+    await expect(safeFetch(at('/big'), policy())).rejects.toMatchObject({ reason: 'too-large' });
+  });
+
+  it('times out a slow server as a retryable failure', async () => {
+    await expect(safeFetch(at('/slow'), policy())).rejects.toBeInstanceOf(TransientFetchError);
+  });
+
+  it('treats 5xx as retryable and 404 as a recorded outcome', async () => {
+    await expect(safeFetch(at('/500'), policy())).rejects.toBeInstanceOf(TransientFetchError);
+    const notFound = safeFetch(at('/missing'), policy());
+    await expect(notFound).rejects.toBeInstanceOf(FetchOutcomeError);
+    await expect(notFound).rejects.toMatchObject({ reason: 'http-error', status: 404 });
+  });
+
+  it('refuses non-http schemes before any connection', async () => {
+    await expect(safeFetch('file:///etc/passwd', policy())).rejects.toMatchObject({ reason: 'invalid-url' });
+  });
+});

@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import { canonicalizeUrl, hostKey, InvalidUrlError, urlHash } from '../../functions/shared/url';
+
+describe('canonicalizeUrl', () => {
+  const cases: Array<[input: string, expected: string, base?: string]> = [
+    ['http://example.com', 'http://example.com/'],
+    ['HTTP://EXAMPLE.COM/', 'http://example.com/'],
+    ['https://Example.COM/Path', 'https://example.com/Path'],
+    ['http://example.com:80/', 'http://example.com/'],
+    ['https://example.com:443/a', 'https://example.com/a'],
+    ['http://example.com:8080/a', 'http://example.com:8080/a'],
+    ['https://example.com:80/a', 'https://example.com:80/a'],
+    ['http://example.com/a#frag', 'http://example.com/a'],
+    ['http://example.com/#', 'http://example.com/'],
+    ['http://example.com/?', 'http://example.com/'],
+    ['http://example.com/?b=2&a=1', 'http://example.com/?a=1&b=2'],
+    ['http://example.com/?a=2&a=1', 'http://example.com/?a=2&a=1'],
+    ['http://example.com/?b=1&a=2&a=1', 'http://example.com/?a=2&a=1&b=1'],
+    ['http://example.com/a/./b/../c', 'http://example.com/a/c'],
+    ['http://example.com/../../a', 'http://example.com/a'],
+    ['http://example.com/%7euser', 'http://example.com/~user'],
+    ['http://example.com/a%2fb', 'http://example.com/a%2Fb'],
+    ['http://example.com/%41%42', 'http://example.com/AB'],
+    ['http://user:pass@example.com/', 'http://example.com/'],
+    ['http://example.com./a', 'http://example.com/a'],
+    ['http://bücher.example/', 'http://xn--bcher-kva.example/'],
+    ['  http://example.com/trim  ', 'http://example.com/trim'],
+    ['http://example.com/a b', 'http://example.com/a%20b'],
+    ['/relative', 'http://example.com/relative', 'http://example.com/dir/page'],
+    ['child', 'http://example.com/dir/child', 'http://example.com/dir/page'],
+    ['../up', 'http://example.com/up', 'http://example.com/dir/page'],
+    ['?q=1', 'http://example.com/dir/page?q=1', 'http://example.com/dir/page'],
+    ['//other.example/x', 'https://other.example/x', 'https://example.com/'],
+    ['#only-fragment', 'http://example.com/dir/page', 'http://example.com/dir/page'],
+    ['http://0x7f.1/', 'http://127.0.0.1/'],
+    ['http://2130706433/', 'http://127.0.0.1/'],
+    ['http://[::FFFF:127.0.0.1]/', 'http://[::ffff:7f00:1]/'],
+    ['http://example.com/?utm=a+b', 'http://example.com/?utm=a+b'],
+  ];
+  it.each(cases)('canonicalises %s', (input, expected, base) => {
+    expect(canonicalizeUrl(input, base)).toBe(expected);
+  });
+
+  it('is idempotent on its own output', () => {
+    for (const [input, , base] of cases) {
+      const once = canonicalizeUrl(input, base);
+      expect(canonicalizeUrl(once)).toBe(once);
+    }
+  });
+
+  it.each([
+    ['ftp://example.com/', /scheme ftp:/],
+    ['javascript:alert(1)', /scheme javascript:/],
+    ['file:///etc/passwd', /scheme file:/],
+    ['mailto:a@example.com', /scheme mailto:/],
+    ['not a url', /does not parse/],
+    ['', /empty/],
+    [`http://example.com/${'a'.repeat(2100)}`, /longer than 2048/],
+  ])('rejects %s with an InvalidUrlError', (input, message) => {
+    expect(() => canonicalizeUrl(input)).toThrow(InvalidUrlError);
+    expect(() => canonicalizeUrl(input)).toThrow(message);
+  });
+});
+
+describe('hostKey and urlHash', () => {
+  it('uses host[:port] as the message group so each host is one partition', () => {
+    expect(hostKey('http://example.com/a')).toBe('example.com');
+    expect(hostKey('http://127.0.0.1:4001/a')).toBe('127.0.0.1:4001');
+  });
+
+  it('gives a 64-hex dedup id that differs per crawl and per URL', () => {
+    const a = urlHash('c1', 'http://example.com/');
+    expect(a).toMatch(/^[0-9a-f]{64}$/);
+    expect(urlHash('c1', 'http://example.com/')).toBe(a);
+    expect(urlHash('c2', 'http://example.com/')).not.toBe(a);
+    expect(urlHash('c1', 'http://example.com/x')).not.toBe(a);
+  });
+});
