@@ -1,5 +1,5 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ddb } from './clients';
 
 /** A crawl job: its limits and its page budget (the managed form of a Redis DECR stock counter). */
@@ -37,8 +37,13 @@ export async function getCrawlJob(table: string, crawlId: string): Promise<Crawl
 }
 
 /** Create a crawl job with a full page budget. Fails if the crawlId exists. */
-export async function createCrawlJob(table: string, job: CrawlJob, ttlSeconds: number): Promise<void> {
-  await ddb.send(
+export async function createCrawlJob(
+  table: string,
+  job: CrawlJob,
+  ttlSeconds: number,
+  client: DynamoDBDocumentClient = ddb,
+): Promise<void> {
+  await client.send(
     new PutCommand({
       TableName: table,
       Item: {

@@ -1,5 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { SendMessageBatchCommand, type SendMessageBatchRequestEntry } from '@aws-sdk/client-sqs';
+import {
+  SendMessageBatchCommand,
+  type SendMessageBatchRequestEntry,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import { sqs } from './clients';
 import { RetryableError } from './errors';
 import type { FrontierMessage } from './schemas';
@@ -41,6 +45,7 @@ export async function sendToFrontier(
   crawlId: string,
   correlationId: string,
   items: readonly FrontierItem[],
+  client: SQSClient = sqs,
 ): Promise<number> {
   let sent = 0;
   for (let i = 0; i < items.length; i += SQS_BATCH) {
@@ -51,7 +56,7 @@ export async function sendToFrontier(
       MessageDeduplicationId: urlHash(crawlId, item.url),
     }));
     for (let attempt = 0; attempt < 2 && entries.length > 0; attempt++) {
-      const result = await sqs.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }));
+      const result = await client.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }));
       sent += result.Successful?.length ?? 0;
       const failed = new Set((result.Failed ?? []).map((f) => f.Id));
       entries = entries.filter((e) => failed.has(e.Id));

@@ -1,0 +1,187 @@
+import { randomUUID } from 'node:crypto';
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { createCrawlJob } from '../functions/shared/crawls';
+import { newCorrelationId, sendToFrontier } from '../functions/shared/frontier';
+import { canonicalizeUrl, hostKey } from '../functions/shared/url';
+import type { Target } from './target';
+
+export interface CrawlRequest {
+  readonly seeds: readonly string[];
+  readonly maxPages: number;
+  readonly maxDepth: number;
+  /** host[:port] values in scope. @default the seeds' hosts */
+  readonly allowedHosts?: readonly string[];
+  /** @default a new UUID */
+  readonly crawlId?: string;
+}
+
+const DAY = 24 * 3600;
+
+/** Create the crawl job, claim the seeds and put them on the frontier. Returns the crawlId. */
+export async function submitCrawl(target: Target, request: CrawlRequest): Promise<string> {
+  if (request.seeds.length === 0) throw new Error('a crawl needs at least one seed URL');
+  if (!Number.isInteger(request.maxPages) || request.maxPages < 1)
+    throw new Error(`--max-pages (${request.maxPages}) must be a whole number ≥ 1`);
+  if (!Number.isInteger(request.maxDepth) || request.maxDepth < 0)
+    throw new Error(`--max-depth (${request.maxDepth}) must be a whole number ≥ 0`);
+  const seeds = [...new Set(request.seeds.map((s) => canonicalizeUrl(s)))];
+  const crawlId = request.crawlId ?? randomUUID();
+  const allowedHosts = [...new Set(request.allowedHosts ?? seeds.map(hostKey))];
+  const { outputs } = target;
+  await createCrawlJob(
+    outputs.CrawlsTableName,
+    {
+      crawlId,
+      seeds,
+      maxPages: request.maxPages,
+      maxDepth: request.maxDepth,
+      allowedHosts,
+      createdAt: new Date().toISOString(),
+    },
+    7 * DAY,
+    target.ddb,
+  );
+  const claimant = `seed:${crawlId}`;
+  for (const url of seeds) {
+    await target.ddb.send(
+      new UpdateCommand({
+        TableName: outputs.UrlsTableName,
+        Key: { crawlId, url },
+        UpdateExpression: 'SET claimedBy = :c, depth = :d, expiresAt = :e',
+        ExpressionAttributeValues: { ':c': claimant, ':d': 0, ':e': Math.floor(Date.now() / 1000) + 7 * DAY },
+      }),
+    );
+  }
+  await sendToFrontier(
+    outputs.FrontierQueueUrl,
+    crawlId,
+    newCorrelationId(),
+    seeds.map((url) => ({ url, depth: 0 })),
+    target.sqs,
+  );
+  return crawlId;
+}
+
+export interface QueueDepth {
+  readonly visible: number;
+  readonly inFlight: number;
+  readonly delayed: number;
+}
+
+export async function queueDepth(target: Target, queueUrl: string): Promise<QueueDepth> {
+  const { Attributes: a = {} } = await target.sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: [
+        'ApproximateNumberOfMessages',
+        'ApproximateNumberOfMessagesNotVisible',
+        'ApproximateNumberOfMessagesDelayed',
+      ],
+    }),
+  );
+  return {
+    visible: Number(a.ApproximateNumberOfMessages ?? 0),
+    inFlight: Number(a.ApproximateNumberOfMessagesNotVisible ?? 0),
+    delayed: Number(a.ApproximateNumberOfMessagesDelayed ?? 0),
+  };
+}
+
+export interface PipelineStatus {
+  readonly frontier: QueueDepth;
+  readonly parse: QueueDepth;
+  readonly frontierDlq: number;
+  readonly parseDlq: number;
+}
+
+export async function pipelineStatus(target: Target): Promise<PipelineStatus> {
+  const o = target.outputs;
+  const [frontier, parse, fd, pd] = await Promise.all([
+    queueDepth(target, o.FrontierQueueUrl),
+    queueDepth(target, o.ParseQueueUrl),
+    queueDepth(target, o.FrontierDlqUrl),
+    queueDepth(target, o.ParseDlqUrl),
+  ]);
+  return { frontier, parse, frontierDlq: fd.visible + fd.inFlight, parseDlq: pd.visible + pd.inFlight };
+}
+
+export const isIdle = (s: PipelineStatus): boolean =>
+  s.frontier.visible +
+    s.frontier.inFlight +
+    s.frontier.delayed +
+    s.parse.visible +
+    s.parse.inFlight +
+    s.parse.delayed ===
+  0;
+
+/** Every item of one crawl in a table keyed (crawlId, url). */
+export async function queryCrawl(
+  target: Target,
+  table: string,
+  crawlId: string,
+): Promise<Array<Record<string, unknown>>> {
+  const items: Array<Record<string, unknown>> = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const out = await target.ddb.send(
+      new QueryCommand({
+        TableName: table,
+        KeyConditionExpression: 'crawlId = :c',
+        ExpressionAttributeValues: { ':c': crawlId },
+        ConsistentRead: true,
+        ExclusiveStartKey: start,
+      }),
+    );
+    items.push(...(out.Items ?? []));
+    start = out.LastEvaluatedKey;
+  } while (start);
+  return items;
+}
+
+/** Pages stored for a crawl. */
+export const listPages = (target: Target, crawlId: string) =>
+  queryCrawl(target, target.outputs.PagesTableName, crawlId);
+/** URL records (claims and outcomes) for a crawl. */
+export const listUrls = (target: Target, crawlId: string) =>
+  queryCrawl(target, target.outputs.UrlsTableName, crawlId);
+
+/**
+ * Wait until `check` returns a value, polling every `intervalMs`, failing after `timeoutMs` with `what`.
+ * The one waiting primitive for tests and tools: conditions, never fixed sleeps.
+ */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false>,
+  { timeoutMs = 60_000, intervalMs = 200 } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** Wait until both work queues are empty twice in a row (the ESM may be between receive and delete). */
+export async function waitForIdle(target: Target, timeoutMs = 120_000): Promise<PipelineStatus> {
+  let streak = 0;
+  return waitFor(
+    'the pipeline to go idle',
+    async () => {
+      const status = await pipelineStatus(target);
+      streak = isIdle(status) ? streak + 1 : 0;
+      return streak >= 3 ? status : undefined;
+    },
+    { timeoutMs, intervalMs: 300 },
+  );
+}

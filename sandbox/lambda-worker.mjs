@@ -1,0 +1,38 @@
+// One Lambda "execution environment": a worker thread that imports a function bundle once (cold start)
+// and then serves invocations one at a time, as a Lambda container does. Plain JS so it needs no loader.
+import { randomUUID } from 'node:crypto';
+import { parentPort, workerData } from 'node:worker_threads';
+
+const { bundlePath, handlerName, functionName, memorySize, timeoutMs } = workerData;
+const mod = await import(bundlePath);
+const handler = mod[handlerName];
+if (typeof handler !== 'function') throw new Error(`${bundlePath} does not export ${handlerName}`);
+parentPort.postMessage({ type: 'ready' });
+
+parentPort.on('message', async ({ id, event }) => {
+  const deadline = Date.now() + timeoutMs;
+  const context = {
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:us-east-1:000000000000:function:${functionName}`,
+    memoryLimitInMB: String(memorySize),
+    awsRequestId: randomUUID(),
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: 'sandbox',
+    callbackWaitsForEmptyEventLoop: false,
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done() {},
+    fail() {},
+    succeed() {},
+  };
+  try {
+    const result = await handler(event, context);
+    parentPort.postMessage({ type: 'result', id, result });
+  } catch (error) {
+    parentPort.postMessage({
+      type: 'error',
+      id,
+      error: { name: error?.name, message: String(error?.message ?? error) },
+    });
+  }
+});

@@ -1,0 +1,286 @@
+import { createWriteStream, type WriteStream } from 'node:fs';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import {
+  ChangeMessageVisibilityBatchCommand,
+  DeleteMessageBatchCommand,
+  type Message,
+  ReceiveMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+
+/** A function as the template describes it, resolved to local values. */
+export interface FunctionSpec {
+  readonly logicalId: string;
+  readonly bundlePath: string;
+  readonly handlerName: string;
+  readonly timeoutMs: number;
+  readonly memorySize: number;
+  readonly environment: Record<string, string>;
+}
+
+export interface EventSourceSpec {
+  readonly queueUrl: string;
+  readonly queueArn: string;
+  readonly batchSize: number;
+  readonly maxConcurrency: number;
+  readonly reportBatchItemFailures: boolean;
+}
+
+export interface RunnerOptions {
+  /**
+   * Seconds a failed record stays invisible before its retry. Lambda leaves it for the queue's full
+   * visibility timeout; locally that is minutes, so the sandbox shortens it.
+   * @default - the queue's visibility timeout, as on AWS
+   */
+  readonly retryDelaySeconds?: number;
+  /** Where the functions' stdout/stderr (Powertools JSON logs) go. */
+  readonly logFile?: string;
+  /** Called after every invocation, for progress displays and tests. */
+  readonly onInvoke?: (stats: InvocationStats) => void;
+}
+
+export interface InvocationStats {
+  readonly functionId: string;
+  readonly records: number;
+  readonly failed: number;
+  readonly outcome: 'ok' | 'partial' | 'error' | 'timeout';
+  readonly durationMs: number;
+}
+
+/** One execution environment: a worker that keeps its module state between invocations until it times out. */
+class ExecutionEnvironment {
+  private worker?: Worker;
+  private ready?: Promise<void>;
+  private nextId = 0;
+  constructor(
+    private readonly fn: FunctionSpec,
+    private readonly log: WriteStream | undefined,
+  ) {}
+
+  private start(): Promise<void> {
+    const worker = new Worker(path.join(import.meta.dirname, 'lambda-worker.mjs'), {
+      workerData: {
+        bundlePath: this.fn.bundlePath,
+        handlerName: this.fn.handlerName,
+        functionName: this.fn.logicalId,
+        memorySize: this.fn.memorySize,
+        timeoutMs: this.fn.timeoutMs,
+      },
+      env: { ...process.env, ...this.fn.environment },
+      stdout: true,
+      stderr: true,
+    });
+    if (this.log) {
+      worker.stdout.pipe(this.log, { end: false });
+      worker.stderr.pipe(this.log, { end: false });
+    } else {
+      worker.stdout.resume();
+      worker.stderr.resume();
+    }
+    this.worker = worker;
+    return new Promise((resolve, reject) => {
+      worker.once('message', (m: { type: string }) =>
+        m.type === 'ready' ? resolve() : reject(new Error('bad worker start')),
+      );
+      worker.once('error', reject);
+    });
+  }
+
+  /** Invoke with Lambda's timeout: past it the environment is torn down, as Lambda does. */
+  async invoke(
+    event: SQSEvent,
+  ): Promise<{ kind: 'result'; value: unknown } | { kind: 'error'; message: string } | { kind: 'timeout' }> {
+    if (!this.worker) this.ready = this.start();
+    await this.ready;
+    const worker = this.worker as Worker;
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        worker.off('message', onMessage);
+        void worker.terminate();
+        this.worker = undefined;
+        resolve({ kind: 'timeout' });
+      }, this.fn.timeoutMs);
+      const onMessage = (m: { type: string; id: number; result?: unknown; error?: { message: string } }) => {
+        if (m.id !== id) return;
+        clearTimeout(timer);
+        worker.off('message', onMessage);
+        resolve(
+          m.type === 'result'
+            ? { kind: 'result', value: m.result }
+            : { kind: 'error', message: m.error?.message ?? '?' },
+        );
+      };
+      worker.on('message', onMessage);
+      worker.postMessage({ id, event });
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.worker?.terminate();
+    this.worker = undefined;
+  }
+}
+
+/** The Lambda-shaped SQS record for a received message. */
+export function toSqsRecord(m: Message, source: EventSourceSpec): SQSEvent['Records'][number] {
+  const attributes = (m.Attributes ?? {}) as Record<string, string>;
+  return {
+    messageId: m.MessageId ?? '',
+    receiptHandle: m.ReceiptHandle ?? '',
+    body: m.Body ?? '',
+    attributes: {
+      ApproximateReceiveCount: attributes.ApproximateReceiveCount ?? '1',
+      SentTimestamp: attributes.SentTimestamp ?? String(Date.now()),
+      SenderId: attributes.SenderId ?? 'sandbox',
+      ApproximateFirstReceiveTimestamp: attributes.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
+      ...(attributes.MessageGroupId ? { MessageGroupId: attributes.MessageGroupId } : {}),
+      ...(attributes.MessageDeduplicationId
+        ? { MessageDeduplicationId: attributes.MessageDeduplicationId }
+        : {}),
+      ...(attributes.SequenceNumber ? { SequenceNumber: attributes.SequenceNumber } : {}),
+    },
+    messageAttributes: Object.fromEntries(
+      Object.entries(m.MessageAttributes ?? {}).map(([k, v]) => [
+        k,
+        {
+          stringValue: v.StringValue,
+          binaryValue: undefined,
+          stringListValues: [],
+          binaryListValues: [],
+          dataType: v.DataType ?? 'String',
+        },
+      ]),
+    ),
+    md5OfBody: m.MD5OfBody ?? '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: source.queueArn,
+    awsRegion: 'us-east-1',
+  };
+}
+
+/**
+ * A local event source mapping: up to MaximumConcurrency pollers, each with its own execution environment,
+ * receive batches of up to BatchSize, invoke the function, and delete what succeeded. With
+ * ReportBatchItemFailures only the reported records stay; a thrown error or a timeout leaves the whole batch.
+ */
+export class EventSourceRunner {
+  private running = false;
+  private loops: Promise<void>[] = [];
+  private readonly envs: ExecutionEnvironment[] = [];
+  private inFlight = 0;
+
+  constructor(
+    private readonly sqs: SQSClient,
+    private readonly fn: FunctionSpec,
+    private readonly source: EventSourceSpec,
+    private readonly options: RunnerOptions & { log?: WriteStream } = {},
+  ) {}
+
+  /** True while any poller is inside an invocation. */
+  get busy(): boolean {
+    return this.inFlight > 0;
+  }
+
+  start(): void {
+    this.running = true;
+    for (let i = 0; i < this.source.maxConcurrency; i++) {
+      const env = new ExecutionEnvironment(this.fn, this.options.log);
+      this.envs.push(env);
+      this.loops.push(this.poll(env));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.loops);
+    await Promise.all(this.envs.map((e) => e.stop()));
+  }
+
+  private async poll(env: ExecutionEnvironment): Promise<void> {
+    while (this.running) {
+      let messages: Message[];
+      try {
+        const out = await this.sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: this.source.queueUrl,
+            MaxNumberOfMessages: Math.min(this.source.batchSize, 10),
+            WaitTimeSeconds: 1,
+            MessageSystemAttributeNames: ['All'],
+            MessageAttributeNames: ['All'],
+          }),
+        );
+        messages = out.Messages ?? [];
+      } catch (error) {
+        if (!this.running) return;
+        process.stderr.write(
+          `sandbox: receive from ${this.source.queueUrl} failed: ${(error as Error).message}\n`,
+        );
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
+      if (messages.length === 0) continue;
+      this.inFlight++;
+      try {
+        await this.invokeBatch(env, messages);
+      } finally {
+        this.inFlight--;
+      }
+    }
+  }
+
+  private async invokeBatch(env: ExecutionEnvironment, messages: Message[]): Promise<void> {
+    const started = Date.now();
+    const event: SQSEvent = { Records: messages.map((m) => toSqsRecord(m, this.source)) };
+    const result = await env.invoke(event);
+    let failedIds = new Set<string>();
+    let outcome: InvocationStats['outcome'] = 'ok';
+    if (result.kind === 'result') {
+      const response = result.value as SQSBatchResponse | undefined;
+      if (this.source.reportBatchItemFailures && response?.batchItemFailures?.length) {
+        failedIds = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
+        outcome = 'partial';
+      }
+    } else {
+      failedIds = new Set(messages.map((m) => m.MessageId ?? ''));
+      outcome = result.kind;
+      if (result.kind === 'error')
+        process.stderr.write(`sandbox: ${this.fn.logicalId} threw: ${result.message}\n`);
+    }
+    const done = messages.filter((m) => !failedIds.has(m.MessageId ?? ''));
+    const failed = messages.filter((m) => failedIds.has(m.MessageId ?? ''));
+    if (done.length > 0) {
+      await this.sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: this.source.queueUrl,
+          Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
+        }),
+      );
+    }
+    if (failed.length > 0 && this.options.retryDelaySeconds !== undefined) {
+      await this.sqs.send(
+        new ChangeMessageVisibilityBatchCommand({
+          QueueUrl: this.source.queueUrl,
+          Entries: failed.map((m, i) => ({
+            Id: String(i),
+            ReceiptHandle: m.ReceiptHandle,
+            VisibilityTimeout: this.options.retryDelaySeconds,
+          })),
+        }),
+      );
+    }
+    this.options.onInvoke?.({
+      functionId: this.fn.logicalId,
+      records: messages.length,
+      failed: failed.length,
+      outcome,
+      durationMs: Date.now() - started,
+    });
+  }
+}
+
+export function openLog(file: string | undefined): WriteStream | undefined {
+  return file ? createWriteStream(file, { flags: 'a' }) : undefined;
+}

@@ -1,0 +1,183 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { checkOutputs, makeTarget, type Target } from '../cli/target';
+import { type Emulators, LOCAL_CREDENTIALS, LOCAL_REGION, startEmulators } from './emulators';
+import {
+  type CfnTemplate,
+  localClients,
+  type Provisioned,
+  provision,
+  readTemplate,
+  resolveValue,
+} from './provision';
+import { EventSourceRunner, type FunctionSpec, type InvocationStats, openLog } from './runner';
+
+export const PROJECT_ROOT = path.join(import.meta.dirname, '..');
+export const CDK_OUT = path.join(PROJECT_ROOT, 'cdk.out');
+export const DEFAULT_STACK = 'Crawler-dev';
+
+export interface SandboxOptions {
+  /** @default 'Crawler-dev' */
+  readonly stackName?: string;
+  /** 'always' re-synthesizes (npm start); 'if-missing' reuses cdk.out (tests, after npm test's synth). @default 'if-missing' */
+  readonly synth?: 'always' | 'if-missing';
+  /** Start the event-source runners. Tests that drive a handler themselves turn this off. @default true */
+  readonly runFunctions?: boolean;
+  /** Extra environment for every function (e.g. the test-only loopback allow-list). */
+  readonly functionEnv?: Record<string, string>;
+  /** Source queues' visibility timeout in seconds. @default - the template's */
+  readonly visibilityTimeoutSeconds?: number;
+  /** Delay before a failed record is retried. @default - the queue's visibility timeout */
+  readonly retryDelaySeconds?: number;
+  /** Override a function's Timeout (ms), by logical-id prefix, e.g. { Crawler: 5000 }. */
+  readonly timeoutOverrides?: Record<string, number>;
+  readonly onInvoke?: (stats: InvocationStats) => void;
+  /** Folder for function logs. @default .sandbox/ */
+  readonly logDir?: string;
+}
+
+export interface Sandbox {
+  readonly target: Target;
+  readonly emulators: Emulators;
+  readonly provisioned: Provisioned;
+  readonly functions: FunctionSpec[];
+  readonly logFile: string;
+  /** Base environment a handler needs to run against these emulators (for in-process tests). */
+  functionEnvironment(logicalIdPrefix: string): Record<string, string>;
+  stop(): Promise<void>;
+}
+
+export function synthesize(): void {
+  const result = spawnSync('npx', ['cdk', 'synth', '--quiet', '-c', 'stage=dev'], {
+    cwd: PROJECT_ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, CDK_DISABLE_VERSION_CHECK: '1' },
+  });
+  if (result.status !== 0) throw new Error(`cdk synth failed:\n${result.stderr.slice(-2000)}`);
+}
+
+function functionSpecs(
+  template: CfnTemplate,
+  p: Provisioned,
+  base: Record<string, string>,
+  opts: SandboxOptions,
+): FunctionSpec[] {
+  return Object.entries(template.Resources)
+    .filter(([, r]) => r.Type === 'AWS::Lambda::Function')
+    .map(([id, r]) => {
+      const props = r.Properties ?? {};
+      const assetPath = r.Metadata?.['aws:asset:path'];
+      if (typeof assetPath !== 'string')
+        throw new Error(`function ${id} has no asset path; was it synthesized with bundling?`);
+      const [file, handlerName] = String(props.Handler ?? 'index.handler').split('.') as [string, string];
+      const vars = ((props.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ??
+        {}) as Record<string, unknown>;
+      const environment: Record<string, string> = {};
+      for (const [k, v] of Object.entries(vars)) environment[k] = resolveValue(v, p.resources);
+      const override = Object.entries(opts.timeoutOverrides ?? {}).find(([prefix]) =>
+        id.startsWith(prefix),
+      )?.[1];
+      return {
+        logicalId: id,
+        bundlePath: path.join(CDK_OUT, assetPath, `${file}.mjs`),
+        handlerName,
+        timeoutMs: override ?? Number(props.Timeout ?? 3) * 1000,
+        memorySize: Number(props.MemorySize ?? 128),
+        environment: { ...environment, ...base, AWS_LAMBDA_FUNCTION_NAME: id, ...opts.functionEnv },
+      };
+    });
+}
+
+/**
+ * The embedded local runtime: emulators on loopback, the synthesized template provisioned into them, and a
+ * local event source mapping per AWS::Lambda::EventSourceMapping running the bundled function code.
+ */
+export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
+  const stackName = opts.stackName ?? DEFAULT_STACK;
+  if (opts.synth === 'always' || !existsSync(path.join(CDK_OUT, `${stackName}.template.json`))) synthesize();
+  const template = readTemplate(CDK_OUT, stackName);
+  const emulators = await startEmulators();
+  try {
+    const provisioned = await provision(template, emulators, {
+      visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds,
+    });
+    const base: Record<string, string> = {
+      AWS_REGION: LOCAL_REGION,
+      AWS_DEFAULT_REGION: LOCAL_REGION,
+      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+      AWS_ENDPOINT_URL_SQS: emulators.sqsEndpoint,
+      AWS_ENDPOINT_URL_S3: emulators.s3Endpoint,
+      AWS_ENDPOINT_URL_DYNAMODB: emulators.dynamodbEndpoint,
+    };
+    const functions = functionSpecs(template, provisioned, base, opts);
+    const logDir = opts.logDir ?? path.join(PROJECT_ROOT, '.sandbox');
+    mkdirSync(logDir, { recursive: true });
+    const logFile = path.join(logDir, `functions-${process.pid}.log`);
+    const log = openLog(logFile);
+    const clients = localClients(emulators);
+    const runners: EventSourceRunner[] = [];
+    if (opts.runFunctions !== false) {
+      for (const [, r] of Object.entries(template.Resources).filter(
+        ([, r]) => r.Type === 'AWS::Lambda::EventSourceMapping',
+      )) {
+        const props = r.Properties ?? {};
+        const fnId = (props.FunctionName as { Ref: string }).Ref;
+        const queueId = (props.EventSourceArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+        const fn = functions.find((f) => f.logicalId === fnId);
+        const queue = provisioned.resources.get(queueId);
+        if (!fn || !queue)
+          throw new Error(`event source mapping for ${fnId} on ${queueId} does not resolve locally`);
+        const runner = new EventSourceRunner(
+          clients.sqs,
+          fn,
+          {
+            queueUrl: queue.ref,
+            queueArn: queue.attrs.Arn ?? '',
+            batchSize: Number(props.BatchSize ?? 10),
+            maxConcurrency: Number(
+              (props.ScalingConfig as { MaximumConcurrency?: number } | undefined)?.MaximumConcurrency ?? 2,
+            ),
+            reportBatchItemFailures: ((props.FunctionResponseTypes as string[] | undefined) ?? []).includes(
+              'ReportBatchItemFailures',
+            ),
+          },
+          { retryDelaySeconds: opts.retryDelaySeconds, onInvoke: opts.onInvoke, log },
+        );
+        runner.start();
+        runners.push(runner);
+      }
+    }
+    const target = makeTarget(
+      'sandbox',
+      checkOutputs(provisioned.outputs, `the ${stackName} template`),
+      { sqs: emulators.sqsEndpoint, dynamodb: emulators.dynamodbEndpoint, s3: emulators.s3Endpoint },
+      { region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS, supportsMessageMoveTask: false },
+    );
+    return {
+      target,
+      emulators,
+      provisioned,
+      functions,
+      logFile,
+      functionEnvironment(prefix) {
+        const fn = functions.find((f) => f.logicalId.startsWith(prefix));
+        if (!fn) throw new Error(`no function ${prefix}* in ${stackName}`);
+        return fn.environment;
+      },
+      async stop() {
+        await Promise.all(runners.map((r) => r.stop()));
+        for (const c of Object.values(clients)) c.destroy();
+        target.sqs.destroy();
+        target.ddb.destroy();
+        target.s3.destroy();
+        log?.end();
+        await emulators.stop();
+      },
+    };
+  } catch (error) {
+    await emulators.stop();
+    throw error;
+  }
+}
