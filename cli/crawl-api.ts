@@ -48,7 +48,8 @@ export async function submitCrawl(target: Target, request: CrawlRequest): Promis
       new UpdateCommand({
         TableName: outputs.UrlsTableName,
         Key: { crawlId, url },
-        UpdateExpression: 'SET claimedBy = :c, depth = :d, expiresAt = :e',
+        UpdateExpression: 'SET claimedBy = :c, #d = :d, expiresAt = :e',
+        ExpressionAttributeNames: { '#d': 'depth' },
         ExpressionAttributeValues: { ':c': claimant, ':d': 0, ':e': Math.floor(Date.now() / 1000) + 7 * DAY },
       }),
     );

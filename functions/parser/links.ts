@@ -156,9 +156,9 @@ async function claimAll(input: DiscoverInput, urls: readonly string[]): Promise<
               TableName: input.urlsTable,
               Key: { crawlId: input.crawlId, url },
               UpdateExpression:
-                'SET claimedBy = :me, depth = if_not_exists(depth, :d), discoveredAt = if_not_exists(discoveredAt, :t), expiresAt = if_not_exists(expiresAt, :e)',
+                'SET claimedBy = :me, #d = if_not_exists(#d, :d), discoveredAt = if_not_exists(discoveredAt, :t), expiresAt = if_not_exists(expiresAt, :e)',
               ConditionExpression: 'attribute_not_exists(#u) OR claimedBy = :me',
-              ExpressionAttributeNames: { '#u': 'url' },
+              ExpressionAttributeNames: { '#u': 'url', '#d': 'depth' },
               ExpressionAttributeValues: {
                 ':me': input.claimant,
                 ':d': input.depth + 1,

@@ -14,14 +14,22 @@ export type RecordHandler = (record: SQSRecord) => Promise<unknown>;
 
 /**
  * Wrap a record handler so a message that fails validation goes to the DLQ at once with its reason and
- * counts as processed; every other error propagates, so only that record is reported for retry.
+ * counts as processed; every other error is logged and propagates, so only that record is reported for retry.
  */
 export function poisonToDlq(dlqUrl: string, handler: RecordHandler): RecordHandler {
   return async (record) => {
     try {
       return await handler(record);
     } catch (error) {
-      if (!(error instanceof InvalidMessageError)) throw error;
+      if (!(error instanceof InvalidMessageError)) {
+        logger.error('record failed; it returns to the queue for retry', {
+          ...looseIds(record.body),
+          messageId: record.messageId,
+          receiveCount: record.attributes.ApproximateReceiveCount,
+          error: error as Error,
+        });
+        throw error;
+      }
       logger.error('invalid message forwarded to DLQ without retry', {
         ...looseIds(record.body),
         messageId: record.messageId,

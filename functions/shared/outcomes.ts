@@ -46,10 +46,13 @@ export async function recordOutcome(
     ':e': Math.floor(Date.now() / 1000) + ttlSeconds,
   };
   const sets = ['outcome = :o', 'outcomeAt = :t', 'expiresAt = if_not_exists(expiresAt, :e)'];
+  // Names are aliased because several (depth, bytes) are DynamoDB reserved words.
+  const names: Record<string, string> = {};
   for (const [key, value] of Object.entries(extra)) {
     if (value === undefined) continue;
     values[`:${key}`] = typeof value === 'string' ? value.slice(0, 500) : value;
-    sets.push(`${key} = :${key}`);
+    names[`#${key}`] = key;
+    sets.push(`#${key} = :${key}`);
   }
   await ddb.send(
     new UpdateCommand({
@@ -57,6 +60,7 @@ export async function recordOutcome(
       Key: { crawlId, url },
       UpdateExpression: `SET ${sets.join(', ')}`,
       ExpressionAttributeValues: values,
+      ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
     }),
   );
 }

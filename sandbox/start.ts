@@ -1,0 +1,113 @@
+import { createWriteStream } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { isIdle, listPages, listUrls, pipelineStatus, submitCrawl } from '../cli/crawl-api';
+import { startDemoSite } from './demo-site';
+import { SandboxSetupError } from './emulators';
+import { PROJECT_ROOT, type Sandbox, startSandbox } from './sandbox';
+
+const USAGE = `usage: npm start -- [url] [--max-pages N] [--max-depth D]
+
+With no URL, crawls the bundled demo site on loopback. With a URL, crawls that site (needs internet).`;
+
+async function main(): Promise<void> {
+  let args: ReturnType<typeof parseArgs>;
+  try {
+    args = parseArgs({
+      allowPositionals: true,
+      options: {
+        'max-pages': { type: 'string' },
+        'max-depth': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    console.error(`${(error as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+  if (args.values.help) return void console.log(USAGE);
+  const url = args.positionals[0];
+  const maxPages = Number(args.values['max-pages'] ?? (url ? 50 : 500));
+  const maxDepth = Number(args.values['max-depth'] ?? (url ? 2 : 8));
+
+  const started = Date.now();
+  console.log('▶ starting emulators (fauxqs, DynamoDB Local) and synthesizing the stack…');
+  const demo = url ? undefined : await startDemoSite();
+  let sandbox: Sandbox | undefined;
+  let stopping = false;
+  const shutdown = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    await sandbox?.stop();
+    await demo?.stop();
+    process.exit(code);
+  };
+  process.on('SIGINT', () => {
+    console.log('\n■ stopping…');
+    void shutdown(130);
+  });
+  process.on('SIGTERM', () => void shutdown(143));
+
+  sandbox = await startSandbox({
+    synth: 'always',
+    retryDelaySeconds: 1,
+    functionEnv: {
+      POWERTOOLS_LOG_LEVEL: 'INFO',
+      ...(demo ? { CRAWLER_TEST_ALLOW_LOOPBACK_PORTS: demo.ports.join(','), FETCH_TIMEOUT_MS: '2000' } : {}),
+    },
+  });
+  const skipped = Object.entries(sandbox.provisioned.notProvisioned).map(([t, n]) => `${t}×${n}`);
+  console.log(
+    `  ready in ${((Date.now() - started) / 1000).toFixed(1)} s. Not emulated locally: ${skipped.join(', ')}`,
+  );
+  console.log(`  function logs: ${path.relative(PROJECT_ROOT, sandbox.logFile)}`);
+
+  const seeds = url ? [url] : (demo?.seeds ?? []);
+  const crawlId = await submitCrawl(sandbox.target, { seeds, maxPages, maxDepth });
+  console.log(`▶ crawl ${crawlId}: ${seeds.length} seed(s), max ${maxPages} pages, depth ${maxDepth}`);
+
+  const crawlStart = Date.now();
+  let idleStreak = 0;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 1_000));
+    if (stopping) return;
+    const [status, pages, urls] = await Promise.all([
+      pipelineStatus(sandbox.target),
+      listPages(sandbox.target, crawlId),
+      listUrls(sandbox.target, crawlId),
+    ]);
+    const fetched = urls.filter((u) => u.outcome === 'fetched').length;
+    const rate = pages.length / ((Date.now() - crawlStart) / 1000);
+    process.stdout.write(
+      `\r  fetched ${fetched}  stored ${pages.length}  queued ${status.frontier.visible + status.frontier.inFlight}` +
+        `  parsing ${status.parse.visible + status.parse.inFlight}  DLQ ${status.frontierDlq + status.parseDlq}` +
+        `  ${rate.toFixed(1)} pages/s   `,
+    );
+    idleStreak = isIdle(status) ? idleStreak + 1 : 0;
+    if (idleStreak >= 2) break;
+  }
+  const pages = await listPages(sandbox.target, crawlId);
+  const urls = await listUrls(sandbox.target, crawlId);
+  const outcomes = new Map<string, number>();
+  for (const u of urls)
+    outcomes.set(String(u.outcome ?? 'pending'), (outcomes.get(String(u.outcome ?? 'pending')) ?? 0) + 1);
+  const file = path.join(PROJECT_ROOT, '.sandbox', `results-${crawlId}.jsonl`);
+  const out = createWriteStream(file);
+  for (const p of pages) out.write(`${JSON.stringify(p)}\n`);
+  await new Promise<void>((r) => out.end(r));
+  const seconds = (Date.now() - crawlStart) / 1000;
+  console.log(
+    `\n✔ done in ${seconds.toFixed(1)} s: ${pages.length} pages stored (${(pages.length / seconds).toFixed(1)} pages/s)`,
+  );
+  console.log(`  outcomes: ${[...outcomes].map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  console.log(`  pages:    ${path.relative(PROJECT_ROOT, file)} (one JSON object per line)`);
+  console.log(
+    `  logs:     ${path.relative(PROJECT_ROOT, sandbox.logFile)} (Powertools JSON, grep by crawlId ${crawlId})`,
+  );
+  await shutdown(0);
+}
+
+main().catch((error) => {
+  console.error(error instanceof SandboxSetupError ? `✖ ${error.message}` : error);
+  process.exit(1);
+});
