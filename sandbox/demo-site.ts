@@ -168,7 +168,7 @@ export async function startDemoSite(options: DemoSiteOptions = {}): Promise<Demo
     if (options.latencyMs) setTimeout(respond, options.latencyMs);
     else respond();
   };
-  servers.forEach((s, i) => s.on('request', handler(hosts[i] as string)));
+  for (const [i, s] of servers.entries()) s.on('request', handler(hosts[i] as string));
 
   return {
     hosts,
@@ -203,6 +203,7 @@ export async function startDemoSite(options: DemoSiteOptions = {}): Promise<Demo
           else if (page.kind === 'pdf') failed.set(url, 'not-html');
           else if (page.kind === 'large') failed.set(url, 'too-large');
           else if (page.kind === 'slow') failed.set(url, 'timeout');
+          else if (page.kind === 'redirect') failed.set(url, 'too-many-redirects');
           else {
             stored.add(url);
             const links = page.kind === 'trap' ? [`/trap/${page.n + 1}`, '/'] : page.links;
