@@ -15,6 +15,10 @@ export interface DemoSite {
   readonly seeds: string[];
   /** Requests served, per path (host:port/path), to prove at-most-once fetches. */
   readonly hits: Map<string, number>;
+  /** Every request in arrival order, as host:port/path. */
+  readonly requestLog: string[];
+  /** Make host:port/path answer 503 (on) or its normal page (off), to fail fetches on purpose. */
+  setFailing(hostPath: string, on: boolean): void;
   expected(maxDepth: number): {
     stored: Set<string>;
     skippedRobots: Set<string>;
@@ -30,6 +34,8 @@ export interface DemoSiteOptions {
   readonly latencyMs?: number;
   /** Bytes of the page that exceeds the crawler's cap. @default 3 MiB */
   readonly largeBytes?: number;
+  /** How long /slow takes to answer. @default 30 s, past any fetch timeout */
+  readonly slowMs?: number;
 }
 
 type Page =
@@ -71,6 +77,8 @@ export async function startDemoSite(options: DemoSiteOptions = {}): Promise<Demo
   const hosts = ports.map((p) => `127.0.0.1:${p}`);
   const [a, b, c, d] = hosts as [string, string, string, string];
   const hits = new Map<string, number>();
+  const requestLog: string[] = [];
+  const failing = new Set<string>();
 
   /** The link model: host → path → page. */
   const site = new Map<string, Map<string, Page>>();
@@ -124,12 +132,14 @@ export async function startDemoSite(options: DemoSiteOptions = {}): Promise<Demo
   const handler = (host: string) => (req: http.IncomingMessage, res: http.ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0] as string;
     hits.set(`${host}${path}`, (hits.get(`${host}${path}`) ?? 0) + 1);
+    requestLog.push(`${host}${path}`);
     const respond = () => {
       if (path === '/robots.txt') {
         const r = robots.get(host) ?? { status: 404, body: '' };
         res.writeHead(r.status, { 'content-type': 'text/plain' }).end(r.body);
         return;
       }
+      if (failing.has(`${host}${path}`)) return void res.writeHead(503).end();
       const page = lookup(host, path);
       if (!page) return void res.writeHead(404, { 'content-type': 'text/html' }).end('<h1>not found</h1>');
       switch (page.kind) {
@@ -175,6 +185,11 @@ export async function startDemoSite(options: DemoSiteOptions = {}): Promise<Demo
     ports,
     seeds: hosts.map((h) => `http://${h}/`),
     hits,
+    requestLog,
+    setFailing(hostPath, on) {
+      if (on) failing.add(hostPath);
+      else failing.delete(hostPath);
+    },
     expected(maxDepth) {
       // Breadth-first over the model with the crawler's rules. Depth limits only cut the trap (a chain),
       // so discovery order cannot change the answer as long as maxDepth covers the regular pages.

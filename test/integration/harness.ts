@@ -1,0 +1,58 @@
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { Target } from '../../cli/target';
+import { type DemoSite, type DemoSiteOptions, startDemoSite } from '../../sandbox/demo-site';
+import type { InvocationStats } from '../../sandbox/runner';
+import { type Sandbox, type SandboxOptions, startSandbox } from '../../sandbox/sandbox';
+
+/**
+ * The integration suite's view of a deployed pipeline. Tests talk only to `target` (queues, tables,
+ * buckets through the AWS SDK), so the same assertions run against the sandbox here and against
+ * LocalStack or AWS (see localstack/ and `npm run test:localstack`), where the demo site must be
+ * reachable from the functions.
+ */
+export interface Harness {
+  readonly target: Target;
+  readonly demo: DemoSite;
+  /** Invocations the local event-source runners made, for counting retries. Sandbox only. */
+  readonly invocations: InvocationStats[];
+  readonly sandbox: Sandbox;
+  stop(): Promise<void>;
+}
+
+export async function startHarness(
+  options: { sandbox?: SandboxOptions; demo?: DemoSiteOptions } = {},
+): Promise<Harness> {
+  const demo = await startDemoSite(options.demo);
+  const invocations: InvocationStats[] = [];
+  const sandbox = await startSandbox({
+    retryDelaySeconds: 1,
+    ...options.sandbox,
+    functionEnv: {
+      CRAWLER_TEST_ALLOW_LOOPBACK_PORTS: demo.ports.join(','),
+      FETCH_TIMEOUT_MS: '2000',
+      POWERTOOLS_LOG_LEVEL: 'INFO',
+      ...options.sandbox?.functionEnv,
+    },
+    onInvoke: (s) => invocations.push(s),
+  });
+  return {
+    target: sandbox.target,
+    demo,
+    invocations,
+    sandbox,
+    async stop() {
+      await sandbox.stop();
+      await demo.stop();
+    },
+  };
+}
+
+/** Records the parser (or crawler) was handed since `from`: each retry counts again. */
+export function recordsHandled(h: Harness, fnPrefix: string, from = 0): number {
+  return h.invocations
+    .slice(from)
+    .filter((i) => i.functionId.startsWith(fnPrefix))
+    .reduce((n, i) => n + i.records, 0);
+}
+
+export type Handler = (event: SQSEvent, context: unknown) => Promise<SQSBatchResponse>;

@@ -1,0 +1,254 @@
+import { randomUUID } from 'node:crypto';
+import { brotliCompressSync } from 'node:zlib';
+import { ReceiveMessageCommand, SendMessageBatchCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listPages, listUrls, pipelineStatus, submitCrawl, waitFor, waitForIdle } from '../../cli/crawl-api';
+import { frontierMessage } from '../../functions/shared/frontier';
+import type { ParseMessage } from '../../functions/shared/schemas';
+import { hostKey, urlHash } from '../../functions/shared/url';
+import { type Harness, recordsHandled, startHarness } from './harness';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(async () => {
+  await h?.stop();
+});
+
+/** A crawl job with no seeds fetched yet: only what a test sends itself runs under it. */
+async function emptyCrawl(hosts: string[], maxDepth = 3): Promise<string> {
+  const crawlId = `t-${randomUUID()}`;
+  // A seed on an unrouted path of the first host; its fetch is a 404 outcome, harmless to the assertions.
+  await submitCrawl(h.target, {
+    crawlId,
+    seeds: [`http://${hosts[0]}/seed-${crawlId}`],
+    maxPages: 1000,
+    maxDepth,
+    allowedHosts: hosts,
+  });
+  return crawlId;
+}
+
+function parseMessageFor(crawlId: string, url: string, html: string): ParseMessage {
+  return {
+    type: 'parse.page',
+    version: 1,
+    crawlId,
+    correlationId: `corr-${crawlId}`,
+    sentAt: new Date().toISOString(),
+    payload: {
+      url,
+      finalUrl: url,
+      depth: 0,
+      httpStatus: 200,
+      contentType: 'text/html',
+      fetchedAt: Date.now(),
+      body: {
+        kind: 'inline',
+        encoding: 'br',
+        data: brotliCompressSync(Buffer.from(html)).toString('base64'),
+      },
+    },
+  };
+}
+
+async function dlqMessages(queueUrl: string) {
+  const out = await h.target.sqs.send(
+    new ReceiveMessageCommand({
+      QueueUrl: queueUrl,
+      MaxNumberOfMessages: 10,
+      MessageAttributeNames: ['All'],
+      VisibilityTimeout: 0,
+    }),
+  );
+  return out.Messages ?? [];
+}
+
+describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () => {
+  it('crawls the demo site storing exactly the reachable in-scope pages, each once, with an outcome for every URL', async () => {
+    const maxDepth = 20;
+    const crawlId = await submitCrawl(h.target, { seeds: h.demo.seeds, maxPages: 10_000, maxDepth });
+    await waitForIdle(h.target, 180_000);
+    const expected = h.demo.expected(maxDepth);
+
+    const pages = await listPages(h.target, crawlId);
+    const stored = pages.map((p) => String(p.url)).sort();
+    expect(stored).toEqual([...expected.stored].sort());
+    expect(new Set(stored).size).toBe(stored.length);
+    // The trap stops at the depth limit: /trap/1 … /trap/20.
+    expect(stored.filter((u) => u.includes('/trap/'))).toHaveLength(maxDepth);
+
+    const urls = await listUrls(h.target, crawlId);
+    const withoutOutcome = urls.filter((u) => !u.outcome).map((u) => u.url);
+    expect(withoutOutcome).toEqual([]);
+    const outcome = (url: string) => urls.find((u) => u.url === url)?.outcome;
+    for (const url of expected.skippedRobots) expect(outcome(url), url).toBe('skipped-robots');
+    for (const [url, reason] of expected.failed) expect(outcome(url), url).toBe(reason);
+
+    // Each stored page was fetched from the site once (the redirect source shares its target's fetch).
+    for (const url of stored) {
+      const u = new URL(url);
+      if (u.pathname === '/old-home') continue;
+      expect(h.demo.hits.get(`${u.host}${u.pathname}`), url).toBe(
+        u.pathname === '/' && u.host === h.demo.hosts[0] ? 2 : 1,
+      );
+    }
+    // The body over the inline limit went through S3 and was still parsed.
+    expect(pages.find((p) => String(p.url).endsWith('/big-ok'))?.title).toContain('/big-ok');
+    const status = await pipelineStatus(h.target);
+    expect(status.frontierDlq + status.parseDlq).toBe(0);
+  });
+
+  it('has one effect for a frontier message delivered three times', async () => {
+    const host = h.demo.hosts[2] as string;
+    const crawlId = await emptyCrawl([host]);
+    const url = `http://${host}/page/3`;
+    const body = JSON.stringify(frontierMessage(crawlId, 'dup', { url, depth: 0 }));
+    const before = h.demo.hits.get(`${host}/page/3`) ?? 0;
+    // Distinct dedup ids get past SQS's own deduplication, as a redelivery after the window would.
+    await h.target.sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: h.target.outputs.FrontierQueueUrl,
+        Entries: [0, 1, 2].map((i) => ({
+          Id: String(i),
+          MessageBody: body,
+          MessageGroupId: hostKey(url),
+          MessageDeduplicationId: `${urlHash(crawlId, url)}-${i}`,
+        })),
+      }),
+    );
+    await waitFor('the page to be stored', async () =>
+      (await listPages(h.target, crawlId)).some((p) => p.url === url),
+    );
+    await waitForIdle(h.target);
+    expect((h.demo.hits.get(`${host}/page/3`) ?? 0) - before).toBe(1);
+    expect((await listPages(h.target, crawlId)).filter((p) => p.url === url)).toHaveLength(1);
+  });
+
+  it('has one effect for a parse message delivered six times concurrently', async () => {
+    const host = h.demo.hosts[2] as string;
+    const crawlId = await emptyCrawl([host]);
+    const url = `http://${host}/dup-parent`;
+    const html = `<title>parent</title><a href="/page/40">a</a><a href="/page/41">b</a>`;
+    const body = JSON.stringify(parseMessageFor(crawlId, url, html));
+    const before40 = h.demo.hits.get(`${host}/page/40`) ?? 0;
+    const before41 = h.demo.hits.get(`${host}/page/41`) ?? 0;
+    await h.target.sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: h.target.outputs.ParseQueueUrl,
+        Entries: [0, 1, 2, 3, 4, 5].map((i) => ({ Id: String(i), MessageBody: body })),
+      }),
+    );
+    await waitFor('both links to be stored', async () => (await listPages(h.target, crawlId)).length >= 3);
+    await waitForIdle(h.target);
+    const pages = await listPages(h.target, crawlId);
+    expect(pages.filter((p) => p.url === url)).toHaveLength(1);
+    expect((h.demo.hits.get(`${host}/page/40`) ?? 0) - before40).toBe(1);
+    expect((h.demo.hits.get(`${host}/page/41`) ?? 0) - before41).toBe(1);
+    const claims = (await listUrls(h.target, crawlId)).filter((u) => u.claimedBy === url);
+    expect(claims.map((c) => c.url).sort()).toEqual([`http://${host}/page/40`, `http://${host}/page/41`]);
+  });
+
+  it('retries only the record that throws, moves it to the DLQ after maxReceiveCount, and loses none of its batch-mates', async () => {
+    const host = h.demo.hosts[2] as string;
+    const crawlId = await emptyCrawl([host], 0);
+    await waitForIdle(h.target);
+    const good = Array.from({ length: 9 }, (_, i) =>
+      parseMessageFor(crawlId, `http://${host}/mate/${i}`, `<title>mate ${i}</title>`),
+    );
+    const bad: ParseMessage = {
+      ...parseMessageFor(crawlId, `http://${host}/poison`, ''),
+      payload: {
+        ...parseMessageFor(crawlId, `http://${host}/poison`, '').payload,
+        body: { kind: 's3', encoding: 'br', bucket: 'no-such-bucket', key: 'bodies/x.br' },
+      },
+    };
+    const from = h.invocations.length;
+    await h.target.sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: h.target.outputs.ParseQueueUrl,
+        Entries: [...good, bad].map((m, i) => ({ Id: String(i), MessageBody: JSON.stringify(m) })),
+      }),
+    );
+    const inDlq = await waitFor(
+      'the failing record in the parse DLQ',
+      async () => (await dlqMessages(h.target.outputs.ParseDlqUrl)).find((m) => m.Body?.includes('/poison')),
+      { timeoutMs: 60_000 },
+    );
+    expect(JSON.parse(inDlq.Body ?? '{}').payload.url).toBe(`http://${host}/poison`);
+    await waitForIdle(h.target);
+    const pages = await listPages(h.target, crawlId);
+    expect(pages.map((p) => p.url).sort()).toEqual(good.map((g) => g.payload.url).sort());
+    // 9 batch-mates handled once each, the poison record once per receive (maxReceiveCount 5).
+    expect(recordsHandled(h, 'Parser', from)).toBe(9 + 5);
+  });
+
+  it('sends a schema-invalid message straight to the DLQ with its reason, without retries or holding up others', async () => {
+    const host = h.demo.hosts[2] as string;
+    const crawlId = await emptyCrawl([host], 0);
+    await waitForIdle(h.target);
+    const good = Array.from({ length: 4 }, (_, i) =>
+      parseMessageFor(crawlId, `http://${host}/ok/${i}`, `<title>ok ${i}</title>`),
+    );
+    const from = h.invocations.length;
+    const marker = `not-json-${crawlId}`;
+    await h.target.sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: h.target.outputs.ParseQueueUrl,
+        Entries: [
+          ...good.map((m, i) => ({ Id: `g${i}`, MessageBody: JSON.stringify(m) })),
+          { Id: 'bad-json', MessageBody: `{${marker}` },
+          { Id: 'bad-schema', MessageBody: JSON.stringify({ ...good[0], version: 99, crawlId }) },
+        ],
+      }),
+    );
+    await waitForIdle(h.target);
+    const pages = await listPages(h.target, crawlId);
+    expect(pages).toHaveLength(4);
+    expect(recordsHandled(h, 'Parser', from)).toBe(6);
+    const dlq = await waitFor('both invalid messages in the DLQ', async () => {
+      const all = [
+        ...(await dlqMessages(h.target.outputs.ParseDlqUrl)),
+        ...(await dlqMessages(h.target.outputs.ParseDlqUrl)),
+      ];
+      const mine = all.filter((m) => m.Body?.includes(marker) || m.Body?.includes('"version":99'));
+      return new Set(mine.map((m) => m.Body)).size >= 2 ? mine : undefined;
+    });
+    const reasons = dlq.map((m) => m.MessageAttributes?.failureReason?.StringValue ?? '');
+    expect(reasons.some((r) => /body is not JSON/.test(r))).toBe(true);
+    expect(reasons.some((r) => /version: Invalid input/.test(r))).toBe(true);
+  });
+
+  it('keeps per-host order on the FIFO frontier, and a failing host does not stall the others', async () => {
+    const [a, b] = [h.demo.hosts[0] as string, h.demo.hosts[1] as string];
+    const crawlId = await emptyCrawl([a, b], 0);
+    await waitForIdle(h.target);
+    const aUrls = [9, 3, 27, 1, 14].map((n) => `http://${a}/page/${n}`);
+    const bUrls = [`http://${b}/page/50`, `http://${b}/page/51`];
+    const logStart = h.demo.requestLog.length;
+    // Host B's first URL answers 503 until its retries run out; B's second URL must wait behind it.
+    h.demo.setFailing(`${b}/page/50`, true);
+    for (const url of [...bUrls, ...aUrls]) {
+      await h.target.sqs.send(
+        new SendMessageCommand({
+          QueueUrl: h.target.outputs.FrontierQueueUrl,
+          MessageBody: JSON.stringify(frontierMessage(crawlId, 'order', { url, depth: 0 })),
+          MessageGroupId: hostKey(url),
+          MessageDeduplicationId: urlHash(crawlId, url),
+        }),
+      );
+    }
+    await waitForIdle(h.target, 120_000);
+    const log = h.demo.requestLog.slice(logStart).filter((l) => !l.endsWith('/robots.txt'));
+    const aOrder = log.filter((l) => l.startsWith(a)).map((l) => `http://${l}`);
+    expect(aOrder).toEqual(aUrls);
+    const bLog = log.filter((l) => l.startsWith(b));
+    expect(bLog).toEqual([`${b}/page/50`, `${b}/page/50`, `${b}/page/50`, `${b}/page/51`]);
+    // Host A finished before host B got past its failing URL.
+    expect(log.indexOf(`${a}/page/14`)).toBeLessThan(log.indexOf(`${b}/page/51`));
+    const urls = await listUrls(h.target, crawlId);
+    expect(urls.find((u) => u.url === bUrls[0])).toMatchObject({ outcome: 'http-error', httpStatus: 503 });
+    expect(urls.find((u) => u.url === bUrls[1])?.outcome).toBe('fetched');
+  });
+});
