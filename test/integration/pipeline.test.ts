@@ -150,6 +150,31 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     expect(claims.map((c) => c.url).sort()).toEqual([`http://${host}/page/40`, `http://${host}/page/41`]);
   });
 
+  it('never lets an older fetch that arrives late overwrite a newer stored page', async () => {
+    const host = h.demo.hosts[2] as string;
+    const crawlId = await emptyCrawl([host], 0);
+    const url = `http://${host}/versioned`;
+    const newer = parseMessageFor(crawlId, url, '<title>newer fetch</title>');
+    const older = parseMessageFor(crawlId, url, '<title>older fetch</title>');
+    older.payload.fetchedAt = newer.payload.fetchedAt - 60_000;
+    const send = (m: ParseMessage) =>
+      h.target.sqs.send(
+        new SendMessageCommand({ QueueUrl: h.target.outputs.ParseQueueUrl, MessageBody: JSON.stringify(m) }),
+      );
+    await send(newer);
+    await waitFor('the newer page', async () =>
+      (await listPages(h.target, crawlId)).find((p) => p.title === 'newer fetch'),
+    );
+    const from = h.invocations.length;
+    await send(older);
+    await waitFor('the older message to be handled', async () => recordsHandled(h, 'Parser', from) >= 1);
+    await waitForIdle(h.target);
+    const pages = await listPages(h.target, crawlId);
+    expect(pages.filter((p) => p.url === url).map((p) => [p.title, p.fetchedAt])).toEqual([
+      ['newer fetch', newer.payload.fetchedAt],
+    ]);
+  });
+
   it('retries only the record that throws, moves it to the DLQ after maxReceiveCount, and loses none of its batch-mates', async () => {
     const host = h.demo.hosts[2] as string;
     const crawlId = await emptyCrawl([host], 0);
@@ -229,16 +254,18 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     const logStart = h.demo.requestLog.length;
     // Host B's first URL answers 503 until its retries run out; B's second URL must wait behind it.
     h.demo.setFailing(`${b}/page/50`, true);
-    for (const url of [...bUrls, ...aUrls]) {
-      await h.target.sqs.send(
-        new SendMessageCommand({
-          QueueUrl: h.target.outputs.FrontierQueueUrl,
+    // One SendMessageBatch, so the records arrive in shared receive batches and the handler's ordering is what is tested.
+    await h.target.sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: h.target.outputs.FrontierQueueUrl,
+        Entries: [...bUrls, ...aUrls].map((url, i) => ({
+          Id: String(i),
           MessageBody: JSON.stringify(frontierMessage(crawlId, 'order', { url, depth: 0 })),
           MessageGroupId: hostKey(url),
           MessageDeduplicationId: urlHash(crawlId, url),
-        }),
-      );
-    }
+        })),
+      }),
+    );
     await waitForIdle(h.target, 120_000);
     const log = h.demo.requestLog.slice(logStart).filter((l) => !l.endsWith('/robots.txt'));
     const aOrder = log.filter((l) => l.startsWith(a)).map((l) => `http://${l}`);
