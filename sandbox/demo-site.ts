@@ -157,7 +157,7 @@ export async function startDemoSite(options: DemoSiteOptions = {}): Promise<Demo
         case 'slow':
           return void setTimeout(
             () => res.writeHead(200, { 'content-type': 'text/html' }).end('<p>slow</p>'),
-            30_000,
+            options.slowMs ?? 30_000,
           ).unref();
         case 'trap':
           return void res
