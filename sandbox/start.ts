@@ -1,14 +1,16 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { isIdle, listPages, listUrls, pipelineStatus, submitCrawl } from '../cli/crawl-api';
+import { writeSandboxTarget } from '../cli/main';
 import { startDemoSite } from './demo-site';
 import { SandboxSetupError } from './emulators';
 import { PROJECT_ROOT, type Sandbox, startSandbox } from './sandbox';
 
-const USAGE = `usage: npm start -- [url] [--max-pages N] [--max-depth D]
+const USAGE = `usage: npm start -- [url] [--max-pages N] [--max-depth D] [--keep]
 
-With no URL, crawls the bundled demo site on loopback. With a URL, crawls that site (needs internet).`;
+With no URL, crawls the bundled demo site on loopback. With a URL, crawls that site (needs internet).
+--keep leaves the sandbox running after the crawl, for \`npm run cli -- …\` in another terminal.`;
 
 async function main(): Promise<void> {
   let args: ReturnType<typeof parseArgs>;
@@ -18,6 +20,7 @@ async function main(): Promise<void> {
       options: {
         'max-pages': { type: 'string' },
         'max-depth': { type: 'string' },
+        keep: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -38,6 +41,7 @@ async function main(): Promise<void> {
   const shutdown = async (code: number) => {
     if (stopping) return;
     stopping = true;
+    rmSync(path.join(PROJECT_ROOT, '.sandbox', 'target.json'), { force: true });
     await sandbox?.stop();
     await demo?.stop();
     process.exit(code);
@@ -61,6 +65,15 @@ async function main(): Promise<void> {
     `  ready in ${((Date.now() - started) / 1000).toFixed(1)} s. Not emulated locally: ${skipped.join(', ')}`,
   );
   console.log(`  function logs: ${path.relative(PROJECT_ROOT, sandbox.logFile)}`);
+  writeSandboxTarget({
+    outputs: sandbox.provisioned.outputs,
+    endpoints: {
+      sqs: sandbox.emulators.sqsEndpoint,
+      dynamodb: sandbox.emulators.dynamodbEndpoint,
+      s3: sandbox.emulators.s3Endpoint,
+    },
+    pid: process.pid,
+  });
 
   const seeds = url ? [url] : (demo?.seeds ?? []);
   const crawlId = await submitCrawl(sandbox.target, { seeds, maxPages, maxDepth });
@@ -104,6 +117,12 @@ async function main(): Promise<void> {
   console.log(
     `  logs:     ${path.relative(PROJECT_ROOT, sandbox.logFile)} (Powertools JSON, grep by crawlId ${crawlId})`,
   );
+  if (args.values.keep) {
+    console.log(
+      '  sandbox still running (--keep): try `npm run cli -- status` in another terminal; Ctrl-C to stop',
+    );
+    return;
+  }
   await shutdown(0);
 }
 

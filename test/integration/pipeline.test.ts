@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { brotliCompressSync } from 'node:zlib';
-import { ReceiveMessageCommand, SendMessageBatchCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { PurgeQueueCommand, ReceiveMessageCommand, SendMessageBatchCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listPages, listUrls, pipelineStatus, submitCrawl, waitFor, waitForIdle } from '../../cli/crawl-api';
 import { frontierMessage } from '../../functions/shared/frontier';
@@ -277,5 +277,41 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     const urls = await listUrls(h.target, crawlId);
     expect(urls.find((u) => u.url === bUrls[0])).toMatchObject({ outcome: 'http-error', httpStatus: 503 });
     expect(urls.find((u) => u.url === bUrls[1])?.outcome).toBe('fetched');
+  });
+
+  it('redrives both DLQs back to their queues (receive-send-delete, as fauxqs lacks StartMessageMoveTask) and the messages then succeed', async () => {
+    const host = h.demo.hosts[2] as string;
+    const crawlId = await emptyCrawl([host], 0);
+    await waitForIdle(h.target);
+    // Earlier tests leave their poison messages in the DLQs; start from empty ones.
+    for (const q of [h.target.outputs.ParseDlqUrl, h.target.outputs.FrontierDlqUrl]) {
+      await h.target.sqs.send(new PurgeQueueCommand({ QueueUrl: q }));
+    }
+    const pageUrl = `http://${host}/page/5`;
+    const parsed = parseMessageFor(crawlId, `http://${host}/redriven`, '<title>redriven</title>');
+    // Messages that failed earlier for a reason since fixed, parked in the DLQs.
+    await h.target.sqs.send(
+      new SendMessageCommand({ QueueUrl: h.target.outputs.ParseDlqUrl, MessageBody: JSON.stringify(parsed) }),
+    );
+    await h.target.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: h.target.outputs.FrontierDlqUrl,
+        MessageBody: JSON.stringify(frontierMessage(crawlId, 'redrive', { url: pageUrl, depth: 0 })),
+        MessageGroupId: hostKey(pageUrl),
+        MessageDeduplicationId: urlHash(crawlId, pageUrl),
+      }),
+    );
+    const { peekDlq, redrive } = await import('../../cli/operations');
+    expect((await peekDlq(h.target, 'parse')).map((e) => JSON.parse(e.body).payload.url)).toContain(
+      `http://${host}/redriven`,
+    );
+    expect(await redrive(h.target, 'parse')).toEqual({ moved: 1, method: 'receive-send-delete' });
+    expect(await redrive(h.target, 'frontier')).toEqual({ moved: 1, method: 'receive-send-delete' });
+    await waitFor('both redriven messages to be processed', async () => {
+      const urls = (await listPages(h.target, crawlId)).map((p) => p.url);
+      return urls.includes(pageUrl) && urls.includes(`http://${host}/redriven`);
+    });
+    const status = await pipelineStatus(h.target);
+    expect(status.frontierDlq + status.parseDlq).toBe(0);
   });
 });
