@@ -72,12 +72,17 @@ export async function redrive(
     await target.sqs.send(new StartMessageMoveTaskCommand({ SourceArn: arns[0], DestinationArn: arns[1] }));
     return { moved: -1, method: 'message-move-task' };
   }
+  // Move only what is there now: a message that fails straight back must not be moved again in this run.
+  const { Attributes } = await target.sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: dlq, AttributeNames: ['ApproximateNumberOfMessages'] }),
+  );
+  const limit = Number(Attributes?.ApproximateNumberOfMessages ?? 0);
   let moved = 0;
-  for (;;) {
+  while (moved < limit) {
     const out = await target.sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: dlq,
-        MaxNumberOfMessages: 10,
+        MaxNumberOfMessages: Math.min(10, limit - moved),
         WaitTimeSeconds: 1,
         VisibilityTimeout: 60,
         MessageAttributeNames: ['All'],
@@ -85,7 +90,7 @@ export async function redrive(
       }),
     );
     const messages: Message[] = out.Messages ?? [];
-    if (messages.length === 0) return { moved, method: 'receive-send-delete' };
+    if (messages.length === 0) break;
     const fifo = source.endsWith('.fifo');
     const sent = await target.sqs.send(
       new SendMessageBatchCommand({
@@ -121,4 +126,5 @@ export async function redrive(
       );
     }
   }
+  return { moved, method: 'receive-send-delete' };
 }

@@ -1,0 +1,155 @@
+import { randomUUID } from 'node:crypto';
+import { brotliCompressSync } from 'node:zlib';
+import { SendMessageBatchCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listPages, listUrls, submitCrawl, waitFor, waitForIdle } from '../../cli/crawl-api';
+import { peekDlq, redrive } from '../../cli/operations';
+import type { ParseMessage } from '../../functions/shared/schemas';
+import { type ConnectedTarget, connectTarget } from './target';
+
+// Runs unchanged against the sandbox (in `npm test`), LocalStack (`npm run test:localstack`) and AWS
+// (`npm run test:aws`). It drives only the parser with messages it writes itself, so it needs no website the
+// deployed functions can reach; the crawler fetches of discovered links go to a reserved .invalid host.
+let t: ConnectedTarget;
+const crawlIds: string[] = [];
+beforeAll(async () => {
+  t = await connectTarget();
+});
+afterAll(async () => {
+  if (t?.kind !== 'sandbox') {
+    // Remove what the suite created on a shared stack.
+    for (const crawlId of crawlIds) {
+      for (const [table, items] of [
+        [t.target.outputs.PagesTableName, await listPages(t.target, crawlId)],
+        [t.target.outputs.UrlsTableName, await listUrls(t.target, crawlId)],
+      ] as const) {
+        for (const item of items)
+          await t.target.ddb.send(new DeleteCommand({ TableName: table, Key: { crawlId, url: item.url } }));
+      }
+      await t.target.ddb.send(
+        new DeleteCommand({ TableName: t.target.outputs.CrawlsTableName, Key: { crawlId } }),
+      );
+    }
+  }
+  await t?.stop();
+});
+
+const HOST = 'pipeline-test.invalid';
+
+async function newCrawl(): Promise<string> {
+  const crawlId = `portable-${randomUUID()}`;
+  crawlIds.push(crawlId);
+  await submitCrawl(t.target, { crawlId, seeds: [`http://${HOST}/`], maxPages: 50, maxDepth: 2 });
+  return crawlId;
+}
+
+function parseMessage(crawlId: string, path: string, html: string, fetchedAt = Date.now()): ParseMessage {
+  const url = `http://${HOST}${path}`;
+  return {
+    type: 'parse.page',
+    version: 1,
+    crawlId,
+    correlationId: `portable-${crawlId}`,
+    sentAt: new Date().toISOString(),
+    payload: {
+      url,
+      finalUrl: url,
+      depth: 0,
+      httpStatus: 200,
+      contentType: 'text/html; charset=utf-8',
+      fetchedAt,
+      body: {
+        kind: 'inline',
+        encoding: 'br',
+        data: brotliCompressSync(Buffer.from(html)).toString('base64'),
+      },
+    },
+  };
+}
+
+const send = (m: ParseMessage | string) =>
+  t.target.sqs.send(
+    new SendMessageCommand({
+      QueueUrl: t.target.outputs.ParseQueueUrl,
+      MessageBody: typeof m === 'string' ? m : JSON.stringify(m),
+    }),
+  );
+
+describe(`portable pipeline checks (${process.env.INTEGRATION_TARGET ?? 'sandbox'})`, () => {
+  it('stores a page once and claims each of its links once when its parse message arrives five times at once', async () => {
+    const crawlId = await newCrawl();
+    const m = parseMessage(crawlId, '/parent', `<title>parent</title><a href="/x">x</a><a href="/y">y</a>`);
+    await t.target.sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: t.target.outputs.ParseQueueUrl,
+        Entries: [0, 1, 2, 3, 4].map((i) => ({ Id: String(i), MessageBody: JSON.stringify(m) })),
+      }),
+    );
+    const claims = await waitFor(
+      'the links to be claimed',
+      async () => {
+        const c = (await listUrls(t.target, crawlId)).filter((u) => u.claimedBy === m.payload.url);
+        return c.length >= 2 ? c : undefined;
+      },
+      { timeoutMs: t.effectTimeoutMs },
+    );
+    expect(claims.map((c) => c.url).sort()).toEqual([`http://${HOST}/x`, `http://${HOST}/y`]);
+    const pages = (await listPages(t.target, crawlId)).filter((p) => p.url === m.payload.url);
+    expect(pages.map((p) => p.title)).toEqual(['parent']);
+  });
+
+  it('keeps the newer page when an older fetch of the same URL arrives later', async () => {
+    const crawlId = await newCrawl();
+    const newer = parseMessage(crawlId, '/versioned', '<title>newer</title>');
+    const older = parseMessage(
+      crawlId,
+      '/versioned',
+      '<title>older</title>',
+      newer.payload.fetchedAt - 60_000,
+    );
+    await send(newer);
+    await waitFor(
+      'the newer page',
+      async () => (await listPages(t.target, crawlId)).some((p) => p.title === 'newer'),
+      {
+        timeoutMs: t.effectTimeoutMs,
+      },
+    );
+    await send(older);
+    await waitForIdle(t.target, t.effectTimeoutMs);
+    const page = (await listPages(t.target, crawlId)).find((p) => p.url === newer.payload.url);
+    expect([page?.title, page?.fetchedAt]).toEqual(['newer', newer.payload.fetchedAt]);
+  });
+
+  it('parks a schema-invalid message in the DLQ with its reason, redrives it, and stores its valid batch-mates', async () => {
+    const crawlId = await newCrawl();
+    const good = parseMessage(crawlId, '/valid', '<title>valid</title>');
+    const invalid = { ...parseMessage(crawlId, '/invalid', ''), version: 7 };
+    await send(JSON.stringify(invalid));
+    await send(good);
+    const parked = await waitFor(
+      'the invalid message in the parse DLQ',
+      async () => (await peekDlq(t.target, 'parse')).find((e) => e.body.includes(crawlId)),
+      { timeoutMs: t.effectTimeoutMs },
+    );
+    expect(parked.reason).toMatch(/version: Invalid input/);
+    await waitFor(
+      'the valid page',
+      async () => (await listPages(t.target, crawlId)).some((p) => p.title === 'valid'),
+      {
+        timeoutMs: t.effectTimeoutMs,
+      },
+    );
+    // Redriving an invalid message sends it straight back: the DLQ path is stable, nothing is lost.
+    const result = await redrive(t.target, 'parse');
+    expect(result.method).toBe(
+      t.target.supportsMessageMoveTask ? 'message-move-task' : 'receive-send-delete',
+    );
+    await waitFor(
+      'the invalid message back in the DLQ',
+      async () => (await peekDlq(t.target, 'parse')).find((e) => e.body.includes(crawlId)),
+      { timeoutMs: t.effectTimeoutMs },
+    );
+  });
+});
