@@ -73,10 +73,16 @@ export async function redrive(
     return { moved: -1, method: 'message-move-task' };
   }
   // Move only what is there now: a message that fails straight back must not be moved again in this run.
+  // In-flight ones count too: a message someone just peeked at is still there to move.
   const { Attributes } = await target.sqs.send(
-    new GetQueueAttributesCommand({ QueueUrl: dlq, AttributeNames: ['ApproximateNumberOfMessages'] }),
+    new GetQueueAttributesCommand({
+      QueueUrl: dlq,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+    }),
   );
-  const limit = Number(Attributes?.ApproximateNumberOfMessages ?? 0);
+  const limit =
+    Number(Attributes?.ApproximateNumberOfMessages ?? 0) +
+    Number(Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
   let moved = 0;
   while (moved < limit) {
     const out = await target.sqs.send(
