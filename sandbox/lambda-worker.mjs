@@ -3,7 +3,13 @@
 import { randomUUID } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 
-const { bundlePath, handlerName, functionName, memorySize, timeoutMs } = workerData;
+const { bundlePath, handlerName, functionName, memorySize, timeoutMs, meter } = workerData;
+let counts;
+if (meter) {
+  const m = await import('./meter.mjs');
+  counts = m.newCounts();
+  m.installMeter(counts);
+}
 const mod = await import(bundlePath);
 const handler = mod[handlerName];
 if (typeof handler !== 'function') throw new Error(`${bundlePath} does not export ${handlerName}`);

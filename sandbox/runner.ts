@@ -9,6 +9,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { type Counts, mergeCounts } from './meter.mjs';
 
 /** A function as the template describes it, resolved to local values. */
 export interface FunctionSpec {
@@ -39,6 +40,8 @@ export interface RunnerOptions {
   readonly logFile?: string;
   /** Called after every invocation, for progress displays and tests. */
   readonly onInvoke?: (stats: InvocationStats) => void;
+  /** Count every AWS request the functions and the pollers make (the benchmark's cost model). */
+  readonly meter?: Counts;
 }
 
 export interface InvocationStats {
@@ -57,6 +60,7 @@ class ExecutionEnvironment {
   constructor(
     private readonly fn: FunctionSpec,
     private readonly log: WriteStream | undefined,
+    private readonly meter?: Counts,
   ) {}
 
   private start(): Promise<void> {
@@ -67,6 +71,7 @@ class ExecutionEnvironment {
         functionName: this.fn.logicalId,
         memorySize: this.fn.memorySize,
         timeoutMs: this.fn.timeoutMs,
+        meter: Boolean(this.meter),
       },
       env: { ...process.env, ...this.fn.environment },
       stdout: true,
@@ -103,8 +108,15 @@ class ExecutionEnvironment {
         this.worker = undefined;
         resolve({ kind: 'timeout' });
       }, this.fn.timeoutMs);
-      const onMessage = (m: { type: string; id: number; result?: unknown; error?: { message: string } }) => {
+      const onMessage = (m: {
+        type: string;
+        id: number;
+        result?: unknown;
+        error?: { message: string };
+        counts?: Counts;
+      }) => {
         if (m.id !== id) return;
+        if (this.meter && m.counts) mergeCounts(this.meter, m.counts);
         clearTimeout(timer);
         worker.off('message', onMessage);
         resolve(
@@ -187,7 +199,7 @@ export class EventSourceRunner {
   start(): void {
     this.running = true;
     for (let i = 0; i < this.source.maxConcurrency; i++) {
-      const env = new ExecutionEnvironment(this.fn, this.options.log);
+      const env = new ExecutionEnvironment(this.fn, this.options.log, this.options.meter);
       this.envs.push(env);
       this.loops.push(this.poll(env));
     }

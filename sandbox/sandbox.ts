@@ -3,6 +3,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { checkOutputs, makeTarget, type Target } from '../cli/target';
 import { type Emulators, LOCAL_CREDENTIALS, LOCAL_REGION, startEmulators } from './emulators';
+import { type Counts, meterClient } from './meter.mjs';
 import {
   type CfnTemplate,
   localClients,
@@ -35,6 +36,8 @@ export interface SandboxOptions {
   readonly onInvoke?: (stats: InvocationStats) => void;
   /** Folder for function logs. @default .sandbox/ */
   readonly logDir?: string;
+  /** Count AWS requests of functions and pollers into this object (npm run bench). */
+  readonly meter?: Counts;
 }
 
 export interface Sandbox {
@@ -117,6 +120,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     const logFile = path.join(logDir, `functions-${process.pid}.log`);
     const log = openLog(logFile);
     const clients = localClients(emulators);
+    // The pollers' requests are billed to you on AWS too (the event source mapping makes them).
+    if (opts.meter) meterClient(clients.sqs, opts.meter);
     const runners: EventSourceRunner[] = [];
     if (opts.runFunctions !== false) {
       for (const [, r] of Object.entries(template.Resources).filter(
@@ -143,7 +148,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
               'ReportBatchItemFailures',
             ),
           },
-          { retryDelaySeconds: opts.retryDelaySeconds, onInvoke: opts.onInvoke, log },
+          { retryDelaySeconds: opts.retryDelaySeconds, onInvoke: opts.onInvoke, log, meter: opts.meter },
         );
         runner.start();
         runners.push(runner);

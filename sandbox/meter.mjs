@@ -1,0 +1,92 @@
+// Request meter for the benchmark: an SDK middleware on every AWS SDK client in this thread, counting
+// requests by service and operation with their billed units. Plain JS so the worker loads it without a loader.
+import { Client } from '@smithy/core/client';
+
+const CHUNK = 64 * 1024;
+const DDB_READS = new Set([
+  'GetItemCommand',
+  'BatchGetItemCommand',
+  'QueryCommand',
+  'ScanCommand',
+  'GetCommand',
+  'BatchGetCommand',
+]);
+const DDB_WRITES = new Set([
+  'PutItemCommand',
+  'UpdateItemCommand',
+  'DeleteItemCommand',
+  'BatchWriteItemCommand',
+  'PutCommand',
+  'UpdateCommand',
+  'DeleteCommand',
+  'BatchWriteCommand',
+]);
+
+/** @returns {Record<string, {requests: number, units: number}>} */
+export function newCounts() {
+  return {};
+}
+
+function add(counts, key, requests, units) {
+  counts[key] ??= { requests: 0, units: 0 };
+  const c = counts[key];
+  c.requests += requests;
+  c.units += units;
+}
+
+const bytes = (s) => Buffer.byteLength(s ?? '', 'utf8');
+const sqsChunks = (n) => Math.max(1, Math.ceil(n / CHUNK));
+
+function capacity(output) {
+  const cc = output?.ConsumedCapacity;
+  const list = Array.isArray(cc) ? cc : cc ? [cc] : [];
+  return list.reduce((n, c) => n + (c.CapacityUnits ?? 0), 0);
+}
+
+/** Add the meter middleware to one client. */
+export function meterClient(client, counts) {
+  if (client.__meterInstalled) return;
+  client.__meterInstalled = true;
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const service = String(context.clientName ?? 'unknown').replace(/(Document)?Client$/, '');
+      const op = String(context.commandName ?? 'unknown');
+      const isRead = DDB_READS.has(op);
+      const isWrite = DDB_WRITES.has(op);
+      if ((isRead || isWrite) && args.input && !args.input.ReturnConsumedCapacity)
+        args.input.ReturnConsumedCapacity = 'TOTAL';
+      const key = `${service}.${op.replace(/Command$/, '')}`;
+      try {
+        const result = await next(args);
+        const out = result.output;
+        let units = 1;
+        if (isRead || isWrite) units = capacity(out);
+        else if (op === 'SendMessageCommand') units = sqsChunks(bytes(args.input.MessageBody));
+        else if (op === 'SendMessageBatchCommand')
+          units = sqsChunks(args.input.Entries.reduce((n, e) => n + bytes(e.MessageBody), 0));
+        else if (op === 'ReceiveMessageCommand')
+          units = sqsChunks((out.Messages ?? []).reduce((n, m) => n + bytes(m.Body), 0));
+        add(counts, key, 1, units);
+        return result;
+      } catch (error) {
+        // A failed conditional write is still billed: at least one write unit.
+        add(counts, key, 1, isWrite ? 1 : isRead ? 0.5 : 1);
+        throw error;
+      }
+    },
+    { step: 'initialize', name: 'benchRequestMeter' },
+  );
+}
+
+/** Meter every client in this thread (a sandbox worker): hooks send to add the middleware on first use. */
+export function installMeter(counts) {
+  const send = Client.prototype.send;
+  Client.prototype.send = function meteredSend(command, ...rest) {
+    meterClient(this, counts);
+    return send.call(this, command, ...rest);
+  };
+}
+
+export function mergeCounts(into, from) {
+  for (const [k, v] of Object.entries(from)) add(into, k, v.requests, v.units);
+}
