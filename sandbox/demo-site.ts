@@ -34,6 +34,8 @@ export interface DemoSiteOptions {
   readonly latencyMs?: number;
   /** Bytes of the page that exceeds the crawler's cap. @default 3 MiB */
   readonly largeBytes?: number;
+  /** Extra same-host links on every regular page, for link-heavy benchmarks. @default 0 */
+  readonly extraLinksPerPage?: number;
   /** How long /slow takes to answer. @default 30 s, past any fetch timeout */
   readonly slowMs?: number;
 }
@@ -89,6 +91,8 @@ export async function startDemoSite(options: DemoSiteOptions = {}): Promise<Demo
     for (let i = 1; i <= perHost; i++) {
       const links = [`/page/${i * 2}`, `/page/${i * 2 + 1}`, '/'];
       if (i % 7 === 0) links.push(`http://${other}/page/${i}`);
+      for (let k = 1; k <= (options.extraLinksPerPage ?? 0); k++)
+        links.push(`/page/${((i * 7919 + k * 104_729) % perHost) + 1}`);
       pages.set(`/page/${i}`, {
         kind: 'html',
         links: links.filter((l) => !l.startsWith('/page/') || Number(l.split('/')[2]) <= perHost),

@@ -31,14 +31,22 @@ parentPort.on('message', async ({ id, event }) => {
     fail() {},
     succeed() {},
   };
+  // Counts of this invocation's AWS requests, handed to the runner and reset.
+  const takeCounts = () => {
+    if (!counts) return undefined;
+    const out = structuredClone(counts);
+    for (const k of Object.keys(counts)) delete counts[k];
+    return out;
+  };
   try {
     const result = await handler(event, context);
-    parentPort.postMessage({ type: 'result', id, result });
+    parentPort.postMessage({ type: 'result', id, result, counts: takeCounts() });
   } catch (error) {
     parentPort.postMessage({
       type: 'error',
       id,
       error: { name: error?.name, message: String(error?.message ?? error) },
+      counts: takeCounts(),
     });
   }
 });

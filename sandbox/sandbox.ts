@@ -38,6 +38,8 @@ export interface SandboxOptions {
   readonly logDir?: string;
   /** Count AWS requests of functions and pollers into this object (npm run bench). */
   readonly meter?: Counts;
+  /** Receive long-poll wait in seconds; 20 matches Lambda's pollers. @default 1 */
+  readonly pollWaitSeconds?: number;
 }
 
 export interface Sandbox {
@@ -148,7 +150,13 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
               'ReportBatchItemFailures',
             ),
           },
-          { retryDelaySeconds: opts.retryDelaySeconds, onInvoke: opts.onInvoke, log, meter: opts.meter },
+          {
+            retryDelaySeconds: opts.retryDelaySeconds,
+            onInvoke: opts.onInvoke,
+            log,
+            meter: opts.meter,
+            pollWaitSeconds: opts.pollWaitSeconds,
+          },
         );
         runner.start();
         runners.push(runner);

@@ -1,0 +1,441 @@
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { build } from 'esbuild';
+import { listPages, submitCrawl, waitFor, waitForIdle } from '../cli/crawl-api';
+import { startDemoSite } from '../sandbox/demo-site';
+import type { Counts } from '../sandbox/meter.mjs';
+import type { InvocationStats } from '../sandbox/runner';
+import { CDK_OUT, PROJECT_ROOT, startSandbox, synthesize } from '../sandbox/sandbox';
+
+/**
+ * `npm run bench`: measures what the budgets in issue #6 are about and exits non-zero when one is missed.
+ * Writes bench/results/bench.json and bench/results/summary.md. Not part of `npm test`.
+ */
+const RESULTS = path.join(PROJECT_ROOT, 'bench', 'results');
+const prices = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'bench', 'prices.json'), 'utf8')) as Record<
+  string,
+  number
+>;
+const { values: flags } = parseArgs({
+  options: { quick: { type: 'boolean' }, 'skip-npm-test': { type: 'boolean' } },
+});
+
+interface Figure {
+  name: string;
+  value: number | string;
+  unit: string;
+  budget?: string;
+  ok?: boolean;
+  reproduce: string;
+  note?: string;
+}
+const figures: Figure[] = [];
+function report(f: Figure): void {
+  figures.push(f);
+  const verdict = f.ok === undefined ? '' : f.ok ? '  ✔ within budget' : '  ✖ OVER BUDGET';
+  console.log(
+    `${f.name}: ${f.value} ${f.unit}${f.budget ? ` (budget ${f.budget})` : ''}${verdict}\n    reproduce: ${f.reproduce}`,
+  );
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+
+// 1. Lambda package and init -------------------------------------------------------------------------------
+
+function functionAssets(): Array<{ id: string; dir: string; memoryMb: number }> {
+  const template = JSON.parse(readFileSync(path.join(CDK_OUT, 'Crawler-dev.template.json'), 'utf8')) as {
+    Resources: Record<
+      string,
+      { Type: string; Properties: { MemorySize?: number }; Metadata?: Record<string, string> }
+    >;
+  };
+  return Object.entries(template.Resources)
+    .filter(([, r]) => r.Type === 'AWS::Lambda::Function')
+    .map(([id, r]) => ({
+      id,
+      dir: path.join(CDK_OUT, r.Metadata?.['aws:asset:path'] ?? ''),
+      memoryMb: r.Properties.MemorySize ?? 128,
+    }));
+}
+
+function importMs(file: string, env: Record<string, string>): number {
+  const runs: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const out = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const t=performance.now();await import(${JSON.stringify(file)});console.log(performance.now()-t)`,
+      ],
+      { cwd: PROJECT_ROOT, env: { ...process.env, ...env }, encoding: 'utf8' },
+    );
+    if (out.status !== 0) throw new Error(`importing ${file} failed: ${out.stderr.slice(-500)}`);
+    runs.push(Number(out.stdout.trim().split('\n').pop()));
+  }
+  return median(runs);
+}
+
+async function benchPackages(): Promise<void> {
+  synthesize();
+  // Two baselines: a bare hello-world, and a hello-world that creates the same AWS SDK clients ours do.
+  // Lambda ships the SDK in the runtime and our bundles keep it external, so the second one isolates
+  // what this project's own code and libraries add to init; the budget applies to it.
+  const hello = path.join(PROJECT_ROOT, '.sandbox', 'bench-hello');
+  mkdirSync(hello, { recursive: true });
+  writeFileSync(
+    path.join(hello, 'bare.ts'),
+    'export const handler = async () => ({ batchItemFailures: [] });\n',
+  );
+  writeFileSync(
+    path.join(hello, 'sdk.ts'),
+    [
+      "import { DynamoDBClient } from '@aws-sdk/client-dynamodb';",
+      "import { S3Client } from '@aws-sdk/client-s3';",
+      "import { SQSClient } from '@aws-sdk/client-sqs';",
+      "import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';",
+      'const clients = [new SQSClient({}), DynamoDBDocumentClient.from(new DynamoDBClient({})), new S3Client({})];',
+      'export const handler = async () => ({ batchItemFailures: [], clients: clients.length });',
+      '',
+    ].join('\n'),
+  );
+  for (const name of ['bare', 'sdk']) {
+    await build({
+      entryPoints: [path.join(hello, `${name}.ts`)],
+      outfile: path.join(hello, `${name}.mjs`),
+      bundle: true,
+      minify: true,
+      format: 'esm',
+      platform: 'node',
+      target: 'node20',
+      external: ['@aws-sdk/*'],
+    });
+  }
+  const bareMs = importMs(path.join(hello, 'bare.mjs'), {});
+  const helloMs = importMs(path.join(hello, 'sdk.mjs'), {});
+  // Enough environment for the handlers' load-time checks; nothing is called.
+  const env = Object.fromEntries(
+    [
+      'FRONTIER_QUEUE_URL',
+      'PARSE_QUEUE_URL',
+      'DLQ_URL',
+      'PAGES_TABLE',
+      'URLS_TABLE',
+      'CRAWLS_TABLE',
+      'IDEMPOTENCY_TABLE',
+      'BODIES_BUCKET',
+      'CRAWLER_USER_AGENT',
+    ].map((k) => [k, 'x']),
+  );
+  for (const fn of functionAssets()) {
+    const file = path.join(fn.dir, 'index.mjs');
+    const bytes = statSync(file).size;
+    const meta = JSON.parse(readFileSync(path.join(fn.dir, 'index.meta.json'), 'utf8')) as {
+      outputs: Record<string, { entryPoint?: string; inputs: Record<string, { bytesInOutput: number }> }>;
+    };
+    const out = Object.values(meta.outputs).find((o) => o.entryPoint);
+    const byPackage = new Map<string, number>();
+    for (const [input, info] of Object.entries(out?.inputs ?? {})) {
+      const pkg = /node_modules\/((@[^/]+\/)?[^/]+)/.exec(input)?.[1] ?? '(project code)';
+      byPackage.set(pkg, (byPackage.get(pkg) ?? 0) + info.bytesInOutput);
+    }
+    const top = [...byPackage].sort((a, b) => b[1] - a[1]).slice(0, 5);
+    const name = fn.id.replace(/Function.*/, '').toLowerCase();
+    report({
+      name: `${name} bundle`,
+      value: bytes,
+      unit: 'bytes (minified ESM, AWS SDK external)',
+      budget: '≤ 300 KB',
+      ok: bytes <= 300 * 1024,
+      reproduce: 'npm run synth && ls -l cdk.out/asset.*/index.mjs',
+      note: `largest parts: ${top.map(([p, b]) => `${p} ${Math.round(b / 1024)} KB`).join(', ')}`,
+    });
+    console.log(`    inside: ${figures.at(-1)?.note}`);
+    const ms = importMs(file, env);
+    report({
+      name: `${name} import time ratio`,
+      value: round(ms / helloMs),
+      unit: `× a hello-world with the same AWS SDK clients (${round(ms, 1)} ms vs ${round(helloMs, 1)} ms; bare hello-world ${round(bareMs, 1)} ms; median of 7 fresh processes)`,
+      budget: '≤ 2',
+      ok: ms / helloMs <= 2,
+      reproduce: 'npm run bench',
+    });
+  }
+}
+
+// 2. Requests and cost, 3. throughput ----------------------------------------------------------------------
+
+function serviceOf(key: string): string {
+  return key.split('.')[0] ?? key;
+}
+
+async function benchCrawl(): Promise<void> {
+  const pagesPerHost = flags.quick ? 100 : 500;
+  const demo = await startDemoSite({ pagesPerHost, extraLinksPerPage: 50 });
+  const meter: Counts = {};
+  const invocations: InvocationStats[] = [];
+  const sandbox = await startSandbox({
+    retryDelaySeconds: 1,
+    meter,
+    // Lambda's pollers long-poll 20 s; short polls would bill empty receives AWS does not make.
+    pollWaitSeconds: 20,
+    onInvoke: (s) => invocations.push(s),
+    functionEnv: {
+      CRAWLER_TEST_ALLOW_LOOPBACK_PORTS: demo.ports.join(','),
+      FETCH_TIMEOUT_MS: '2000',
+      POWERTOOLS_LOG_LEVEL: 'WARN',
+    },
+  });
+  try {
+    const started = Date.now();
+    const crawlId = await submitCrawl(sandbox.target, {
+      seeds: demo.seeds,
+      maxPages: pagesPerHost * 4,
+      maxDepth: 30,
+    });
+    await waitForIdle(sandbox.target, 540_000);
+    const seconds = (Date.now() - started) / 1000;
+    const pages = await listPages(sandbox.target, crawlId);
+    const links = pages.reduce((n, p) => n + Number(p.linkCount ?? 0), 0);
+    const n = pages.length;
+    report({
+      name: 'sandbox throughput',
+      value: round(n / seconds, 1),
+      unit: `pages/s (${n} pages, ${round(links / n, 1)} links/page, ${round(seconds, 1)} s)`,
+      reproduce: 'npm run bench',
+    });
+
+    // Cost model.
+    const sqs = Object.entries(meter).filter(([k]) => serviceOf(k) === 'SQS');
+    const ddb = Object.entries(meter).filter(([k]) => serviceOf(k) === 'DynamoDB');
+    const s3 = Object.entries(meter).filter(([k]) => serviceOf(k) === 'S3');
+    const sqsUnits = sqs.reduce((t, [, v]) => t + v.units, 0);
+    const readOps = /GetItem|BatchGet|Query|Scan|\.Get$/;
+    const rru = ddb.filter(([k]) => readOps.test(k)).reduce((t, [, v]) => t + v.units, 0);
+    const wru = ddb.filter(([k]) => !readOps.test(k)).reduce((t, [, v]) => t + v.units, 0);
+    const puts = s3.filter(([k]) => k.endsWith('PutObject')).reduce((t, [, v]) => t + v.requests, 0);
+    const gets = s3.filter(([k]) => k.endsWith('GetObject')).reduce((t, [, v]) => t + v.requests, 0);
+    const FETCH_LATENCY_MS = 300;
+    let gbSeconds = 0;
+    for (const i of invocations) {
+      const modelled = i.functionId.startsWith('Crawler')
+        ? i.durationMs + FETCH_LATENCY_MS * Math.ceil(i.records / Math.max(1, i.groups))
+        : i.durationMs;
+      gbSeconds += (modelled / 1000) * 0.5;
+    }
+    const cost = {
+      // Every SQS request is priced at the FIFO rate: an upper bound, the parse queue is standard.
+      sqs: (sqsUnits / 1e6) * (prices.sqsFifoPerMillion ?? 0),
+      dynamodb:
+        (wru / 1e6) * (prices.dynamodbPerMillionWru ?? 0) + (rru / 1e6) * (prices.dynamodbPerMillionRru ?? 0),
+      s3: (puts / 1000) * (prices.s3PutPer1000 ?? 0) + (gets / 1000) * (prices.s3GetPer1000 ?? 0),
+      lambda:
+        (invocations.length / 1e6) * (prices.lambdaPerMillionRequests ?? 0) +
+        gbSeconds * (prices.lambdaArmPerGbSecond ?? 0),
+    };
+    const total = Object.values(cost).reduce((a, b) => a + b, 0);
+    const perMillion = (total / n) * 1e6;
+    const requests = Object.values(meter).reduce((t, v) => t + v.requests, 0);
+    console.log('    AWS requests by operation (requests / billed units):');
+    for (const [k, v] of Object.entries(meter).sort())
+      console.log(`      ${k}: ${v.requests} / ${round(v.units, 1)}`);
+    report({
+      name: 'AWS requests per page',
+      value: round(requests / n, 2),
+      unit: 'requests',
+      reproduce: 'npm run bench',
+    });
+
+    // Naive baseline from the same crawl volumes: one request per message, one conditional write per
+    // discovered link, every body through S3.
+    const pageWru = (meter['DynamoDB.Put']?.units ?? n) / Math.max(1, meter['DynamoDB.Put']?.requests ?? n);
+    const naive = {
+      sqs: ((n * 6) / 1e6) * (prices.sqsFifoPerMillion ?? 0),
+      dynamodb: ((links + n * (pageWru + 4)) / 1e6) * (prices.dynamodbPerMillionWru ?? 0),
+      s3: (n / 1000) * (prices.s3PutPer1000 ?? 0) + (n / 1000) * (prices.s3GetPer1000 ?? 0),
+      lambda:
+        ((n * 2) / 1e6) * (prices.lambdaPerMillionRequests ?? 0) +
+        gbSeconds * (prices.lambdaArmPerGbSecond ?? 0),
+    };
+    const naiveTotal = Object.values(naive).reduce((a, b) => a + b, 0);
+    const naivePerMillion = (naiveTotal / n) * 1e6;
+    report({
+      name: 'modelled cost',
+      value: round(perMillion),
+      unit: `$ per million pages (SQS ${round((cost.sqs / n) * 1e6)}, DynamoDB ${round((cost.dynamodb / n) * 1e6)}, S3 ${round((cost.s3 / n) * 1e6)}, Lambda ${round((cost.lambda / n) * 1e6)}; ${FETCH_LATENCY_MS} ms per fetch assumed)`,
+      budget: '≤ $5',
+      ok: perMillion <= 5,
+      reproduce: 'npm run bench',
+    });
+    report({
+      name: 'saving over the naive baseline',
+      value: round(naivePerMillion / perMillion, 1),
+      unit: `× (naive $${round(naivePerMillion)} per million pages)`,
+      budget: '≥ 4×',
+      ok: naivePerMillion / perMillion >= 4,
+      reproduce: 'npm run bench',
+    });
+  } finally {
+    await sandbox.stop();
+    await demo.stop();
+  }
+}
+
+/** Ten hosts that each answer after 200 ms: one crawler batch must fetch them concurrently. */
+async function benchBatchConcurrency(): Promise<void> {
+  const servers = await Promise.all(
+    Array.from({ length: 10 }, async () => {
+      const s = http.createServer((req, res) => {
+        if (req.url === '/robots.txt') return void res.writeHead(404).end();
+        setTimeout(
+          () => res.writeHead(200, { 'content-type': 'text/html' }).end('<title>slow host</title>'),
+          200,
+        );
+      });
+      await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+      return s;
+    }),
+  );
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  const invocations: InvocationStats[] = [];
+  const sandbox = await startSandbox({
+    retryDelaySeconds: 1,
+    onInvoke: (s) => invocations.push(s),
+    functionEnv: { CRAWLER_TEST_ALLOW_LOOPBACK_PORTS: ports.join(','), POWERTOOLS_LOG_LEVEL: 'WARN' },
+  });
+  try {
+    // Warm the robots cache and the workers first, so the measured batch is about page fetches.
+    const warm = await submitCrawl(sandbox.target, {
+      seeds: ports.map((p) => `http://127.0.0.1:${p}/warm`),
+      maxPages: 20,
+      maxDepth: 0,
+    });
+    await waitFor('warm-up pages', async () => (await listPages(sandbox.target, warm)).length === 10, {
+      timeoutMs: 60_000,
+    });
+    await waitForIdle(sandbox.target);
+    const from = invocations.length;
+    const crawlId = await submitCrawl(sandbox.target, {
+      seeds: ports.map((p) => `http://127.0.0.1:${p}/page`),
+      maxPages: 20,
+      maxDepth: 0,
+    });
+    await waitFor('all ten pages', async () => (await listPages(sandbox.target, crawlId)).length === 10, {
+      timeoutMs: 60_000,
+    });
+    const batches = invocations.slice(from).filter((i) => i.functionId.startsWith('Crawler'));
+    const biggest = batches.reduce((a, b) => (b.records > a.records ? b : a), batches[0] as InvocationStats);
+    report({
+      name: 'crawler batch of 10 hosts × 200 ms',
+      value: biggest.durationMs,
+      unit: `ms for ${biggest.records} records in one invocation (sequential would be ${biggest.records * 200} ms)`,
+      budget: '< 50% of sequential',
+      ok: biggest.records >= 5 && biggest.durationMs < biggest.records * 200 * 0.5,
+      reproduce: 'npm run bench',
+    });
+  } finally {
+    await sandbox.stop();
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  }
+}
+
+// 4. Developer loop ---------------------------------------------------------------------------------------
+
+async function benchDevLoop(): Promise<void> {
+  for (const mode of ['cold', 'warm'] as const) {
+    const demo = await startDemoSite();
+    const started = Date.now();
+    const sandbox = await startSandbox({
+      synth: mode === 'cold' ? 'always' : 'if-missing',
+      retryDelaySeconds: 1,
+      functionEnv: { CRAWLER_TEST_ALLOW_LOOPBACK_PORTS: demo.ports.join(','), POWERTOOLS_LOG_LEVEL: 'WARN' },
+    });
+    try {
+      const crawlId = await submitCrawl(sandbox.target, { seeds: demo.seeds, maxPages: 50, maxDepth: 2 });
+      await waitFor(
+        'the first stored page',
+        async () => (await listPages(sandbox.target, crawlId)).length > 0,
+        {
+          timeoutMs: 120_000,
+          intervalMs: 50,
+        },
+      );
+      report({
+        name: `npm start to first stored page (${mode})`,
+        value: round((Date.now() - started) / 1000, 1),
+        unit: mode === 'cold' ? 's (with cdk synth and bundling)' : 's (cdk.out reused)',
+        reproduce: 'npm run bench',
+      });
+    } finally {
+      await sandbox.stop();
+      await demo.stop();
+    }
+  }
+  if (flags['skip-npm-test']) return;
+  const started = Date.now();
+  const out = spawnSync('npm', ['test'], {
+    cwd: PROJECT_ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, CI: 'true' },
+  });
+  report({
+    name: 'npm test wall time',
+    value: round((Date.now() - started) / 1000, 1),
+    unit: `s (exit ${out.status})`,
+    budget: '< 300 s',
+    ok: out.status === 0 && Date.now() - started < 300_000,
+    reproduce: 'time npm test',
+  });
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  console.log(
+    `bench on ${os.cpus().length} cores, Node ${process.version}${flags.quick ? ' (quick)' : ''}\n`,
+  );
+  await benchPackages();
+  await benchCrawl();
+  await benchBatchConcurrency();
+  await benchDevLoop();
+  figures.push({
+    name: 'Crawlee CheerioCrawler comparison',
+    value: 'not measured',
+    unit: '',
+    reproduce: '-',
+    note: 'crawlee is not a dependency yet; the throughput ratio is still to do',
+  });
+  mkdirSync(RESULTS, { recursive: true });
+  const result = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cores: os.cpus().length,
+    prices,
+    figures,
+  };
+  writeFileSync(path.join(RESULTS, 'bench.json'), `${JSON.stringify(result, null, 2)}\n`);
+  const rows = figures.map(
+    (f) =>
+      `| ${f.name} | ${f.value} ${f.unit} | ${f.budget ?? '-'} | ${f.ok === undefined ? '-' : f.ok ? '✔' : '✖'} | \`${f.reproduce}\` |`,
+  );
+  writeFileSync(
+    path.join(RESULTS, 'summary.md'),
+    `# Benchmark results\n\n${result.date}, ${result.cores} cores, Node ${result.node}. Prices: bench/prices.json (${prices.date}).\n\n| figure | value | budget | ok | reproduce |\n| --- | --- | --- | --- | --- |\n${rows.join('\n')}\n`,
+  );
+  const missed = figures.filter((f) => f.ok === false);
+  console.log(`\nbench finished in ${round((Date.now() - started) / 1000, 1)} s; results in bench/results/`);
+  if (missed.length > 0) {
+    console.error(`✖ ${missed.length} budget(s) missed: ${missed.map((f) => f.name).join(', ')}`);
+    process.exit(1);
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
