@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { brotliCompressSync } from 'node:zlib';
 import {
   DeleteMessageCommand,
   type Message,
@@ -10,6 +9,7 @@ import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toSqsRecord } from '../../sandbox/runner';
 import { type Sandbox, startSandbox } from '../../sandbox/sandbox';
+import { parsePageMessage } from './messages';
 
 // The parser runs in this process so a crash can be injected between "links claimed" and "links enqueued".
 // Everything it talks to is real: fauxqs for SQS and DynamoDB Local for the claims. Modules that create
@@ -66,26 +66,7 @@ describe('crash between claiming links and enqueueing them', () => {
     await sb.target.sqs.send(
       new SendMessageCommand({
         QueueUrl: outputs.ParseQueueUrl,
-        MessageBody: JSON.stringify({
-          type: 'parse.page',
-          version: 1,
-          crawlId,
-          correlationId: 'crash',
-          sentAt: new Date().toISOString(),
-          payload: {
-            url: page,
-            finalUrl: page,
-            depth: 0,
-            httpStatus: 200,
-            contentType: 'text/html',
-            fetchedAt: Date.now(),
-            body: {
-              kind: 'inline',
-              encoding: 'br',
-              data: brotliCompressSync(Buffer.from(html)).toString('base64'),
-            },
-          },
-        }),
+        MessageBody: JSON.stringify(parsePageMessage(crawlId, page, html)),
       }),
     );
     const source = {

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { brotliCompressSync } from 'node:zlib';
 import {
   PurgeQueueCommand,
   ReceiveMessageCommand,
@@ -12,6 +11,7 @@ import { frontierMessage } from '../../functions/shared/frontier';
 import type { ParseMessage } from '../../functions/shared/schemas';
 import { hostKey, urlHash } from '../../functions/shared/url';
 import { type Harness, recordsHandled, startHarness } from './harness';
+import { parsePageMessage } from './messages';
 
 let h: Harness;
 beforeAll(async () => {
@@ -33,29 +33,6 @@ async function emptyCrawl(hosts: string[], maxDepth = 3): Promise<string> {
     allowedHosts: hosts,
   });
   return crawlId;
-}
-
-function parseMessageFor(crawlId: string, url: string, html: string): ParseMessage {
-  return {
-    type: 'parse.page',
-    version: 1,
-    crawlId,
-    correlationId: `corr-${crawlId}`,
-    sentAt: new Date().toISOString(),
-    payload: {
-      url,
-      finalUrl: url,
-      depth: 0,
-      httpStatus: 200,
-      contentType: 'text/html',
-      fetchedAt: Date.now(),
-      body: {
-        kind: 'inline',
-        encoding: 'br',
-        data: brotliCompressSync(Buffer.from(html)).toString('base64'),
-      },
-    },
-  };
 }
 
 async function dlqMessages(queueUrl: string) {
@@ -136,7 +113,7 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     const crawlId = await emptyCrawl([host]);
     const url = `http://${host}/dup-parent`;
     const html = `<title>parent</title><a href="/page/40">a</a><a href="/page/41">b</a>`;
-    const body = JSON.stringify(parseMessageFor(crawlId, url, html));
+    const body = JSON.stringify(parsePageMessage(crawlId, url, html));
     const before40 = h.demo.hits.get(`${host}/page/40`) ?? 0;
     const before41 = h.demo.hits.get(`${host}/page/41`) ?? 0;
     await h.target.sqs.send(
@@ -159,8 +136,8 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     const host = h.demo.hosts[2] as string;
     const crawlId = await emptyCrawl([host], 0);
     const url = `http://${host}/versioned`;
-    const newer = parseMessageFor(crawlId, url, '<title>newer fetch</title>');
-    const older = parseMessageFor(crawlId, url, '<title>older fetch</title>');
+    const newer = parsePageMessage(crawlId, url, '<title>newer fetch</title>');
+    const older = parsePageMessage(crawlId, url, '<title>older fetch</title>');
     older.payload.fetchedAt = newer.payload.fetchedAt - 60_000;
     const send = (m: ParseMessage) =>
       h.target.sqs.send(
@@ -185,12 +162,12 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     const crawlId = await emptyCrawl([host], 0);
     await waitForIdle(h.target);
     const good = Array.from({ length: 9 }, (_, i) =>
-      parseMessageFor(crawlId, `http://${host}/mate/${i}`, `<title>mate ${i}</title>`),
+      parsePageMessage(crawlId, `http://${host}/mate/${i}`, `<title>mate ${i}</title>`),
     );
     const bad: ParseMessage = {
-      ...parseMessageFor(crawlId, `http://${host}/poison`, ''),
+      ...parsePageMessage(crawlId, `http://${host}/poison`, ''),
       payload: {
-        ...parseMessageFor(crawlId, `http://${host}/poison`, '').payload,
+        ...parsePageMessage(crawlId, `http://${host}/poison`, '').payload,
         body: { kind: 's3', encoding: 'br', bucket: 'no-such-bucket', key: 'bodies/x.br' },
       },
     };
@@ -219,7 +196,7 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     const crawlId = await emptyCrawl([host], 0);
     await waitForIdle(h.target);
     const good = Array.from({ length: 4 }, (_, i) =>
-      parseMessageFor(crawlId, `http://${host}/ok/${i}`, `<title>ok ${i}</title>`),
+      parsePageMessage(crawlId, `http://${host}/ok/${i}`, `<title>ok ${i}</title>`),
     );
     const from = h.invocations.length;
     const marker = `not-json-${crawlId}`;
@@ -293,7 +270,7 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
       await h.target.sqs.send(new PurgeQueueCommand({ QueueUrl: q }));
     }
     const pageUrl = `http://${host}/page/5`;
-    const parsed = parseMessageFor(crawlId, `http://${host}/redriven`, '<title>redriven</title>');
+    const parsed = parsePageMessage(crawlId, `http://${host}/redriven`, '<title>redriven</title>');
     // Messages that failed earlier for a reason since fixed, parked in the DLQs.
     await h.target.sqs.send(
       new SendMessageCommand({ QueueUrl: h.target.outputs.ParseDlqUrl, MessageBody: JSON.stringify(parsed) }),

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { brotliCompressSync } from 'node:zlib';
 import { SendMessageBatchCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listPages, listUrls, submitCrawl, waitFor, waitForIdle } from '../../cli/crawl-api';
 import { peekDlq, redrive } from '../../cli/operations';
 import type { ParseMessage } from '../../functions/shared/schemas';
+import { parsePageMessage } from './messages';
 import { type ConnectedTarget, connectTarget } from './target';
 
 // Runs unchanged against the sandbox (in `npm test`), LocalStack (`npm run test:localstack`) and AWS
@@ -44,29 +44,8 @@ async function newCrawl(): Promise<string> {
   return crawlId;
 }
 
-function parseMessage(crawlId: string, path: string, html: string, fetchedAt = Date.now()): ParseMessage {
-  const url = `http://${HOST}${path}`;
-  return {
-    type: 'parse.page',
-    version: 1,
-    crawlId,
-    correlationId: `portable-${crawlId}`,
-    sentAt: new Date().toISOString(),
-    payload: {
-      url,
-      finalUrl: url,
-      depth: 0,
-      httpStatus: 200,
-      contentType: 'text/html; charset=utf-8',
-      fetchedAt,
-      body: {
-        kind: 'inline',
-        encoding: 'br',
-        data: brotliCompressSync(Buffer.from(html)).toString('base64'),
-      },
-    },
-  };
-}
+const parseMessage = (crawlId: string, path: string, html: string, fetchedAt?: number): ParseMessage =>
+  parsePageMessage(crawlId, `http://${HOST}${path}`, html, fetchedAt);
 
 const send = (m: ParseMessage | string) =>
   t.target.sqs.send(
