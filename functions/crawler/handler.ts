@@ -65,11 +65,11 @@ interface CrawlKey {
  * Fetch one URL and hand its body on, at most once per (crawl, URL): a redelivered message finds the
  * completed idempotency record and returns the stored outcome without fetching again.
  */
-const collectOnce = makeIdempotent(
-  async (key: CrawlKey, message: FrontierMessage, record: SQSRecord, context: Context): Promise<Outcome> =>
-    collect(key, message, record, context),
-  { persistenceStore, config: idempotencyConfig, dataIndexArgument: 0 },
-);
+const collectOnce = makeIdempotent(collect, {
+  persistenceStore,
+  config: idempotencyConfig,
+  dataIndexArgument: 0,
+});
 
 async function collect(
   key: CrawlKey,
@@ -96,14 +96,15 @@ async function collect(
 
   const job = await getCrawlJob(config.crawlsTable, crawlId);
   const origin = new URL(url).origin;
+  const host = hostKey(url);
   try {
     const rules = job ? await robotsCache.get(origin, (o) => loadRobots(o, fetchPolicy)) : undefined;
     const decision = decideFetch({ url, depth, job, robots: rules });
     if (decision.kind === 'skip') return finish(decision.outcome, { detail: decision.detail });
 
-    await politenessDelay(hostKey(url), decision.crawlDelayMs, context);
+    await politenessDelay(host, decision.crawlDelayMs, context);
     const page = await safeFetch(url, fetchPolicy);
-    lastFetchAt.set(hostKey(url), Date.now());
+    lastFetchAt.set(host, Date.now());
     metrics.addMetric(METRIC.pagesFetched, 'Count', 1);
 
     // The budget is taken only for pages that will be parsed, so failed fetches never spend it.
@@ -111,7 +112,7 @@ async function collect(
     await handOff(message, url, page.finalUrl, page.status, page.contentType, page.body, log);
     return finish('fetched', { httpStatus: page.status, finalUrl: page.finalUrl, bytes: page.body.length });
   } catch (error) {
-    lastFetchAt.set(hostKey(url), Date.now());
+    lastFetchAt.set(host, Date.now());
     const receives = Number(record.attributes.ApproximateReceiveCount ?? '1');
     if (error instanceof TransientFetchError && receives < TRANSIENT_RETRIES) {
       log.warn('transient fetch failure, will retry', {

@@ -170,7 +170,7 @@ async function claimAll(input: DiscoverInput, urls: readonly string[]): Promise<
           claimed.push(url);
         } catch (error) {
           if (!(error instanceof ConditionalCheckFailedException)) throw error;
-          remember(`${input.crawlId} ${url}`);
+          remember(keyOf(input.crawlId, url));
         }
       }),
     );
