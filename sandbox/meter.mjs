@@ -55,7 +55,10 @@ export function meterClient(client, counts) {
       const isWrite = DDB_WRITES.has(op);
       if ((isRead || isWrite) && args.input && !args.input.ReturnConsumedCapacity)
         args.input.ReturnConsumedCapacity = 'TOTAL';
-      const key = `${service}.${op.replace(/Command$/, '')}`;
+      // SQS prices FIFO and standard requests differently, so its keys carry the queue type.
+      const queueUrl = service === 'SQS' ? String(args.input?.QueueUrl ?? '') : '';
+      const suffix = service === 'SQS' ? (queueUrl.endsWith('.fifo') ? ' (fifo)' : ' (standard)') : '';
+      const key = `${service}.${op.replace(/Command$/, '')}${suffix}`;
       try {
         const result = await next(args);
         const out = result.output;

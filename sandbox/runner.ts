@@ -25,6 +25,8 @@ export interface EventSourceSpec {
   readonly queueUrl: string;
   readonly queueArn: string;
   readonly batchSize: number;
+  /** MaximumBatchingWindowInSeconds: how long a poller keeps gathering records before it invokes. */
+  readonly batchingWindowSeconds?: number;
   readonly maxConcurrency: number;
   readonly reportBatchItemFailures: boolean;
 }
@@ -55,6 +57,8 @@ export interface InvocationStats {
   /** Distinct FIFO message groups in the batch (1 for a standard queue). */
   readonly groups: number;
   readonly failed: number;
+  /** The function's configured memory, which Lambda bills GB-seconds by. */
+  readonly memoryMb: number;
   readonly outcome: 'ok' | 'partial' | 'error' | 'timeout';
   readonly durationMs: number;
 }
@@ -220,21 +224,41 @@ export class EventSourceRunner {
     await Promise.all(this.envs.map((e) => e.stop()));
   }
 
+  private async receive(max: number, waitSeconds: number): Promise<Message[]> {
+    const out = await this.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: this.source.queueUrl,
+        MaxNumberOfMessages: Math.min(max, 10),
+        WaitTimeSeconds: waitSeconds,
+        MessageSystemAttributeNames: ['All'],
+        MessageAttributeNames: ['All'],
+      }),
+      { abortSignal: this.abort.signal },
+    );
+    return out.Messages ?? [];
+  }
+
+  /**
+   * One batch: a long poll, then, with a batching window, more receives until the batch is full or the
+   * window has passed since the first record arrived.
+   */
+  private async gather(): Promise<Message[]> {
+    const { batchSize, batchingWindowSeconds = 0 } = this.source;
+    const messages = await this.receive(batchSize, this.options.pollWaitSeconds ?? 1);
+    if (messages.length === 0 || batchingWindowSeconds <= 0) return messages;
+    const deadline = Date.now() + batchingWindowSeconds * 1000;
+    while (this.running && messages.length < batchSize && Date.now() < deadline) {
+      const wait = Math.min(20, Math.ceil((deadline - Date.now()) / 1000));
+      messages.push(...(await this.receive(batchSize - messages.length, wait)));
+    }
+    return messages;
+  }
+
   private async poll(env: ExecutionEnvironment): Promise<void> {
     while (this.running) {
       let messages: Message[];
       try {
-        const out = await this.sqs.send(
-          new ReceiveMessageCommand({
-            QueueUrl: this.source.queueUrl,
-            MaxNumberOfMessages: Math.min(this.source.batchSize, 10),
-            WaitTimeSeconds: this.options.pollWaitSeconds ?? 1,
-            MessageSystemAttributeNames: ['All'],
-            MessageAttributeNames: ['All'],
-          }),
-          { abortSignal: this.abort.signal },
-        );
-        messages = out.Messages ?? [];
+        messages = await this.gather();
       } catch (error) {
         if (!this.running) return;
         process.stderr.write(
@@ -273,22 +297,24 @@ export class EventSourceRunner {
     }
     const done = messages.filter((m) => !failedIds.has(m.MessageId ?? ''));
     const failed = messages.filter((m) => failedIds.has(m.MessageId ?? ''));
-    if (done.length > 0) {
+    // SQS batch calls take at most 10 entries.
+    for (let i = 0; i < done.length; i += 10) {
       await this.sqs.send(
         new DeleteMessageBatchCommand({
           QueueUrl: this.source.queueUrl,
-          Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
+          Entries: done.slice(i, i + 10).map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle })),
         }),
       );
     }
-    if (failed.length > 0 && this.options.retryDelaySeconds !== undefined) {
+    const retryDelay = this.options.retryDelaySeconds;
+    for (let i = 0; retryDelay !== undefined && i < failed.length; i += 10) {
       await this.sqs.send(
         new ChangeMessageVisibilityBatchCommand({
           QueueUrl: this.source.queueUrl,
-          Entries: failed.map((m, i) => ({
-            Id: String(i),
+          Entries: failed.slice(i, i + 10).map((m, j) => ({
+            Id: String(j),
             ReceiptHandle: m.ReceiptHandle,
-            VisibilityTimeout: this.options.retryDelaySeconds,
+            VisibilityTimeout: retryDelay,
           })),
         }),
       );
@@ -298,6 +324,7 @@ export class EventSourceRunner {
       records: messages.length,
       groups: new Set(messages.map((m) => m.Attributes?.MessageGroupId ?? '')).size,
       failed: failed.length,
+      memoryMb: this.fn.memorySize,
       outcome,
       durationMs: Date.now() - started,
     });

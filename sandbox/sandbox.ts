@@ -143,6 +143,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
             queueUrl: queue.ref,
             queueArn: queue.attrs.Arn ?? '',
             batchSize: Number(props.BatchSize ?? 10),
+            batchingWindowSeconds: Number(props.MaximumBatchingWindowInSeconds ?? 0),
             maxConcurrency: Number(
               (props.ScalingConfig as { MaximumConcurrency?: number } | undefined)?.MaximumConcurrency ?? 2,
             ),

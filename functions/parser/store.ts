@@ -6,8 +6,51 @@ import type { ExtractedPage } from './extract';
 
 export type PageRecord = Record<string, unknown> & { crawlId: string; url: string; fetchedAt: number };
 
-/** The stored form of a parsed page. Pure, so what gets stored is tested without DynamoDB. */
+/** DynamoDB bills a write per started KB of item: the page record is sized to cost one. */
+export const WRITE_UNIT_BYTES = 1024;
+
+/**
+ * DynamoDB's item size for the flat string/number items stored here: attribute name bytes plus value
+ * bytes (numbers: about one byte per two digits, plus one). Hand-written because the SDK has no sizer.
+ */
+export function itemBytes(item: Record<string, unknown>): number {
+  let total = 0;
+  for (const [name, value] of Object.entries(item)) {
+    if (value === undefined) continue;
+    total += Buffer.byteLength(name);
+    if (typeof value === 'number')
+      total += Math.ceil(String(Math.abs(value)).replace('.', '').length / 2) + 1;
+    else total += Buffer.byteLength(String(value));
+  }
+  return total;
+}
+
+/** The longest prefix of `text` that fits in `maxBytes` of UTF-8, cut between code points. */
+export function truncateUtf8(text: string, maxBytes: number): string {
+  if (Buffer.byteLength(text) <= maxBytes) return text;
+  let bytes = 0;
+  let end = 0;
+  for (const ch of text) {
+    const b = Buffer.byteLength(ch);
+    if (bytes + b > maxBytes) break;
+    bytes += b;
+    end += ch.length;
+  }
+  return text.slice(0, end);
+}
+
+/**
+ * The stored form of a parsed page. Pure, so what gets stored is tested without DynamoDB. The text
+ * excerpt takes whatever room the other attributes leave under one write unit, so every page costs
+ * one WRU rather than two; the excerpt is shorter for pages with long URLs or titles.
+ */
 export function pageRecord(message: ParseMessage, page: ExtractedPage, charset: string): PageRecord {
+  const record = pageFields(message, page, charset);
+  const room = WRITE_UNIT_BYTES - itemBytes(record) - Buffer.byteLength('text');
+  return { ...record, text: truncateUtf8(page.text, Math.max(0, room)) };
+}
+
+function pageFields(message: ParseMessage, page: ExtractedPage, charset: string): PageRecord {
   const p = message.payload;
   return {
     crawlId: message.crawlId,
@@ -21,7 +64,6 @@ export function pageRecord(message: ParseMessage, page: ExtractedPage, charset: 
     title: page.title,
     description: page.description,
     canonical: page.canonical,
-    text: page.text,
     linkCount: page.links.length,
     correlationId: message.correlationId,
   };

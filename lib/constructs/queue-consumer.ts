@@ -218,13 +218,21 @@ function validate(
   batchSize: number,
   maxConcurrency: number,
 ): void {
+  if (props.source.fifo && props.maxBatchingWindow) {
+    throw new Error(
+      `maxBatchingWindow (${props.maxBatchingWindow.toHumanString()}) is not allowed on a FIFO source; remove it.`,
+    );
+  }
   const visibility = props.source.visibilityTimeout;
   if (!visibility.isUnresolved() && !timeout.isUnresolved()) {
-    const needed = timeout.toSeconds() * 6;
+    // AWS's rule: records wait in the poller for up to the batching window before the function's own timeout starts.
+    const window = props.maxBatchingWindow?.toSeconds() ?? 0;
+    const needed = timeout.toSeconds() * 6 + window;
     if (visibility.toSeconds() < needed) {
       throw new Error(
         `visibilityTimeout (${visibility.toSeconds()}s) of the source queue must be at least 6 × the function timeout ` +
-          `(${timeout.toSeconds()}s = ${needed}s). Raise the queue's visibilityTimeout or lower the function timeout.`,
+          `(${timeout.toSeconds()}s)${window ? ` plus the batching window (${window}s)` : ''} = ${needed}s. ` +
+          `Raise the queue's visibilityTimeout or lower the function timeout.`,
       );
     }
   }
@@ -240,11 +248,6 @@ function validate(
         `batchSize (${batchSize}) above 10 needs a maxBatchingWindow; set one or lower batchSize.`,
       );
     }
-  }
-  if (props.source.fifo && props.maxBatchingWindow) {
-    throw new Error(
-      `maxBatchingWindow (${props.maxBatchingWindow.toHumanString()}) is not allowed on a FIFO source; remove it.`,
-    );
   }
   if (
     !Token.isUnresolved(maxConcurrency) &&

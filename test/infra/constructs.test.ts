@@ -52,8 +52,23 @@ describe('QueueConsumer', () => {
     expect(() =>
       consumer({ visibilityTimeout: Duration.seconds(100) }, { timeout: Duration.seconds(20) }),
     ).toThrow(
-      'visibilityTimeout (100s) of the source queue must be at least 6 × the function timeout (20s = 120s)',
+      'visibilityTimeout (100s) of the source queue must be at least 6 × the function timeout (20s) = 120s',
     );
+  });
+
+  it('adds the batching window to the visibility timeout it requires', () => {
+    expect(() =>
+      consumer(
+        { visibilityTimeout: Duration.seconds(120) },
+        { timeout: Duration.seconds(20), maxBatchingWindow: Duration.seconds(5) },
+      ),
+    ).toThrow('6 × the function timeout (20s) plus the batching window (5s) = 125s');
+    expect(() =>
+      consumer(
+        { visibilityTimeout: Duration.seconds(125) },
+        { timeout: Duration.seconds(20), maxBatchingWindow: Duration.seconds(5) },
+      ),
+    ).not.toThrow();
   });
 
   it('accepts a visibility timeout of exactly 6 × the function timeout', () => {

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeHtml } from '../../functions/parser/charset';
 import { extractPage } from '../../functions/parser/extract';
 import { filterLinks } from '../../functions/parser/links';
-import { pageRecord } from '../../functions/parser/store';
+import { itemBytes, pageRecord, truncateUtf8, WRITE_UNIT_BYTES } from '../../functions/parser/store';
 import { decompressBody, planHandOff } from '../../functions/shared/body';
 
 const fixture = (name: string) => readFileSync(path.join(import.meta.dirname, 'fixtures', name));
@@ -94,8 +94,11 @@ describe('link filtering and storage decisions', () => {
     });
   });
 
-  it('builds a page record that stays under 4 KB for a full page', () => {
-    const page = extractPage(fixture('article.html').toString('utf8'), 'https://news.example/s');
+  it('sizes the page record to one DynamoDB write unit, trimming only the text excerpt', () => {
+    const html = fixture('article.html')
+      .toString('utf8')
+      .replace('</body>', `<p>${'déjà vu '.repeat(200)}</p></body>`);
+    const page = extractPage(html, 'https://news.example/s');
     const record = pageRecord(
       {
         type: 'parse.page',
@@ -122,7 +125,18 @@ describe('link filtering and storage decisions', () => {
       fetchedAt: 1,
       linkCount: 4,
     });
-    expect(JSON.stringify(record).length).toBeLessThan(4_096);
+    expect(page.text.length).toBeGreaterThan(600);
+    expect(itemBytes(record)).toBeLessThanOrEqual(WRITE_UNIT_BYTES);
+    expect(itemBytes(record)).toBeGreaterThan(WRITE_UNIT_BYTES - 8);
+    expect(page.text.startsWith(String(record.text))).toBe(true);
+  });
+
+  it('measures item size the way DynamoDB bills it and cuts UTF-8 text between code points', () => {
+    expect(itemBytes({ a: 'xyz', bb: 12345, c: undefined })).toBe(1 + 3 + 2 + 4);
+    expect(truncateUtf8('héllo', 2)).toBe('h');
+    expect(truncateUtf8('héllo', 3)).toBe('hé');
+    expect(truncateUtf8('😀😀', 5)).toBe('😀');
+    expect(truncateUtf8('short', 100)).toBe('short');
   });
 });
 
