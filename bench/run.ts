@@ -132,7 +132,6 @@ async function benchPackages(): Promise<void> {
       'PAGES_TABLE',
       'URLS_TABLE',
       'CRAWLS_TABLE',
-      'IDEMPOTENCY_TABLE',
       'BODIES_BUCKET',
       'CRAWLER_USER_AGENT',
     ].map((k) => [k, 'x']),

@@ -13,7 +13,6 @@ export const OUTPUT_NAMES = [
   'PagesTableName',
   'UrlsTableName',
   'CrawlsTableName',
-  'IdempotencyTableName',
   'BodiesBucketName',
 ] as const;
 export type Outputs = Record<(typeof OUTPUT_NAMES)[number], string>;

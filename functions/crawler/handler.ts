@@ -1,16 +1,15 @@
 import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
-import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { poisonToDlq, processFifoBatchByGroup } from '../shared/batch';
 import { planHandOff } from '../shared/body';
-import { dynamodb, s3, sqs } from '../shared/clients';
+import { ddb, s3, sqs } from '../shared/clients';
 import { getCrawlJob, takePageBudget } from '../shared/crawls';
 import { intEnv, requireEnv } from '../shared/env';
 import { BODY_PREFIX, ENV } from '../shared/env-names';
 import { PermanentError } from '../shared/errors';
-import { type Outcome, recordOutcome } from '../shared/outcomes';
+import { type Outcome, type OutcomeDetail, recordOutcome } from '../shared/outcomes';
 import { type logger, METRIC, metrics, recordLogger } from '../shared/powertools';
 import { FrontierMessage, type ParseMessage, parseMessage } from '../shared/schemas';
 import { canonicalizeUrl, hostKey, urlHash } from '../shared/url';
@@ -18,13 +17,13 @@ import { decideFetch } from './policy';
 import { loadRobots, RobotsCache } from './robots';
 import { type FetchPolicy, safeFetch, TransientFetchError } from './safe-fetch';
 import { parseAllowedPorts } from './ssrf';
+import { type CollectResult, UrlRecordPersistenceLayer } from './url-idempotency';
 
 const config = {
   parseQueueUrl: requireEnv(ENV.parseQueueUrl),
   dlqUrl: requireEnv(ENV.dlqUrl),
   crawlsTable: requireEnv(ENV.crawlsTable),
   urlsTable: requireEnv(ENV.urlsTable),
-  idempotencyTable: requireEnv(ENV.idempotencyTable),
   bodiesBucket: requireEnv(ENV.bodiesBucket),
   userAgent: requireEnv(ENV.userAgent),
   maxBodyBytes: intEnv(ENV.maxBodyBytes, 2 * 1024 * 1024),
@@ -51,10 +50,8 @@ const robotsCache = new RobotsCache();
 const lastFetchAt = new Map<string, number>();
 
 const idempotencyConfig = new IdempotencyConfig({ expiresAfterSeconds: config.recordTtlSeconds });
-const persistenceStore = new DynamoDBPersistenceLayer({
-  tableName: config.idempotencyTable,
-  awsSdkV3Client: dynamodb,
-});
+// The idempotency record lives on the URL's own item, so its completion also records the outcome.
+const persistenceStore = new UrlRecordPersistenceLayer(config.urlsTable, ddb, config.recordTtlSeconds);
 
 interface CrawlKey {
   crawlId: string;
@@ -63,7 +60,8 @@ interface CrawlKey {
 
 /**
  * Fetch one URL and hand its body on, at most once per (crawl, URL): a redelivered message finds the
- * completed idempotency record and returns the stored outcome without fetching again.
+ * completed idempotency record and returns the stored outcome without fetching again. The result
+ * `collect` returns is what the completed record stores as the URL's outcome.
  */
 const collectOnce = makeIdempotent(collect, {
   persistenceStore,
@@ -76,22 +74,14 @@ async function collect(
   message: FrontierMessage,
   record: SQSRecord,
   context: Context,
-): Promise<Outcome> {
+): Promise<CollectResult> {
   const log = recordLogger(record, message);
   const { crawlId, url } = key;
   const depth = message.payload.depth;
-  const finish = async (outcome: Outcome, extra: Record<string, unknown> = {}): Promise<Outcome> => {
-    await recordOutcome(
-      config.urlsTable,
-      crawlId,
-      url,
-      outcome,
-      { depth, ...extra },
-      config.recordTtlSeconds,
-    );
+  const finish = (outcome: Outcome, extra: OutcomeDetail = {}): CollectResult => {
     metrics.addMetric(outcome === 'blocked-address' ? METRIC.blocked : METRIC.outcome, 'Count', 1);
     log.info('url outcome', { url, outcome, ...extra });
-    return outcome;
+    return { outcome, depth, ...extra };
   };
 
   const job = await getCrawlJob(config.crawlsTable, crawlId);
@@ -207,7 +197,7 @@ async function handleRecord(record: SQSRecord, context: Context): Promise<Outcom
     );
     return 'invalid-url';
   }
-  return collectOnce({ crawlId: message.crawlId, url }, message, record, context);
+  return (await collectOnce({ crawlId: message.crawlId, url }, message, record, context)).outcome;
 }
 
 export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {

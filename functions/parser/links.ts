@@ -49,6 +49,8 @@ const remember = (key: string) => {
   known.set(key, true);
 };
 const keyOf = (crawlId: string, url: string) => `${crawlId} ${url}`;
+/** Links a page in this container is claiming and sending right now; settles when that page is done. */
+const inflight = new Map<string, Promise<void>>();
 
 /** Scope and depth filter (pure). */
 export function filterLinks(
@@ -90,19 +92,59 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
       remember(keyOf(crawlId, url));
     }
   }
-  const claimed = await claimAll(input, toClaim);
-  alreadyKnown += toClaim.length - claimed.length;
-  toSend.push(...claimed);
 
-  faultInjection.afterClaim?.(toSend);
-  const nextDepth = input.depth + 1;
-  await sendToFrontier(
-    input.frontierQueueUrl,
-    crawlId,
-    input.correlationId,
-    toSend.map((url) => ({ url, depth: nextDepth, discoveredFrom: claimant })),
-  );
-  for (const url of toSend) remember(keyOf(crawlId, url));
+  // Pages of one batch run side by side and often find the same new links. A link another page in this
+  // container is already claiming is left to that page: awaiting its claim-and-send costs no write, where a
+  // second claim would be a billed conditional failure. Registration is synchronous, so a page only ever
+  // waits on pages that registered before it, and waits cannot form a cycle.
+  const mine: string[] = [];
+  const waits: Array<[string, Promise<void>]> = [];
+  for (const url of toClaim) {
+    const pending = inflight.get(keyOf(crawlId, url));
+    if (pending) waits.push([url, pending]);
+    else mine.push(url);
+  }
+  // Promise.withResolvers is Node 22+, and the sandbox runs these bundles on Node 20.
+  const done = {} as { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
+  done.promise = new Promise<void>((resolve, reject) => Object.assign(done, { resolve, reject }));
+  done.promise.catch(() => undefined);
+  for (const url of mine) inflight.set(keyOf(crawlId, url), done.promise);
+  try {
+    const claimed = await claimAll(input, mine);
+    alreadyKnown += mine.length - claimed.length;
+    // If the other page failed, its message comes back and claims again; claiming here too is still safe.
+    const orphaned: string[] = [];
+    for (const [url, pending] of waits) {
+      try {
+        await pending;
+        alreadyKnown++;
+      } catch {
+        orphaned.push(url);
+      }
+    }
+    const adopted = await claimAll(input, orphaned);
+    alreadyKnown += orphaned.length - adopted.length;
+    toSend.push(...claimed, ...adopted);
+
+    faultInjection.afterClaim?.(toSend);
+    const nextDepth = input.depth + 1;
+    await sendToFrontier(
+      input.frontierQueueUrl,
+      crawlId,
+      input.correlationId,
+      toSend.map((url) => ({ url, depth: nextDepth, discoveredFrom: claimant })),
+    );
+    for (const url of toSend) remember(keyOf(crawlId, url));
+    done.resolve();
+  } catch (error) {
+    done.reject(error);
+    throw error;
+  } finally {
+    for (const url of mine) {
+      const key = keyOf(crawlId, url);
+      if (inflight.get(key) === done.promise) inflight.delete(key);
+    }
+  }
   return { enqueued: toSend.length, alreadyKnown, outOfScope, tooDeep, reclaimed };
 }
 

@@ -8,7 +8,6 @@ export const ENV = {
   pagesTable: 'PAGES_TABLE',
   urlsTable: 'URLS_TABLE',
   crawlsTable: 'CRAWLS_TABLE',
-  idempotencyTable: 'IDEMPOTENCY_TABLE',
   bodiesBucket: 'BODIES_BUCKET',
   /** The consumer's own DLQ, for poison messages. Set by QueueConsumer. */
   dlqUrl: 'DLQ_URL',

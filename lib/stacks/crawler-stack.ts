@@ -88,11 +88,6 @@ export class CrawlerStack extends Stack {
       partitionKey: { name: 'crawlId', type: AttributeType.STRING },
       timeToLiveAttribute: 'expiresAt',
     });
-    const idempotency = new Table(this, 'IdempotencyTable', {
-      ...tableDefaults,
-      partitionKey: { name: 'id', type: AttributeType.STRING },
-      timeToLiveAttribute: 'expiration',
-    });
 
     const bodies = new Bucket(this, 'BodiesBucket', {
       blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
@@ -130,7 +125,6 @@ export class CrawlerStack extends Stack {
       .bindQueue(this.parseQueue.queue, ENV.parseQueueUrl)
       .bindTable(crawls, 'rw', ENV.crawlsTable)
       .bindTable(urls, 'rw', ENV.urlsTable)
-      .bindTable(idempotency, 'rw', ENV.idempotencyTable)
       .bindBucket(bodies, 'rw', ENV.bodiesBucket, BODY_PREFIX);
 
     this.parser = new QueueConsumer(this, 'Parser', {
@@ -205,7 +199,6 @@ export class CrawlerStack extends Stack {
       PagesTableName: pages.tableName,
       UrlsTableName: urls.tableName,
       CrawlsTableName: crawls.tableName,
-      IdempotencyTableName: idempotency.tableName,
       BodiesBucketName: bodies.bucketName,
       AlarmTopicArn: alarmTopic.topicArn,
     };

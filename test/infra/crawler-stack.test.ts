@@ -134,13 +134,7 @@ describe('CrawlerStack consumers', () => {
           | undefined
       )?.Variables ?? {};
     expect(Object.keys(env('CrawlerFunction'))).toEqual(
-      expect.arrayContaining([
-        'PARSE_QUEUE_URL',
-        'CRAWLS_TABLE',
-        'URLS_TABLE',
-        'IDEMPOTENCY_TABLE',
-        'BODIES_BUCKET',
-      ]),
+      expect.arrayContaining(['PARSE_QUEUE_URL', 'CRAWLS_TABLE', 'URLS_TABLE', 'BODIES_BUCKET']),
     );
     expect(Object.keys(env('ParserFunction'))).toEqual(
       expect.arrayContaining([
@@ -198,7 +192,7 @@ describe('CrawlerStack least privilege', () => {
       .map((r) => JSON.stringify(r));
     const arn = (id: string) =>
       JSON.stringify({ 'Fn::GetAtt': [logicalId('AWS::DynamoDB::Table', id), 'Arn'] });
-    expect(tables.sort()).toEqual([arn('CrawlsTable'), arn('IdempotencyTable'), arn('UrlsTable')].sort());
+    expect(tables.sort()).toEqual([arn('CrawlsTable'), arn('UrlsTable')].sort());
     expect(tables).not.toContain(arn('PagesTable'));
   });
 
@@ -218,8 +212,8 @@ describe('CrawlerStack least privilege', () => {
 });
 
 describe('CrawlerStack storage', () => {
-  it('creates four on-demand tables with point-in-time recovery, and TTL where records expire', () => {
-    template.resourceCountIs('AWS::DynamoDB::Table', 4);
+  it('creates three on-demand tables with point-in-time recovery, and TTL where records expire', () => {
+    template.resourceCountIs('AWS::DynamoDB::Table', 3);
     template.allResourcesProperties('AWS::DynamoDB::Table', {
       BillingMode: 'PAY_PER_REQUEST',
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
@@ -228,7 +222,6 @@ describe('CrawlerStack storage', () => {
       resources[logicalId('AWS::DynamoDB::Table', id)]?.Properties.TimeToLiveSpecification;
     expect(ttl('UrlsTable')).toEqual({ AttributeName: 'expiresAt', Enabled: true });
     expect(ttl('CrawlsTable')).toEqual({ AttributeName: 'expiresAt', Enabled: true });
-    expect(ttl('IdempotencyTable')).toEqual({ AttributeName: 'expiration', Enabled: true });
     expect(ttl('PagesTable')).toBeUndefined();
   });
 
@@ -288,7 +281,6 @@ describe('CrawlerStack operations', () => {
         'CrawlsTableName',
         'FrontierDlqUrl',
         'FrontierQueueUrl',
-        'IdempotencyTableName',
         'PagesTableName',
         'ParseDlqUrl',
         'ParseQueueUrl',

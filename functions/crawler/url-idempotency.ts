@@ -1,0 +1,141 @@
+import {
+  IdempotencyItemAlreadyExistsError,
+  IdempotencyItemNotFoundError,
+  IdempotencyRecordStatus,
+} from '@aws-lambda-powertools/idempotency';
+import { BasePersistenceLayer, IdempotencyRecord } from '@aws-lambda-powertools/idempotency/persistence';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { Outcome, OutcomeDetail } from '../shared/outcomes';
+
+/** What a fetch attempt returns, and what its completed idempotency record stores on the URL record. */
+export type CollectResult = { outcome: Outcome } & OutcomeDetail;
+
+/** Attributes this layer owns on a URL record, next to the parser's claim and the crawler's outcome. */
+const STATUS = 'idemStatus';
+const EXPIRY = 'idemExpiry';
+const LEASE = 'idemLeaseMs';
+const DETAIL_FIELDS = ['depth', 'httpStatus', 'finalUrl', 'detail', 'bytes'] as const;
+
+/**
+ * A Powertools idempotency persistence layer that keeps the record on the URL's own item in the URLs
+ * table, keyed by (crawlId, url) instead of a hash in a table of its own.
+ *
+ * Powertools still runs the protocol (INPROGRESS with a lease tied to the invocation's remaining time,
+ * COMPLETED with the stored result replayed to redeliveries, the record removed when the function throws).
+ * Keeping it on the URL item makes the COMPLETED write also the URL's outcome, so a page costs two
+ * writes here (start, finish) instead of three (start, finish, outcome) in two tables; the claim
+ * attributes the parser wrote stay, because every write is an UpdateItem.
+ */
+export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
+  constructor(
+    private readonly tableName: string,
+    private readonly client: DynamoDBDocumentClient,
+    private readonly ttlSeconds: number,
+  ) {
+    super();
+  }
+
+  /** The natural key instead of a hash: the record must land on the URL's item. */
+  protected override getHashedIdempotencyKey(data: unknown): string {
+    const { crawlId, url } = (data ?? {}) as { crawlId?: unknown; url?: unknown };
+    if (typeof crawlId !== 'string' || typeof url !== 'string' || !crawlId || !url)
+      throw new Error('UrlRecordPersistenceLayer needs { crawlId, url } as the idempotent argument');
+    return JSON.stringify([crawlId, url]);
+  }
+
+  private key(idempotencyKey: string): { crawlId: string; url: string } {
+    const [crawlId, url] = JSON.parse(idempotencyKey) as [string, string];
+    return { crawlId, url };
+  }
+
+  private toRecord(idempotencyKey: string, item: Record<string, unknown>): IdempotencyRecord {
+    const response: Record<string, unknown> = { outcome: item.outcome };
+    for (const f of DETAIL_FIELDS) if (item[f] !== undefined) response[f] = item[f];
+    return new IdempotencyRecord({
+      idempotencyKey,
+      status: item[STATUS] as IdempotencyRecord['status'],
+      expiryTimestamp: item[EXPIRY] as number | undefined,
+      inProgressExpiryTimestamp: item[LEASE] as number | undefined,
+      responseData:
+        item[STATUS] === IdempotencyRecordStatus.COMPLETED
+          ? (response as IdempotencyRecord['responseData'])
+          : undefined,
+    });
+  }
+
+  protected async _getRecord(idempotencyKey: string): Promise<IdempotencyRecord> {
+    const { Item } = await this.client.send(
+      new GetCommand({ TableName: this.tableName, Key: this.key(idempotencyKey), ConsistentRead: true }),
+    );
+    if (!Item?.[STATUS]) throw new IdempotencyItemNotFoundError();
+    return this.toRecord(idempotencyKey, Item);
+  }
+
+  protected async _putRecord(record: IdempotencyRecord): Promise<void> {
+    const now = Date.now();
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: this.key(record.idempotencyKey),
+          UpdateExpression: `SET ${STATUS} = :inprogress, ${EXPIRY} = :expiry, ${LEASE} = :lease, expiresAt = if_not_exists(expiresAt, :ttl)`,
+          // Free, expired, or an in-progress lease whose invocation has run out of time.
+          ConditionExpression: `attribute_not_exists(${STATUS}) OR ${EXPIRY} < :now OR (${STATUS} = :inprogress AND ${LEASE} < :nowMs)`,
+          ExpressionAttributeValues: {
+            ':inprogress': IdempotencyRecordStatus.INPROGRESS,
+            ':expiry': record.expiryTimestamp,
+            ':lease': record.inProgressExpiryTimestamp ?? now + 60_000,
+            ':ttl': Math.floor(now / 1000) + this.ttlSeconds,
+            ':now': now / 1000,
+            ':nowMs': now,
+          },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      // Without the old item Powertools reads the record itself: one strongly consistent read, on duplicates only.
+      throw new IdempotencyItemAlreadyExistsError(`a fetch of ${record.idempotencyKey} is already recorded`);
+    }
+  }
+
+  protected async _updateRecord(record: IdempotencyRecord): Promise<void> {
+    const result = (record.responseData ?? {}) as Partial<CollectResult>;
+    const values: Record<string, unknown> = {
+      ':status': record.getStatus(),
+      ':expiry': record.expiryTimestamp,
+      ':outcome': result.outcome ?? 'unknown',
+      ':at': new Date().toISOString(),
+    };
+    const sets = [`${STATUS} = :status`, `${EXPIRY} = :expiry`, 'outcome = :outcome', 'outcomeAt = :at'];
+    // Aliased: depth and bytes are DynamoDB reserved words.
+    const names: Record<string, string> = {};
+    for (const f of DETAIL_FIELDS) {
+      const value = result[f];
+      if (value === undefined) continue;
+      values[`:${f}`] = typeof value === 'string' ? value.slice(0, 500) : value;
+      names[`#${f}`] = f;
+      sets.push(`#${f} = :${f}`);
+    }
+    await this.client.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: this.key(record.idempotencyKey),
+        UpdateExpression: `SET ${sets.join(', ')} REMOVE ${LEASE}`,
+        ExpressionAttributeValues: values,
+        ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
+      }),
+    );
+  }
+
+  /** The function threw: free the URL for the retry, keeping the claim and anything else on the item. */
+  protected async _deleteRecord(record: IdempotencyRecord): Promise<void> {
+    await this.client.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: this.key(record.idempotencyKey),
+        UpdateExpression: `REMOVE ${STATUS}, ${EXPIRY}, ${LEASE}`,
+      }),
+    );
+  }
+}
