@@ -3,7 +3,7 @@ import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 
 /** Crawl limits applied when a crawl job does not set its own. */
 export interface CrawlDefaults {
-  /** Pages fetched per crawl before the budget counter refuses more. */
+  /** URLs admitted to a crawl's frontier (so fetches made) before the budget counter refuses more. */
   readonly maxPages: number;
   /** Link hops from a seed. Seeds are depth 0. */
   readonly maxDepth: number;

@@ -38,6 +38,11 @@ export interface DemoSiteOptions {
   readonly extraLinksPerPage?: number;
   /** How long /slow takes to answer. @default 30 s, past any fetch timeout */
   readonly slowMs?: number;
+  /**
+   * Hosts to serve. The first four have the special cases; the rest are plain sites with no robots.txt,
+   * linked in a ring, for crawls spread over many message groups. @default 4
+   */
+  readonly hostCount?: number;
 }
 
 type Page =
@@ -74,7 +79,8 @@ function bulkyText(bytes: number, seed: number): string {
 
 export async function startDemoSite(options: DemoSiteOptions = {}): Promise<DemoSite> {
   const perHost = options.pagesPerHost ?? 60;
-  const servers = await Promise.all([0, 1, 2, 3].map(() => listen()));
+  const hostCount = Math.max(4, options.hostCount ?? 4);
+  const servers = await Promise.all(Array.from({ length: hostCount }, () => listen()));
   const ports = servers.map((s) => (s.address() as AddressInfo).port);
   const hosts = ports.map((p) => `127.0.0.1:${p}`);
   const [a, b, c, d] = hosts as [string, string, string, string];

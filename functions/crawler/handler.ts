@@ -5,7 +5,7 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { poisonToDlq, processFifoBatchByGroup } from '../shared/batch';
 import { planHandOff } from '../shared/body';
 import { ddb, s3, sqs } from '../shared/clients';
-import { getCrawlJob, takePageBudget } from '../shared/crawls';
+import { getCrawlJob } from '../shared/crawls';
 import { intEnv, requireEnv } from '../shared/env';
 import { BODY_PREFIX, ENV } from '../shared/env-names';
 import { PermanentError } from '../shared/errors';
@@ -97,8 +97,6 @@ async function collect(
     lastFetchAt.set(host, Date.now());
     metrics.addMetric(METRIC.pagesFetched, 'Count', 1);
 
-    // The budget is taken only for pages that will be parsed, so failed fetches never spend it.
-    if (!(await takePageBudget(config.crawlsTable, crawlId))) return finish('budget-exhausted');
     await handOff(message, url, page.finalUrl, page.status, page.contentType, page.body, log);
     return finish('fetched', { httpStatus: page.status, finalUrl: page.finalUrl, bytes: page.body.length });
   } catch (error) {

@@ -76,6 +76,7 @@ async function handleRecord(record: SQSRecord): Promise<string> {
     links: page.links,
     job,
     urlsTable: config.urlsTable,
+    crawlsTable: config.crawlsTable,
     frontierQueueUrl: config.frontierQueueUrl,
     ttlSeconds: config.recordTtlSeconds,
   });

@@ -1,9 +1,10 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { BatchGetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ddb } from '../shared/clients';
-import type { CrawlJob } from '../shared/crawls';
+import { admitUrls, type CrawlJob } from '../shared/crawls';
 import { RetryableError } from '../shared/errors';
 import { sendToFrontier } from '../shared/frontier';
+import { recordOutcome } from '../shared/outcomes';
 import { hostKey } from '../shared/url';
 
 /**
@@ -26,6 +27,7 @@ export interface DiscoverInput {
   readonly links: readonly string[];
   readonly job: CrawlJob;
   readonly urlsTable: string;
+  readonly crawlsTable: string;
   readonly frontierQueueUrl: string;
   readonly ttlSeconds: number;
 }
@@ -36,6 +38,8 @@ export interface DiscoverResult {
   readonly outOfScope: number;
   readonly tooDeep: number;
   readonly reclaimed: number;
+  /** New links not enqueued because the crawl's page budget is spent. */
+  readonly overBudget: number;
 }
 
 /** Test hook: called after claims are written and before they are enqueued, to simulate a crash there. */
@@ -49,6 +53,8 @@ const remember = (key: string) => {
   known.set(key, true);
 };
 const keyOf = (crawlId: string, url: string) => `${crawlId} ${url}`;
+/** Crawls this container has seen run out of budget: their new links are no longer claimed. */
+const exhausted = new Set<string>();
 /** Links a page in this container is claiming and sending right now; settles when that page is done. */
 const inflight = new Map<string, Promise<void>>();
 
@@ -97,6 +103,8 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
   // container is already claiming is left to that page: awaiting its claim-and-send costs no write, where a
   // second claim would be a billed conditional failure. Registration is synchronous, so a page only ever
   // waits on pages that registered before it, and waits cannot form a cycle.
+  // Once the budget is spent, new links are only counted; reclaimed ones still go through admission below.
+  const overBudget = exhausted.has(crawlId) ? toClaim.splice(0).length : 0;
   const mine: string[] = [];
   const waits: Array<[string, Promise<void>]> = [];
   for (const url of toClaim) {
@@ -105,6 +113,7 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
     else mine.push(url);
   }
   // Promise.withResolvers is Node 22+, and the sandbox runs these bundles on Node 20.
+  let refusedCount = 0;
   const done = {} as { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
   done.promise = new Promise<void>((resolve, reject) => Object.assign(done, { resolve, reject }));
   done.promise.catch(() => undefined);
@@ -128,6 +137,28 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
 
     faultInjection.afterClaim?.(toSend);
     const nextDepth = input.depth + 1;
+    // Admission after the claims, so a lost claim race never spends budget. A crash between here and the
+    // send makes the redelivery admit its reclaimed links again: the crawl may stop a few pages short of
+    // maxPages, never beyond it.
+    const admitted = await admitUrls(input.crawlsTable, crawlId, toSend.length);
+    if (admitted < toSend.length) {
+      exhausted.add(crawlId);
+      const refused = toSend.splice(admitted);
+      await Promise.all(
+        refused.map((url) =>
+          recordOutcome(
+            input.urlsTable,
+            crawlId,
+            url,
+            'budget-exhausted',
+            { depth: nextDepth },
+            input.ttlSeconds,
+          ),
+        ),
+      );
+      for (const url of refused) remember(keyOf(crawlId, url));
+      refusedCount = refused.length;
+    }
     await sendToFrontier(
       input.frontierQueueUrl,
       crawlId,
@@ -145,7 +176,14 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
       if (inflight.get(key) === done.promise) inflight.delete(key);
     }
   }
-  return { enqueued: toSend.length, alreadyKnown, outOfScope, tooDeep, reclaimed };
+  return {
+    enqueued: toSend.length,
+    alreadyKnown,
+    outOfScope,
+    tooDeep,
+    reclaimed,
+    overBudget: overBudget + refusedCount,
+  };
 }
 
 /** claimedBy of each URL that has a record. Eventually consistent: a stale miss is caught by the conditional claim. */
@@ -223,4 +261,5 @@ async function claimAll(input: DiscoverInput, urls: readonly string[]): Promise<
 /** Forget what this container knows (tests, and a crawl restarted under the same id). */
 export function resetKnownLinks(): void {
   known.clear();
+  exhausted.clear();
 }

@@ -2,7 +2,11 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ddb } from './clients';
 
-/** A crawl job: its limits and its page budget (the managed form of a Redis DECR stock counter). */
+/**
+ * A crawl job: its limits and its page budget. maxPages bounds the URLs admitted to the frontier, so it
+ * bounds fetches: a URL that fails (404, robots) still used its place. Links found once the budget is
+ * spent are counted, not enqueued.
+ */
 export interface CrawlJob {
   readonly crawlId: string;
   readonly seeds: readonly string[];
@@ -36,19 +40,26 @@ export async function getCrawlJob(table: string, crawlId: string): Promise<Crawl
   return job;
 }
 
-/** Create a crawl job with a full page budget. Fails if the crawlId exists. */
+/**
+ * Create a crawl job whose seeds are already admitted: the budget left is maxPages minus the seeds.
+ * Fails if the crawlId exists.
+ */
 export async function createCrawlJob(
   table: string,
   job: CrawlJob,
   ttlSeconds: number,
   client: DynamoDBDocumentClient = ddb,
 ): Promise<void> {
+  if (job.seeds.length > job.maxPages)
+    throw new Error(
+      `--max-pages (${job.maxPages}) is below the number of seeds (${job.seeds.length}); raise it`,
+    );
   await client.send(
     new PutCommand({
       TableName: table,
       Item: {
         ...job,
-        pagesRemaining: job.maxPages,
+        pagesRemaining: job.maxPages - job.seeds.length,
         expiresAt: Math.floor(Date.now() / 1000) + ttlSeconds,
       },
       ConditionExpression: 'attribute_not_exists(crawlId)',
@@ -57,23 +68,29 @@ export async function createCrawlJob(
 }
 
 /**
- * Take one page from the crawl's budget with a conditional decrement. Concurrent consumers can never
- * take more than maxPages in total. Returns false when the budget is spent.
+ * Admit up to `wanted` new URLs to the crawl's frontier: the managed form of a Redis DECR on a stock
+ * counter. One write, whatever `wanted` is: the decrement runs only while some budget remains, and the
+ * new value says how much of it this caller got. Two callers can never admit more than maxPages in total,
+ * because each sees the value its own decrement produced. The counter may end below zero; that only
+ * means the last caller asked for more than was left.
  */
-export async function takePageBudget(table: string, crawlId: string): Promise<boolean> {
+export async function admitUrls(table: string, crawlId: string, wanted: number): Promise<number> {
+  if (wanted <= 0) return 0;
   try {
-    await ddb.send(
+    const { Attributes } = await ddb.send(
       new UpdateCommand({
         TableName: table,
         Key: { crawlId },
-        UpdateExpression: 'SET pagesRemaining = pagesRemaining - :one',
-        ConditionExpression: 'pagesRemaining >= :one',
-        ExpressionAttributeValues: { ':one': 1 },
+        UpdateExpression: 'SET pagesRemaining = pagesRemaining - :n',
+        ConditionExpression: 'pagesRemaining > :zero',
+        ExpressionAttributeValues: { ':n': wanted, ':zero': 0 },
+        ReturnValues: 'UPDATED_NEW',
       }),
     );
-    return true;
+    const after = Number(Attributes?.pagesRemaining ?? 0);
+    return after >= 0 ? wanted : Math.max(0, wanted + after);
   } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
+    if (error instanceof ConditionalCheckFailedException) return 0;
     throw error;
   }
 }

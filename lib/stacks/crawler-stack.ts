@@ -48,7 +48,7 @@ export class CrawlerStack extends Stack {
     const parserTimeout = Duration.seconds(30);
     // The parse queue is standard, so its pollers may wait to fill a batch: fuller batches mean fewer
     // receives, deletes and invocations per page, and one link lookup for ten pages.
-    const parserBatchingWindow = Duration.seconds(2);
+    const parserBatchingWindow = Duration.seconds(1);
 
     // Frontier: FIFO, group = URL host (partition key), dedup id = hash of the canonical URL.
     this.frontier = new QueueWithDlq(this, 'Frontier', {
@@ -123,7 +123,7 @@ export class CrawlerStack extends Stack {
       environment: commonEnv,
     })
       .bindQueue(this.parseQueue.queue, ENV.parseQueueUrl)
-      .bindTable(crawls, 'rw', ENV.crawlsTable)
+      .bindTable(crawls, 'r', ENV.crawlsTable)
       .bindTable(urls, 'rw', ENV.urlsTable)
       .bindBucket(bodies, 'rw', ENV.bodiesBucket, BODY_PREFIX);
 
@@ -143,7 +143,7 @@ export class CrawlerStack extends Stack {
       .bindQueue(this.frontier.queue, ENV.frontierQueueUrl)
       .bindTable(pages, 'rw', ENV.pagesTable)
       .bindTable(urls, 'rw', ENV.urlsTable)
-      .bindTable(crawls, 'r', ENV.crawlsTable)
+      .bindTable(crawls, 'rw', ENV.crawlsTable)
       .bindBucket(bodies, 'r', ENV.bodiesBucket, BODY_PREFIX);
 
     new Dashboard(this, 'Dashboard', {

@@ -80,6 +80,25 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     expect(pages.find((p) => String(p.url).endsWith('/big-ok'))?.title).toContain('/big-ok');
     const status = await pipelineStatus(h.target);
     expect(status.frontierDlq + status.parseDlq).toBe(0);
+    // The trap is a 20-hop chain, and each hop waits out the parser's batching window.
+  }, 120_000);
+
+  it('admits exactly maxPages URLs while parsers race for the budget, and records each link it refused', async () => {
+    const maxPages = 30;
+    await expect(submitCrawl(h.target, { seeds: h.demo.seeds, maxPages: 2, maxDepth: 1 })).rejects.toThrow(
+      '--max-pages (2) is below the number of seeds (4)',
+    );
+    const crawlId = await submitCrawl(h.target, { seeds: h.demo.seeds, maxPages, maxDepth: 20 });
+    await waitForIdle(h.target, 120_000);
+    const urls = await listUrls(h.target, crawlId);
+    // Every URL record is either admitted and fetched to an outcome, or refused at admission.
+    expect(urls.filter((u) => !u.outcome).map((u) => u.url)).toEqual([]);
+    const refused = urls.filter((u) => u.outcome === 'budget-exhausted');
+    expect(urls.length - refused.length).toBe(maxPages);
+    expect(refused.length).toBeGreaterThan(0);
+    const pages = await listPages(h.target, crawlId);
+    expect(pages.length).toBeGreaterThan(0);
+    expect(pages.length).toBeLessThanOrEqual(maxPages);
   });
 
   it('has one effect for a frontier message delivered three times', async () => {
