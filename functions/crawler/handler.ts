@@ -1,6 +1,5 @@
 import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { poisonToDlq, processFifoBatchByGroup } from '../shared/batch';
 import { planHandOff } from '../shared/body';
@@ -12,6 +11,7 @@ import { PermanentError } from '../shared/errors';
 import { type Outcome, type OutcomeDetail, recordOutcome } from '../shared/outcomes';
 import { type logger, METRIC, metrics, recordLogger } from '../shared/powertools';
 import { FrontierMessage, type ParseMessage, parseMessage } from '../shared/schemas';
+import { SendBatcher } from '../shared/send-batcher';
 import { canonicalizeUrl, hostKey, urlHash } from '../shared/url';
 import { decideFetch } from './policy';
 import { loadRobots, RobotsCache } from './robots';
@@ -74,6 +74,7 @@ async function collect(
   message: FrontierMessage,
   record: SQSRecord,
   context: Context,
+  parseSender: SendBatcher,
 ): Promise<CollectResult> {
   const log = recordLogger(record, message);
   const { crawlId, url } = key;
@@ -97,7 +98,7 @@ async function collect(
     lastFetchAt.set(host, Date.now());
     metrics.addMetric(METRIC.pagesFetched, 'Count', 1);
 
-    await handOff(message, url, page.finalUrl, page.status, page.contentType, page.body, log);
+    await handOff(message, url, page, parseSender, log);
     return finish('fetched', { httpStatus: page.status, finalUrl: page.finalUrl, bytes: page.body.length });
   } catch (error) {
     lastFetchAt.set(host, Date.now());
@@ -122,16 +123,15 @@ async function collect(
   }
 }
 
+/** Send the body on to the parser; resolves once the parse message is on the queue. */
 async function handOff(
   message: FrontierMessage,
   url: string,
-  finalUrl: string,
-  httpStatus: number,
-  contentType: string,
-  body: Buffer,
+  page: { finalUrl: string; status: number; contentType: string; body: Buffer },
+  parseSender: SendBatcher,
   log: typeof logger,
 ): Promise<void> {
-  const plan = await planHandOff(body, config.inlineBodyMaxBytes);
+  const plan = await planHandOff(page.body, config.inlineBodyMaxBytes);
   let ref: ParseMessage['payload']['body'];
   if (plan.kind === 'inline') {
     ref = plan.ref;
@@ -149,17 +149,15 @@ async function handOff(
     sentAt: new Date().toISOString(),
     payload: {
       url,
-      finalUrl,
+      finalUrl: page.finalUrl,
       depth: message.payload.depth,
-      httpStatus,
-      contentType,
+      httpStatus: page.status,
+      contentType: page.contentType,
       fetchedAt: Date.now(),
       body: ref,
     },
   };
-  await sqs.send(
-    new SendMessageCommand({ QueueUrl: config.parseQueueUrl, MessageBody: JSON.stringify(parse) }),
-  );
+  await parseSender.send(JSON.stringify(parse));
 }
 
 /** Wait out the host's Crawl-delay, or give the record back if the wait does not fit in this invocation. */
@@ -177,7 +175,7 @@ async function politenessDelay(host: string, delayMs: number, context: Context):
   await new Promise((resolve) => setTimeout(resolve, wait));
 }
 
-async function handleRecord(record: SQSRecord, context: Context): Promise<Outcome> {
+async function handleRecord(record: SQSRecord, context: Context, parseSender: SendBatcher): Promise<Outcome> {
   const message = parseMessage(FrontierMessage, record.body);
   let url: string;
   try {
@@ -195,16 +193,20 @@ async function handleRecord(record: SQSRecord, context: Context): Promise<Outcom
     );
     return 'invalid-url';
   }
-  return (await collectOnce({ crawlId: message.crawlId, url }, message, record, context)).outcome;
+  return (await collectOnce({ crawlId: message.crawlId, url }, message, record, context, parseSender))
+    .outcome;
 }
 
 export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
   idempotencyConfig.registerLambdaContext(context);
   try {
+    // One batcher per invocation: the parse messages of groups that finish together go out in one call.
+    const parseSender = new SendBatcher(config.parseQueueUrl, sqs);
     return await processFifoBatchByGroup(
       event,
       context,
-      poisonToDlq(config.dlqUrl, (record) => handleRecord(record, context)),
+      poisonToDlq(config.dlqUrl, (record) => handleRecord(record, context, parseSender)),
+      (run) => parseSender.participate(run),
     );
   } finally {
     metrics.publishStoredMetrics();

@@ -58,11 +58,13 @@ export async function processStandardBatch(
 /**
  * FIFO queue: message groups run concurrently, and each group's records run in order. After a failure the
  * rest of that group is reported too (skipGroupOnError), so its order holds; other groups go on.
+ * `aroundGroup` wraps each group's run (the crawler uses it to batch its sends across groups).
  */
 export async function processFifoBatchByGroup(
   event: SQSEvent,
   context: Context,
   handler: RecordHandler,
+  aroundGroup: <T>(run: () => Promise<T>) => Promise<T> = (run) => run(),
 ): Promise<SQSBatchResponse> {
   const groups = new Map<string, SQSRecord[]>();
   for (const record of event.Records) {
@@ -73,11 +75,13 @@ export async function processFifoBatchByGroup(
   }
   const results = await Promise.all(
     [...groups.values()].map((records) =>
-      processPartialResponse({ Records: records }, handler, new SqsFifoPartialProcessorAsync(), {
-        context,
-        skipGroupOnError: true,
-        throwOnFullBatchFailure: false,
-      }),
+      aroundGroup(() =>
+        processPartialResponse({ Records: records }, handler, new SqsFifoPartialProcessorAsync(), {
+          context,
+          skipGroupOnError: true,
+          throwOnFullBatchFailure: false,
+        }),
+      ),
     ),
   );
   const batchItemFailures: SQSBatchItemFailure[] = results.flatMap((r) => r.batchItemFailures);

@@ -1,0 +1,100 @@
+import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+
+/** SendMessageBatch takes at most 10 entries; 256 KiB of payload per call is safe on every SQS emulator too. */
+const MAX_ENTRIES = 10;
+const MAX_BATCH_BYTES = 256 * 1024;
+
+interface Waiting {
+  readonly body: string;
+  readonly bytes: number;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+/**
+ * Gathers the messages that records running side by side in one invocation send to the same queue, and
+ * sends them with SendMessageBatch: one request (and, downstream, fewer receives) instead of one each.
+ *
+ * `send` resolves only after the batch holding its message was accepted, so a caller that awaits it
+ * never records its work as done before its message is on the queue. A batch goes out as soon as no
+ * participant is still working (each is waiting on `send` or has finished) or ten messages are waiting,
+ * so no timer adds latency. Hand-written: Powertools batches receives, not sends.
+ */
+export class SendBatcher {
+  private waiting: Waiting[] = [];
+  private working = 0;
+  private checkQueued = false;
+
+  constructor(
+    private readonly queueUrl: string,
+    private readonly client: SQSClient,
+  ) {}
+
+  /** Run one participant's work (for the crawler, one message group's records). */
+  async participate<T>(work: () => Promise<T>): Promise<T> {
+    this.working++;
+    try {
+      return await work();
+    } finally {
+      this.working--;
+      this.flushIfIdle();
+    }
+  }
+
+  /** Queue a message body; resolves when it was sent, rejects with the reason if it was not. */
+  async send(body: string): Promise<void> {
+    const sent = new Promise<void>((resolve, reject) => {
+      this.waiting.push({ body, bytes: Buffer.byteLength(body), resolve, reject });
+    });
+    this.working--;
+    try {
+      this.flushIfIdle();
+      await sent;
+    } finally {
+      this.working++;
+    }
+  }
+
+  /** Check in a microtask, so participants started in the same synchronous loop all count first. */
+  private flushIfIdle(): void {
+    if (this.checkQueued) return;
+    this.checkQueued = true;
+    queueMicrotask(() => {
+      this.checkQueued = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    while (this.waiting.length >= MAX_ENTRIES || (this.waiting.length > 0 && this.working <= 0)) {
+      let bytes = 0;
+      let n = 0;
+      while (n < this.waiting.length && n < MAX_ENTRIES) {
+        const next = this.waiting[n] as Waiting;
+        if (n > 0 && bytes + next.bytes > MAX_BATCH_BYTES) break;
+        bytes += next.bytes;
+        n++;
+      }
+      void this.sendBatch(this.waiting.splice(0, n));
+    }
+  }
+
+  private async sendBatch(batch: Waiting[]): Promise<void> {
+    try {
+      const out = await this.client.send(
+        new SendMessageBatchCommand({
+          QueueUrl: this.queueUrl,
+          Entries: batch.map((w, i) => ({ Id: String(i), MessageBody: w.body })),
+        }),
+      );
+      const failed = new Map((out.Failed ?? []).map((f) => [f.Id, f]));
+      for (const [i, w] of batch.entries()) {
+        const f = failed.get(String(i));
+        if (f) w.reject(new Error(`SendMessageBatch refused a message: ${f.Code}: ${f.Message ?? ''}`));
+        else w.resolve();
+      }
+    } catch (error) {
+      for (const w of batch) w.reject(error as Error);
+    }
+  }
+}

@@ -1,0 +1,82 @@
+import type { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { describe, expect, it } from 'vitest';
+import { SendBatcher } from '../../functions/shared/send-batcher';
+
+/** A stand-in SQS client that records each SendMessageBatch and fails the entries `refuse` names. */
+function fakeSqs(refuse: (body: string) => boolean = () => false) {
+  const batches: string[][] = [];
+  const client = {
+    async send(command: SendMessageBatchCommand) {
+      const entries = command.input.Entries ?? [];
+      batches.push(entries.map((e) => e.MessageBody ?? ''));
+      const failed = entries
+        .filter((e) => refuse(e.MessageBody ?? ''))
+        .map((e) => ({ Id: e.Id, Code: 'InvalidParameterValue', Message: 'refused', SenderFault: true }));
+      return { Successful: [], Failed: failed };
+    },
+  } as unknown as SQSClient;
+  return { client, batches };
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 5));
+
+describe('SendBatcher', () => {
+  it('sends the messages of participants that reach the send together in one batch', async () => {
+    const { client, batches } = fakeSqs();
+    const b = new SendBatcher('q', client);
+    await Promise.all(['a', 'b', 'c'].map((m) => b.participate(() => b.send(m))));
+    expect(batches).toEqual([['a', 'b', 'c']]);
+  });
+
+  it('holds a batch while another participant is still working, and sends when it finishes', async () => {
+    const { client, batches } = fakeSqs();
+    const b = new SendBatcher('q', client);
+    let release: () => void = () => undefined;
+    const slow = b.participate(() => new Promise<void>((r) => (release = r)));
+    let sent = false;
+    const fast = b.participate(() => b.send('fast').then(() => (sent = true)));
+    await tick();
+    expect(batches).toEqual([]);
+    expect(sent).toBe(false);
+    release();
+    await Promise.all([slow, fast]);
+    expect(batches).toEqual([['fast']]);
+    expect(sent).toBe(true);
+  });
+
+  it('sends at once when ten are waiting, and splits at 10 entries and at 256 KiB', async () => {
+    const { client, batches } = fakeSqs();
+    const b = new SendBatcher('q', client);
+    let release: () => void = () => undefined;
+    const blocker = b.participate(() => new Promise<void>((r) => (release = r)));
+    const sends = Array.from({ length: 12 }, (_, i) => b.participate(() => b.send(`m${i}`)));
+    await tick();
+    expect(batches.map((x) => x.length)).toEqual([10]);
+    release();
+    await Promise.all([blocker, ...sends]);
+    expect(batches.map((x) => x.length)).toEqual([10, 2]);
+
+    const big = 'x'.repeat(100 * 1024);
+    const { client: c2, batches: b2 } = fakeSqs();
+    const s2 = new SendBatcher('q', c2);
+    await Promise.all([1, 2, 3].map(() => s2.participate(() => s2.send(big))));
+    expect(b2.map((x) => x.length)).toEqual([2, 1]);
+  });
+
+  it('rejects only the send whose entry the queue refused', async () => {
+    const { client } = fakeSqs((body) => body === 'bad');
+    const b = new SendBatcher('q', client);
+    const results = await Promise.allSettled(
+      ['ok', 'bad', 'fine'].map((m) => b.participate(() => b.send(m))),
+    );
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason.message).toContain('InvalidParameterValue');
+  });
+
+  it('sends straight away for a caller that is not a participant', async () => {
+    const { client, batches } = fakeSqs();
+    const b = new SendBatcher('q', client);
+    await b.send('alone');
+    expect(batches).toEqual([['alone']]);
+  });
+});
