@@ -62,7 +62,7 @@ describe('CrawlerStack queues', () => {
     const queue = logicalId('AWS::SQS::Queue', 'ParseQueue');
     expect(resources[queue]?.Properties.FifoQueue).toBeUndefined();
     expect(resources[queue]?.Properties).toMatchObject({
-      VisibilityTimeout: 182,
+      VisibilityTimeout: 181,
       RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [dlq, 'Arn'] }, maxReceiveCount: 5 },
     });
     expect(resources[dlq]?.Properties).toMatchObject({
