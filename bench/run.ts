@@ -319,35 +319,45 @@ async function benchBatchConcurrency(): Promise<void> {
     onInvoke: (s) => invocations.push(s),
     functionEnv: { CRAWLER_TEST_ALLOW_LOOPBACK_PORTS: ports.join(','), POWERTOOLS_LOG_LEVEL: 'WARN' },
   });
-  try {
-    // Warm the robots cache and the workers first, so the measured batch is about page fetches.
-    const warm = await submitCrawl(sandbox.target, {
-      seeds: ports.map((p) => `http://127.0.0.1:${p}/warm`),
-      maxPages: 20,
-      maxDepth: 0,
-    });
-    await waitFor('warm-up pages', async () => (await listPages(sandbox.target, warm)).length === 10, {
-      timeoutMs: 60_000,
-    });
-    await waitForIdle(sandbox.target);
+  const crawlerBatches = (from: number) =>
+    invocations.slice(from).filter((i) => i.functionId.startsWith('Crawler'));
+  const crawlOnce = async (path: string): Promise<InvocationStats[]> => {
     const from = invocations.length;
     const crawlId = await submitCrawl(sandbox.target, {
-      seeds: ports.map((p) => `http://127.0.0.1:${p}/page`),
+      seeds: ports.map((p) => `http://127.0.0.1:${p}${path}`),
       maxPages: 20,
       maxDepth: 0,
     });
-    await waitFor('all ten pages', async () => (await listPages(sandbox.target, crawlId)).length === 10, {
-      timeoutMs: 60_000,
-    });
-    const batches = invocations.slice(from).filter((i) => i.functionId.startsWith('Crawler'));
-    const biggest = batches.reduce((a, b) => (b.records > a.records ? b : a), batches[0] as InvocationStats);
+    await waitFor(
+      `ten pages of ${path}`,
+      async () => (await listPages(sandbox.target, crawlId)).length === 10,
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    await waitForIdle(sandbox.target);
+    return crawlerBatches(from);
+  };
+  try {
+    // Warm every crawler container (robots cache, SDK connections, JIT) first, so what is measured is the
+    // page fetches; which poller picks up a batch is up to the queue.
+    const warmed = new Set<number>();
+    for (let round = 0; round < 8 && warmed.size < 2; round++)
+      for (const b of await crawlOnce(`/warm-${round}`)) warmed.add(b.container);
+    const runs: InvocationStats[] = [];
+    for (let round = 0; round < 5; round++) {
+      const batches = await crawlOnce(`/page-${round}`);
+      runs.push(batches.reduce((a, b) => (b.records > a.records ? b : a), batches[0] as InvocationStats));
+    }
+    const full = runs.filter((r) => r.records === 10).map((r) => r.durationMs);
+    const ms = median(full);
     report({
       name: 'crawler batch of 10 hosts × 200 ms',
-      value: biggest.durationMs,
-      unit: `ms for ${biggest.records} records in one invocation (sequential would be ${biggest.records * 200} ms)`,
+      value: ms,
+      unit: `ms, median of ${full.length} batches of 10 records, one invocation each (all: ${full.join(', ')} ms; sequential would be 2000 ms)`,
       budget: '< 50% of sequential',
-      ok: biggest.records >= 5 && biggest.durationMs < biggest.records * 200 * 0.5,
-      reproduce: 'npm run bench',
+      ok: full.length >= 3 && ms < 10 * 200 * 0.5,
+      reproduce: 'npm run bench -- --only batch',
     });
   } finally {
     await sandbox.stop();

@@ -59,6 +59,8 @@ export interface InvocationStats {
   readonly failed: number;
   /** The function's configured memory, which Lambda bills GB-seconds by. */
   readonly memoryMb: number;
+  /** Which of the function's execution environments (one per poller) ran it. */
+  readonly container: number;
   readonly outcome: 'ok' | 'partial' | 'error' | 'timeout';
   readonly durationMs: number;
 }
@@ -213,7 +215,7 @@ export class EventSourceRunner {
     for (let i = 0; i < this.source.maxConcurrency; i++) {
       const env = new ExecutionEnvironment(this.fn, this.options.log, this.options.meter);
       this.envs.push(env);
-      this.loops.push(this.poll(env));
+      this.loops.push(this.poll(env, i));
     }
   }
 
@@ -254,7 +256,7 @@ export class EventSourceRunner {
     return messages;
   }
 
-  private async poll(env: ExecutionEnvironment): Promise<void> {
+  private async poll(env: ExecutionEnvironment, container: number): Promise<void> {
     while (this.running) {
       let messages: Message[];
       try {
@@ -270,14 +272,18 @@ export class EventSourceRunner {
       if (messages.length === 0) continue;
       this.inFlight++;
       try {
-        await this.invokeBatch(env, messages);
+        await this.invokeBatch(env, container, messages);
       } finally {
         this.inFlight--;
       }
     }
   }
 
-  private async invokeBatch(env: ExecutionEnvironment, messages: Message[]): Promise<void> {
+  private async invokeBatch(
+    env: ExecutionEnvironment,
+    container: number,
+    messages: Message[],
+  ): Promise<void> {
     const started = Date.now();
     const event: SQSEvent = { Records: messages.map((m) => toSqsRecord(m, this.source)) };
     const result = await env.invoke(event);
@@ -325,6 +331,7 @@ export class EventSourceRunner {
       groups: new Set(messages.map((m) => m.Attributes?.MessageGroupId ?? '')).size,
       failed: failed.length,
       memoryMb: this.fn.memorySize,
+      container,
       outcome,
       durationMs: Date.now() - started,
     });
