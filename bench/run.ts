@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { CheerioCrawler, Configuration, log as crawleeLog, LogLevel } from '@crawlee/cheerio';
 import { build } from 'esbuild';
 import { listPages, submitCrawl, waitFor, waitForIdle } from '../cli/crawl-api';
 import { startDemoSite } from '../sandbox/demo-site';
@@ -178,13 +179,16 @@ function serviceOf(key: string): string {
   return key.split('.')[0] ?? key;
 }
 
+/** The metered crawl's site and throughput, which the Crawlee comparison repeats on the same site. */
+const CRAWL_SITE = { hostCount: 16, pagesPerHost: flags.quick ? 25 : 140, extraLinksPerPage: 50 };
+let pipelineThroughput: { pagesPerSecond: number; pages: number } | undefined;
+
 async function benchCrawl(): Promise<void> {
   // A crawl of a million pages spans many hosts (one host at a polite pace would take days), so the site
   // has 16 hosts, i.e. 16 FIFO message groups. 15 are crawlable (one's robots.txt answers 500):
   // 15 × 140 > 2,000 pages. Fewer hosts cost more per page: see docs/architecture.md.
-  const hostCount = 16;
-  const pagesPerHost = flags.quick ? 25 : 140;
-  const demo = await startDemoSite({ pagesPerHost, extraLinksPerPage: 50, hostCount });
+  const { hostCount, pagesPerHost } = CRAWL_SITE;
+  const demo = await startDemoSite(CRAWL_SITE);
   const meter: Counts = {};
   const invocations: InvocationStats[] = [];
   const sandbox = await startSandbox({
@@ -211,6 +215,7 @@ async function benchCrawl(): Promise<void> {
     const pages = await listPages(sandbox.target, crawlId);
     const links = pages.reduce((n, p) => n + Number(p.linkCount ?? 0), 0);
     const n = pages.length;
+    pipelineThroughput = { pagesPerSecond: n / seconds, pages: n };
     report({
       name: 'sandbox throughput',
       value: round(n / seconds, 1),
@@ -365,6 +370,67 @@ async function benchBatchConcurrency(): Promise<void> {
   }
 }
 
+/**
+ * Crawlee's CheerioCrawler on the same generated site with the same fetch concurrency as the sandbox
+ * pipeline (crawler pollers × batch size), robots.txt respected, in memory. It does in one process what the
+ * pipeline does through two queues and three tables, so the ratio is the price of durability and scale-out.
+ */
+async function benchCrawlee(): Promise<void> {
+  const template = JSON.parse(readFileSync(path.join(CDK_OUT, 'Crawler-dev.template.json'), 'utf8')) as {
+    Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
+  };
+  const crawlerMapping = Object.values(template.Resources).find(
+    (r) =>
+      r.Type === 'AWS::Lambda::EventSourceMapping' &&
+      JSON.stringify(r.Properties.FunctionName).includes('Crawler'),
+  );
+  const props = crawlerMapping?.Properties ?? {};
+  const concurrency =
+    Number((props.ScalingConfig as { MaximumConcurrency?: number } | undefined)?.MaximumConcurrency ?? 2) *
+    Number(props.BatchSize ?? 10);
+  const demo = await startDemoSite(CRAWL_SITE);
+  crawleeLog.setLevel(LogLevel.OFF);
+  try {
+    const allowed = new Set(demo.hosts);
+    let pages = 0;
+    const crawler = new CheerioCrawler(
+      {
+        minConcurrency: concurrency,
+        maxConcurrency: concurrency,
+        maxRequestsPerCrawl: (CRAWL_SITE.pagesPerHost + 10) * CRAWL_SITE.hostCount,
+        maxRequestRetries: 1,
+        requestHandlerTimeoutSecs: 10,
+        // The pipeline's fetch timeout in this bench (FETCH_TIMEOUT_MS), so /slow costs both the same.
+        navigationTimeoutSecs: 2,
+        respectRobotsTxtFile: true,
+        async requestHandler({ $, enqueueLinks }) {
+          pages++;
+          $('title').text();
+          await enqueueLinks({
+            strategy: 'all',
+            transformRequestFunction: (req) => (allowed.has(new URL(req.url).host) ? req : false),
+          });
+        },
+      },
+      new Configuration({ persistStorage: false, purgeOnStart: true }),
+    );
+    const started = Date.now();
+    await crawler.run(demo.seeds);
+    const seconds = (Date.now() - started) / 1000;
+    const crawlee = pages / seconds;
+    const ours = pipelineThroughput?.pagesPerSecond;
+    report({
+      name: 'throughput vs Crawlee CheerioCrawler',
+      value: ours ? round(ours / crawlee, 2) : 'not measured',
+      unit: `× Crawlee (pipeline ${ours ? round(ours, 1) : '-'} pages/s; CheerioCrawler ${round(crawlee, 1)} pages/s, ${pages} pages in ${round(seconds, 1)} s; both at ${concurrency} concurrent fetches on the same ${CRAWL_SITE.hostCount}-host site)`,
+      reproduce: 'npm run bench -- --only crawl,crawlee',
+      note: ours ? undefined : 'run with the crawl part for the ratio',
+    });
+  } finally {
+    await demo.stop();
+  }
+}
+
 // 4. Developer loop ---------------------------------------------------------------------------------------
 
 async function benchDevLoop(): Promise<void> {
@@ -427,14 +493,8 @@ async function main(): Promise<void> {
   if (parts.has('packages')) await benchPackages();
   if (parts.has('crawl')) await benchCrawl();
   if (parts.has('batch')) await benchBatchConcurrency();
+  if (parts.has('crawlee')) await benchCrawlee();
   if (parts.has('devloop')) await benchDevLoop();
-  figures.push({
-    name: 'Crawlee CheerioCrawler comparison',
-    value: 'not measured',
-    unit: '',
-    reproduce: '-',
-    note: 'crawlee is not a dependency yet; the throughput ratio is still to do',
-  });
   mkdirSync(RESULTS, { recursive: true });
   const result = {
     date: new Date().toISOString(),
