@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { CheerioCrawler, Configuration, log as crawleeLog, LogLevel } from '@crawlee/cheerio';
 import { build } from 'esbuild';
 import { listPages, submitCrawl, waitFor, waitForIdle } from '../cli/crawl-api';
-import { startDemoSite } from '../sandbox/demo-site';
+import { type DemoSiteOptions, startDemoSite } from '../sandbox/demo-site';
 import type { Counts } from '../sandbox/meter.mjs';
 import type { InvocationStats } from '../sandbox/runner';
 import { CDK_OUT, PROJECT_ROOT, startSandbox, synthesize } from '../sandbox/sandbox';
@@ -26,7 +26,8 @@ const { values: flags } = parseArgs({
   options: {
     quick: { type: 'boolean' },
     'skip-npm-test': { type: 'boolean' },
-    // Comma-separated subset of: packages, crawl, batch, devloop, crawlee. Budgets of the parts left out are not checked.
+    // Comma-separated subset of: packages, crawl, onehost, batch, crawlee, devloop. Budgets of the parts left
+    // out are not checked, and the results go to bench/results/partial/ instead of the committed files.
     only: { type: 'string' },
   },
 });
@@ -182,13 +183,19 @@ function serviceOf(key: string): string {
 /** The metered crawl's site and throughput, which the Crawlee comparison repeats on the same site. */
 const CRAWL_SITE = { hostCount: 16, pagesPerHost: flags.quick ? 25 : 140, extraLinksPerPage: 50 };
 let pipelineThroughput: { pagesPerSecond: number; pages: number } | undefined;
+let requestsByOperation: Record<string, { requests: number; units: number; perPage: number }> | undefined;
 
-async function benchCrawl(): Promise<void> {
-  // A crawl of a million pages spans many hosts (one host at a polite pace would take days), so the site
-  // has 16 hosts, i.e. 16 FIFO message groups. 15 are crawlable (one's robots.txt answers 500):
-  // 15 × 140 > 2,000 pages. Fewer hosts cost more per page: see docs/architecture.md.
-  const { hostCount, pagesPerHost } = CRAWL_SITE;
-  const demo = await startDemoSite(CRAWL_SITE);
+interface CrawlRun {
+  readonly pages: number;
+  readonly links: number;
+  readonly seconds: number;
+  readonly meter: Counts;
+  readonly invocations: InvocationStats[];
+}
+
+/** Crawl a generated site in a metered sandbox: every AWS request counted with its billed units. */
+async function meteredCrawl(site: DemoSiteOptions, seedHosts: number, maxDepth: number): Promise<CrawlRun> {
+  const demo = await startDemoSite(site);
   const meter: Counts = {};
   const invocations: InvocationStats[] = [];
   const sandbox = await startSandbox({
@@ -205,101 +212,154 @@ async function benchCrawl(): Promise<void> {
   });
   try {
     const started = Date.now();
+    const seeds = demo.seeds.slice(0, seedHosts);
     const crawlId = await submitCrawl(sandbox.target, {
-      seeds: demo.seeds,
-      maxPages: (pagesPerHost + 10) * hostCount,
-      maxDepth: 30,
+      seeds,
+      maxPages: ((site.pagesPerHost ?? 60) + 10) * seeds.length,
+      maxDepth,
     });
     await waitForIdle(sandbox.target, 540_000);
     const seconds = (Date.now() - started) / 1000;
     const pages = await listPages(sandbox.target, crawlId);
     const links = pages.reduce((n, p) => n + Number(p.linkCount ?? 0), 0);
-    const n = pages.length;
-    pipelineThroughput = { pagesPerSecond: n / seconds, pages: n };
-    report({
-      name: 'sandbox throughput',
-      value: round(n / seconds, 1),
-      unit: `pages/s (${n} pages on ${hostCount} hosts, ${round(links / n, 1)} links/page, ${round(seconds, 1)} s)`,
-      reproduce: 'npm run bench',
-    });
-
-    // Cost model.
-    const sqs = Object.entries(meter).filter(([k]) => serviceOf(k) === 'SQS');
-    const ddb = Object.entries(meter).filter(([k]) => serviceOf(k) === 'DynamoDB');
-    const s3 = Object.entries(meter).filter(([k]) => serviceOf(k) === 'S3');
-    const sqsFifoUnits = sqs.filter(([k]) => k.endsWith('(fifo)')).reduce((t, [, v]) => t + v.units, 0);
-    const sqsStandardUnits = sqs.filter(([k]) => !k.endsWith('(fifo)')).reduce((t, [, v]) => t + v.units, 0);
-    const readOps = /GetItem|BatchGet|Query|Scan|\.Get$/;
-    const rru = ddb.filter(([k]) => readOps.test(k)).reduce((t, [, v]) => t + v.units, 0);
-    const wru = ddb.filter(([k]) => !readOps.test(k)).reduce((t, [, v]) => t + v.units, 0);
-    const puts = s3.filter(([k]) => k.endsWith('PutObject')).reduce((t, [, v]) => t + v.requests, 0);
-    const gets = s3.filter(([k]) => k.endsWith('GetObject')).reduce((t, [, v]) => t + v.requests, 0);
-    const FETCH_LATENCY_MS = 300;
-    let gbSeconds = 0;
-    for (const i of invocations) {
-      const modelled = i.functionId.startsWith('Crawler')
-        ? i.durationMs + FETCH_LATENCY_MS * Math.ceil(i.records / Math.max(1, i.groups))
-        : i.durationMs;
-      gbSeconds += (modelled / 1000) * (i.memoryMb / 1024);
-    }
-    const cost = {
-      sqs:
-        (sqsFifoUnits / 1e6) * (prices.sqsFifoPerMillion ?? 0) +
-        (sqsStandardUnits / 1e6) * (prices.sqsStandardPerMillion ?? 0),
-      dynamodb:
-        (wru / 1e6) * (prices.dynamodbPerMillionWru ?? 0) + (rru / 1e6) * (prices.dynamodbPerMillionRru ?? 0),
-      s3: (puts / 1000) * (prices.s3PutPer1000 ?? 0) + (gets / 1000) * (prices.s3GetPer1000 ?? 0),
-      lambda:
-        (invocations.length / 1e6) * (prices.lambdaPerMillionRequests ?? 0) +
-        gbSeconds * (prices.lambdaArmPerGbSecond ?? 0),
-    };
-    const total = Object.values(cost).reduce((a, b) => a + b, 0);
-    const perMillion = (total / n) * 1e6;
-    const requests = Object.values(meter).reduce((t, v) => t + v.requests, 0);
-    console.log('    AWS requests by operation (requests / billed units):');
-    for (const [k, v] of Object.entries(meter).sort())
-      console.log(`      ${k}: ${v.requests} / ${round(v.units, 1)}`);
-    report({
-      name: 'AWS requests per page',
-      value: round(requests / n, 2),
-      unit: 'requests',
-      reproduce: 'npm run bench',
-    });
-
-    // Naive baseline from the same crawl volumes: one request per message, one conditional write per
-    // discovered link, every body through S3.
-    const pageWru =
-      (meter['DynamoDB.PutItem']?.units ?? n) / Math.max(1, meter['DynamoDB.PutItem']?.requests ?? n);
-    const naive = {
-      sqs: ((n * 6) / 1e6) * (prices.sqsFifoPerMillion ?? 0),
-      dynamodb: ((links + n * (pageWru + 4)) / 1e6) * (prices.dynamodbPerMillionWru ?? 0),
-      s3: (n / 1000) * (prices.s3PutPer1000 ?? 0) + (n / 1000) * (prices.s3GetPer1000 ?? 0),
-      lambda:
-        ((n * 2) / 1e6) * (prices.lambdaPerMillionRequests ?? 0) +
-        gbSeconds * (prices.lambdaArmPerGbSecond ?? 0),
-    };
-    const naiveTotal = Object.values(naive).reduce((a, b) => a + b, 0);
-    const naivePerMillion = (naiveTotal / n) * 1e6;
-    report({
-      name: 'modelled cost',
-      value: round(perMillion),
-      unit: `$ per million pages (SQS ${round((cost.sqs / n) * 1e6)}, DynamoDB ${round((cost.dynamodb / n) * 1e6)}, S3 ${round((cost.s3 / n) * 1e6)}, Lambda ${round((cost.lambda / n) * 1e6)}; ${FETCH_LATENCY_MS} ms per fetch assumed)`,
-      budget: '≤ $5',
-      ok: perMillion <= 5,
-      reproduce: 'npm run bench',
-    });
-    report({
-      name: 'saving over the naive baseline',
-      value: round(naivePerMillion / perMillion, 1),
-      unit: `× (naive $${round(naivePerMillion)} per million pages)`,
-      budget: '≥ 4×',
-      ok: naivePerMillion / perMillion >= 4,
-      reproduce: 'npm run bench',
-    });
+    return { pages: pages.length, links, seconds, meter, invocations };
   } finally {
     await sandbox.stop();
     await demo.stop();
   }
+}
+
+/** Lambda duration is the measured handler time plus FETCH_LATENCY_MS per fetch, divided by the groups fetched side by side. */
+const FETCH_LATENCY_MS = 300;
+
+/** Modelled dollars of one metered crawl, by service, from bench/prices.json. */
+function costOf(run: CrawlRun): {
+  sqs: number;
+  dynamodb: number;
+  s3: number;
+  lambda: number;
+  gbSeconds: number;
+} {
+  const entries = Object.entries(run.meter);
+  const sum = (filter: (k: string) => boolean, field: 'units' | 'requests' = 'units') =>
+    entries.filter(([k]) => filter(k)).reduce((t, [, v]) => t + v[field], 0);
+  const readOps = /GetItem|BatchGet|Query|Scan|\.Get$/;
+  const isDdb = (k: string) => serviceOf(k) === 'DynamoDB';
+  const rru = sum((k) => isDdb(k) && readOps.test(k));
+  const wru = sum((k) => isDdb(k) && !readOps.test(k));
+  let gbSeconds = 0;
+  for (const i of run.invocations) {
+    const modelled = i.functionId.startsWith('Crawler')
+      ? i.durationMs + FETCH_LATENCY_MS * Math.ceil(i.records / Math.max(1, i.groups))
+      : i.durationMs;
+    gbSeconds += (modelled / 1000) * (i.memoryMb / 1024);
+  }
+  return {
+    sqs:
+      (sum((k) => serviceOf(k) === 'SQS' && k.endsWith('(fifo)')) / 1e6) * (prices.sqsFifoPerMillion ?? 0) +
+      (sum((k) => serviceOf(k) === 'SQS' && !k.endsWith('(fifo)')) / 1e6) *
+        (prices.sqsStandardPerMillion ?? 0),
+    dynamodb:
+      (wru / 1e6) * (prices.dynamodbPerMillionWru ?? 0) + (rru / 1e6) * (prices.dynamodbPerMillionRru ?? 0),
+    s3:
+      (sum((k) => k === 'S3.PutObject', 'requests') / 1000) * (prices.s3PutPer1000 ?? 0) +
+      (sum((k) => k === 'S3.GetObject', 'requests') / 1000) * (prices.s3GetPer1000 ?? 0),
+    lambda:
+      (run.invocations.length / 1e6) * (prices.lambdaPerMillionRequests ?? 0) +
+      gbSeconds * (prices.lambdaArmPerGbSecond ?? 0),
+    gbSeconds,
+  };
+}
+
+const perMillionPages = (dollars: number, pages: number) => (dollars / pages) * 1e6;
+
+async function benchCrawl(): Promise<void> {
+  // A crawl of a million pages spans many hosts (one host at a polite pace would take days), so the site
+  // has 16 hosts, i.e. 16 FIFO message groups. 15 are crawlable (one's robots.txt answers 500):
+  // 15 × 140 > 2,000 pages. A single-host crawl is measured after it.
+  const run = await meteredCrawl(CRAWL_SITE, CRAWL_SITE.hostCount, 30);
+  const { pages: n, links, seconds, meter } = run;
+  pipelineThroughput = { pagesPerSecond: n / seconds, pages: n };
+  report({
+    name: 'sandbox throughput',
+    value: round(n / seconds, 1),
+    unit: `pages/s (${n} pages on ${CRAWL_SITE.hostCount} hosts, ${round(links / n, 1)} links/page, ${round(seconds, 1)} s)`,
+    reproduce: 'npm run bench',
+  });
+  const { gbSeconds, ...cost } = costOf(run);
+  const perMillion = perMillionPages(
+    Object.values(cost).reduce((a, b) => a + b, 0),
+    n,
+  );
+  const requests = Object.values(meter).reduce((t, v) => t + v.requests, 0);
+  console.log('    AWS requests by operation (requests / billed units):');
+  for (const [k, v] of Object.entries(meter).sort())
+    console.log(`      ${k}: ${v.requests} / ${round(v.units, 1)}`);
+  requestsByOperation = Object.fromEntries(
+    Object.entries(meter)
+      .sort()
+      .map(([k, v]) => [
+        k,
+        { requests: v.requests, units: round(v.units, 1), perPage: round(v.requests / n, 3) },
+      ]),
+  );
+  report({
+    name: 'AWS requests per page',
+    value: round(requests / n, 2),
+    unit: 'requests (by operation: bench/results/bench.json)',
+    reproduce: 'npm run bench',
+  });
+
+  // Naive baseline from the same crawl volumes: one request per message, one conditional write per
+  // discovered link, every body through S3.
+  const pageWru =
+    (meter['DynamoDB.PutItem']?.units ?? n) / Math.max(1, meter['DynamoDB.PutItem']?.requests ?? n);
+  const naive = {
+    sqs: ((n * 6) / 1e6) * (prices.sqsFifoPerMillion ?? 0),
+    dynamodb: ((links + n * (pageWru + 4)) / 1e6) * (prices.dynamodbPerMillionWru ?? 0),
+    s3: (n / 1000) * (prices.s3PutPer1000 ?? 0) + (n / 1000) * (prices.s3GetPer1000 ?? 0),
+    lambda:
+      ((n * 2) / 1e6) * (prices.lambdaPerMillionRequests ?? 0) +
+      gbSeconds * (prices.lambdaArmPerGbSecond ?? 0),
+  };
+  const naivePerMillion = perMillionPages(
+    Object.values(naive).reduce((a, b) => a + b, 0),
+    n,
+  );
+  const part = (d: number) => round(perMillionPages(d, n));
+  report({
+    name: 'modelled cost',
+    value: round(perMillion),
+    unit: `$ per million pages (SQS ${part(cost.sqs)}, DynamoDB ${part(cost.dynamodb)}, S3 ${part(cost.s3)}, Lambda ${part(cost.lambda)}; ${FETCH_LATENCY_MS} ms per fetch assumed)`,
+    budget: '≤ $5',
+    ok: perMillion <= 5,
+    reproduce: 'npm run bench',
+  });
+  report({
+    name: 'saving over the naive baseline',
+    value: round(naivePerMillion / perMillion, 1),
+    unit: `× (naive $${round(naivePerMillion)} per million pages)`,
+    budget: '≥ 4×',
+    ok: naivePerMillion / perMillion >= 4,
+    reproduce: 'npm run bench',
+  });
+}
+
+/** The worst case for cost: one host, so one FIFO group, fetched in order. Reported, not budgeted. */
+async function benchSingleHost(): Promise<void> {
+  const pagesPerHost = flags.quick ? 60 : 300;
+  const run = await meteredCrawl({ pagesPerHost, extraLinksPerPage: 50 }, 1, 6);
+  const { gbSeconds: _, ...cost } = costOf(run);
+  const perMillion = perMillionPages(
+    Object.values(cost).reduce((a, b) => a + b, 0),
+    run.pages,
+  );
+  report({
+    name: 'modelled cost, single-host crawl',
+    value: round(perMillion),
+    unit: `$ per million pages (${run.pages} pages of one host, ${round(run.pages / run.seconds, 1)} pages/s; SQS ${round(perMillionPages(cost.sqs, run.pages))}, DynamoDB ${round(perMillionPages(cost.dynamodb, run.pages))}, Lambda ${round(perMillionPages(cost.lambda, run.pages))})`,
+    reproduce: 'npm run bench -- --only onehost',
+  });
 }
 
 /** Ten hosts that each answer after 200 ms: one crawler batch must fetch them concurrently. */
@@ -486,34 +546,51 @@ async function main(): Promise<void> {
     `bench on ${os.cpus().length} cores, Node ${process.version}${flags.quick ? ' (quick)' : ''}\n`,
   );
   const parts = new Set(
-    flags.only ? flags.only.split(',') : ['packages', 'crawl', 'batch', 'devloop', 'crawlee'],
+    flags.only ? flags.only.split(',') : ['packages', 'crawl', 'onehost', 'batch', 'crawlee', 'devloop'],
   );
   // Every part runs the bundles in cdk.out, so they are rebuilt from the current source first.
   synthesize();
   if (parts.has('packages')) await benchPackages();
   if (parts.has('crawl')) await benchCrawl();
+  if (parts.has('onehost')) await benchSingleHost();
   if (parts.has('batch')) await benchBatchConcurrency();
   if (parts.has('crawlee')) await benchCrawlee();
   if (parts.has('devloop')) await benchDevLoop();
-  mkdirSync(RESULTS, { recursive: true });
+  // Only a full run replaces the committed results; a quick or partial one is kept aside (git-ignored).
+  const partial = Boolean(flags.quick || flags.only);
+  const outDir = partial ? path.join(RESULTS, 'partial') : RESULTS;
+  mkdirSync(outDir, { recursive: true });
   const result = {
     date: new Date().toISOString(),
     node: process.version,
     cores: os.cpus().length,
+    run: partial
+      ? `partial: ${flags.quick ? '--quick ' : ''}${flags.only ? `--only ${flags.only}` : ''}`.trim()
+      : 'full',
     prices,
     figures,
+    requestsByOperation,
   };
-  writeFileSync(path.join(RESULTS, 'bench.json'), `${JSON.stringify(result, null, 2)}\n`);
+  writeFileSync(path.join(outDir, 'bench.json'), `${JSON.stringify(result, null, 2)}\n`);
+  const opsTable = requestsByOperation
+    ? `\n## AWS requests of the metered crawl, by operation\n\n| operation | requests | billed units | requests per page |\n| --- | --- | --- | --- |\n${Object.entries(
+        requestsByOperation,
+      )
+        .map(([k, v]) => `| ${k} | ${v.requests} | ${v.units} | ${v.perPage} |`)
+        .join('\n')}\n`
+    : '';
   const rows = figures.map(
     (f) =>
       `| ${f.name} | ${f.value} ${f.unit} | ${f.budget ?? '-'} | ${f.ok === undefined ? '-' : f.ok ? '✔' : '✖'} | \`${f.reproduce}\` |`,
   );
   writeFileSync(
-    path.join(RESULTS, 'summary.md'),
-    `# Benchmark results\n\n${result.date}, ${result.cores} cores, Node ${result.node}. Prices: bench/prices.json (${prices.date}).\n\n| figure | value | budget | ok | reproduce |\n| --- | --- | --- | --- | --- |\n${rows.join('\n')}\n`,
+    path.join(outDir, 'summary.md'),
+    `# Benchmark results\n\n${result.date}, ${result.cores} cores, Node ${result.node}, ${result.run} run. Prices: bench/prices.json (${prices.date}).\n\n| figure | value | budget | ok | reproduce |\n| --- | --- | --- | --- | --- |\n${rows.join('\n')}\n${opsTable}`,
   );
   const missed = figures.filter((f) => f.ok === false);
-  console.log(`\nbench finished in ${round((Date.now() - started) / 1000, 1)} s; results in bench/results/`);
+  console.log(
+    `\nbench finished in ${round((Date.now() - started) / 1000, 1)} s; results in ${path.relative(PROJECT_ROOT, outDir)}/`,
+  );
   if (missed.length > 0) {
     console.error(`✖ ${missed.length} budget(s) missed: ${missed.map((f) => f.name).join(', ')}`);
     process.exit(1);
