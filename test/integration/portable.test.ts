@@ -37,10 +37,10 @@ afterAll(async () => {
 
 const HOST = 'pipeline-test.invalid';
 
-async function newCrawl(): Promise<string> {
+async function newCrawl(maxPages = 50): Promise<string> {
   const crawlId = `portable-${randomUUID()}`;
   crawlIds.push(crawlId);
-  await submitCrawl(t.target, { crawlId, seeds: [`http://${HOST}/`], maxPages: 50, maxDepth: 2 });
+  await submitCrawl(t.target, { crawlId, seeds: [`http://${HOST}/`], maxPages, maxDepth: 2 });
   return crawlId;
 }
 
@@ -76,6 +76,29 @@ describe(`portable pipeline checks (${process.env.INTEGRATION_TARGET ?? 'sandbox
     expect(claims.map((c) => c.url).sort()).toEqual([`http://${HOST}/x`, `http://${HOST}/y`]);
     const pages = (await listPages(t.target, crawlId)).filter((p) => p.url === m.payload.url);
     expect(pages.map((p) => p.title)).toEqual(['parent']);
+  });
+
+  it('admits discovered links only up to the page budget and records the rest as budget-exhausted', async () => {
+    // maxPages 5: the seed holds one place, so 4 of the page's 12 new links are admitted.
+    const crawlId = await newCrawl(5);
+    const links = Array.from({ length: 12 }, (_, i) => `<a href="/b${i}">${i}</a>`).join('');
+    const m = parseMessage(crawlId, '/budget', `<title>budget</title>${links}`);
+    await send(m);
+    const claimed = await waitFor(
+      'all 12 links claimed, the refused ones with their outcome',
+      async () => {
+        const c = (await listUrls(t.target, crawlId)).filter((u) => u.claimedBy === m.payload.url);
+        return c.length === 12 && c.filter((u) => u.outcome === 'budget-exhausted').length === 8
+          ? c
+          : undefined;
+      },
+      { timeoutMs: t.effectTimeoutMs },
+    );
+    const admitted = claimed.filter((u) => u.outcome !== 'budget-exhausted');
+    expect(admitted).toHaveLength(4);
+    await waitForIdle(t.target, t.effectTimeoutMs);
+    const after = (await listUrls(t.target, crawlId)).filter((u) => u.claimedBy === m.payload.url);
+    expect(after.filter((u) => u.outcome === 'budget-exhausted')).toHaveLength(8);
   });
 
   it('keeps the newer page when an older fetch of the same URL arrives later', async () => {
