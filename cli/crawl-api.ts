@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
-import { QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { createCrawlJob } from '../functions/shared/crawls';
 import { newCorrelationId, sendToFrontier } from '../functions/shared/frontier';
 import { canonicalizeUrl, hostKey } from '../functions/shared/url';
@@ -62,6 +62,20 @@ export async function submitCrawl(target: Target, request: CrawlRequest): Promis
     target.sqs,
   );
   return crawlId;
+}
+
+/** How much of a crawl's page budget its parsers have admitted to the frontier; undefined if no such crawl. */
+export async function crawlBudget(
+  target: Target,
+  crawlId: string,
+): Promise<{ maxPages: number; admitted: number } | undefined> {
+  const { Item } = await target.ddb.send(
+    new GetCommand({ TableName: target.outputs.CrawlsTableName, Key: { crawlId }, ConsistentRead: true }),
+  );
+  if (!Item) return undefined;
+  const maxPages = Number(Item.maxPages);
+  // The counter can end below zero when the last admission asked for more than was left.
+  return { maxPages, admitted: maxPages - Math.max(0, Number(Item.pagesRemaining)) };
 }
 
 export interface QueueDepth {

@@ -1,11 +1,13 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { listPages, pipelineStatus, submitCrawl } from './crawl-api';
+import { crawlBudget, listPages, pipelineStatus, submitCrawl } from './crawl-api';
 import { peekDlq, type QueueName, redrive } from './operations';
-import { checkOutputs, makeTarget, stackOutputs, type Target } from './target';
+import { checkOutputs, LOCALSTACK_CREDENTIALS, makeTarget, stackOutputs, type Target } from './target';
 
-const SANDBOX_FILE = path.join(import.meta.dirname, '..', '.sandbox', 'target.json');
+/** Where a running sandbox records itself; overridable so tests can point the CLI at their own sandbox. */
+const SANDBOX_FILE =
+  process.env.CRAWLER_SANDBOX_TARGET ?? path.join(import.meta.dirname, '..', '.sandbox', 'target.json');
 
 const USAGE = `usage: npm run cli -- <command> [options]
 
@@ -68,10 +70,8 @@ async function resolveTarget(values: {
   }
   if (kind === 'localstack') {
     const endpoint = String(values.endpoint ?? process.env.LOCALSTACK_ENDPOINT ?? 'http://localhost:4566');
-    const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
-    process.env.AWS_ACCESS_KEY_ID ??= credentials.accessKeyId;
-    process.env.AWS_SECRET_ACCESS_KEY ??= credentials.secretAccessKey;
-    const outputs = await stackOutputs(stack, region, endpoint);
+    const credentials = LOCALSTACK_CREDENTIALS;
+    const outputs = await stackOutputs(stack, region, endpoint, credentials);
     return makeTarget(
       'localstack',
       outputs,
@@ -132,15 +132,20 @@ async function run(argv: string[]): Promise<void> {
   if (values.help || !command) return void console.log(USAGE);
   if (!['submit', 'status', 'results', 'dlq', 'redrive'].includes(command))
     throw new CliError(`unknown command "${command}"\n${USAGE}`);
+  // Arguments are checked before the target is looked up, so a typo fails fast whatever the target.
+  if (command === 'submit' && rest.length === 0) throw new CliError('submit needs at least one seed URL');
+  const maxPages = intArg('max-pages', values['max-pages'], 100);
+  const maxDepth = intArg('max-depth', values['max-depth'], 3);
+  if (command === 'results' && !rest[0]) throw new CliError('results needs a crawlId (printed by submit)');
+  if (command === 'dlq' || command === 'redrive') queueArg(rest[0]);
   const target = await resolveTarget(values);
 
   switch (command) {
     case 'submit': {
-      if (rest.length === 0) throw new CliError('submit needs at least one seed URL');
       const crawlId = await submitCrawl(target, {
         seeds: rest,
-        maxPages: intArg('max-pages', values['max-pages'], 100),
-        maxDepth: intArg('max-depth', values['max-depth'], 3),
+        maxPages,
+        maxDepth,
         allowedHosts: typeof values.allow === 'string' ? values.allow.split(',') : undefined,
       });
       console.log(crawlId);
@@ -148,16 +153,22 @@ async function run(argv: string[]): Promise<void> {
     }
     case 'status': {
       const crawlId = typeof values.crawl === 'string' ? values.crawl : undefined;
+      if (crawlId && !(await crawlBudget(target, crawlId)))
+        throw new CliError(
+          `no crawl ${crawlId} in ${target.outputs.CrawlsTableName}; check the id printed by submit`,
+        );
       let last: { pages: number; at: number } | undefined;
       for (;;) {
         const s = await pipelineStatus(target);
         const pages = crawlId ? (await listPages(target, crawlId)).length : undefined;
+        const budget = crawlId ? await crawlBudget(target, crawlId) : undefined;
         const now = Date.now();
         const rate =
           last && pages !== undefined ? ((pages - last.pages) / ((now - last.at) / 1000)).toFixed(1) : '-';
         console.log(
           `frontier ${s.frontier.visible} queued / ${s.frontier.inFlight} in flight · parse ${s.parse.visible} / ${s.parse.inFlight}` +
-            ` · DLQ frontier ${s.frontierDlq}, parse ${s.parseDlq}${pages !== undefined ? ` · pages ${pages} · ${rate} pages/s` : ''}`,
+            ` · DLQ frontier ${s.frontierDlq}, parse ${s.parseDlq}${pages !== undefined ? ` · pages ${pages} · ${rate} pages/s` : ''}` +
+            `${budget ? ` · admitted ${budget.admitted}/${budget.maxPages}` : ''}`,
         );
         if (!values.watch) return;
         if (pages !== undefined) last = { pages, at: now };
@@ -165,9 +176,7 @@ async function run(argv: string[]): Promise<void> {
       }
     }
     case 'results': {
-      const crawlId = rest[0];
-      if (!crawlId) throw new CliError('results needs a crawlId (printed by submit)');
-      const pages = await listPages(target, crawlId);
+      const pages = await listPages(target, rest[0] as string);
       const lines = pages.map((p) => JSON.stringify(p)).join('\n');
       if (typeof values.out === 'string') {
         writeFileSync(values.out, lines ? `${lines}\n` : '');

@@ -73,9 +73,21 @@ export function makeTarget(
   };
 }
 
+/** LocalStack accepts any key pair; passing one explicitly keeps a user's AWS_PROFILE out of the way. */
+export const LOCALSTACK_CREDENTIALS = { accessKeyId: 'test', secretAccessKey: 'test' };
+
 /** Read a deployed stack's outputs through CloudFormation (AWS, or LocalStack with an endpoint). */
-export async function stackOutputs(stackName: string, region: string, endpoint?: string): Promise<Outputs> {
-  const cfn = new CloudFormationClient({ region, ...(endpoint ? { endpoint } : {}) });
+export async function stackOutputs(
+  stackName: string,
+  region: string,
+  endpoint?: string,
+  credentials?: { accessKeyId: string; secretAccessKey: string },
+): Promise<Outputs> {
+  const cfn = new CloudFormationClient({
+    region,
+    ...(endpoint ? { endpoint } : {}),
+    ...(credentials ? { credentials } : {}),
+  });
   try {
     const { Stacks } = await cfn.send(new DescribeStacksCommand({ StackName: stackName }));
     const raw = Object.fromEntries(

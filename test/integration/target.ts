@@ -1,4 +1,4 @@
-import { makeTarget, stackOutputs, type Target } from '../../cli/target';
+import { LOCALSTACK_CREDENTIALS, makeTarget, stackOutputs, type Target } from '../../cli/target';
 
 /**
  * Which pipeline the portable suite runs against: INTEGRATION_TARGET=sandbox (default, what CI runs),
@@ -20,10 +20,8 @@ export async function connectTarget(): Promise<ConnectedTarget> {
   const kind = process.env.INTEGRATION_TARGET ?? 'sandbox';
   const region = process.env.AWS_REGION ?? 'us-east-1';
   if (kind === 'localstack') {
-    const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
-    process.env.AWS_ACCESS_KEY_ID ??= credentials.accessKeyId;
-    process.env.AWS_SECRET_ACCESS_KEY ??= credentials.secretAccessKey;
-    const outputs = await stackOutputs(STACK_NAME, region, LOCALSTACK_ENDPOINT);
+    const credentials = LOCALSTACK_CREDENTIALS;
+    const outputs = await stackOutputs(STACK_NAME, region, LOCALSTACK_ENDPOINT, credentials);
     const e = LOCALSTACK_ENDPOINT;
     const target = makeTarget(
       'localstack',

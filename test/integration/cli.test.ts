@@ -1,0 +1,105 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listPages, waitForIdle } from '../../cli/crawl-api';
+import { PROJECT_ROOT } from '../../sandbox/sandbox';
+import { type Harness, startHarness } from './harness';
+
+// The operator CLI as a user runs it: a separate process, pointed at this suite's sandbox through the same
+// target file `npm start -- --keep` writes.
+let h: Harness;
+let dir: string;
+let env: NodeJS.ProcessEnv;
+beforeAll(async () => {
+  h = await startHarness();
+  dir = mkdtempSync(path.join(os.tmpdir(), 'crawler-cli-'));
+  const file = path.join(dir, 'target.json');
+  const e = h.sandbox.emulators;
+  writeFileSync(
+    file,
+    JSON.stringify({
+      outputs: h.sandbox.provisioned.outputs,
+      endpoints: { sqs: e.sqsEndpoint, dynamodb: e.dynamodbEndpoint, s3: e.s3Endpoint },
+      pid: process.pid,
+    }),
+  );
+  // No AWS credentials reach the child: the sandbox target must not need them, and AWS must fail clearly.
+  env = { ...process.env, CRAWLER_SANDBOX_TARGET: file, AWS_PROFILE: 'crawler-cli-test-none' };
+  delete env.AWS_ACCESS_KEY_ID;
+  delete env.AWS_SECRET_ACCESS_KEY;
+});
+afterAll(async () => {
+  await h?.stop();
+});
+
+function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(PROJECT_ROOT, 'cli', 'main.ts'), ...args],
+      {
+        cwd: PROJECT_ROOT,
+        env,
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** stderr without Node's own warnings (the AWS SDK's Node 20 notice). */
+const errorLines = (stderr: string) =>
+  stderr.split('\n').filter((l) => l.startsWith('✖') || /^\s+at /.test(l) || /Error:/.test(l));
+
+describe('operator CLI against the sandbox', () => {
+  it('submits a crawl, reports its status and budget, and exports its pages as JSON lines', async () => {
+    const seed = h.demo.seeds[2] as string;
+    const submitted = await cli('submit', seed, '--max-pages', '6', '--max-depth', '1');
+    expect(submitted.code, submitted.stderr).toBe(0);
+    const crawlId = submitted.stdout.trim();
+    expect(crawlId).toMatch(/^[0-9a-f-]{36}$/);
+    await waitForIdle(h.target, 60_000);
+
+    const status = await cli('status', '--crawl', crawlId);
+    expect(status.code, status.stderr).toBe(0);
+    // The seed's home page links to two pages of its host (the third link is off-site): 3 of 6 admitted.
+    expect(status.stdout).toMatch(
+      /frontier 0 queued .* DLQ frontier 0, parse 0 · pages 3 · .* · admitted 3\/6/,
+    );
+
+    const out = path.join(dir, 'pages.jsonl');
+    const results = await cli('results', crawlId, '--out', out);
+    expect(results.code, results.stderr).toBe(0);
+    const lines = readFileSync(out, 'utf8').trim().split('\n');
+    const stored = await listPages(h.target, crawlId);
+    expect(lines).toHaveLength(stored.length);
+    expect(lines.map((l) => JSON.parse(l).url).sort()).toEqual(stored.map((p) => p.url).sort());
+
+    const dlq = await cli('dlq', 'parse');
+    expect(dlq.code).toBe(0);
+    expect(dlq.stdout.trim()).toBe('DLQ is empty');
+  });
+
+  it.each([
+    [['submit'], 'submit needs at least one seed URL'],
+    [['frobnicate'], 'unknown command "frobnicate"'],
+    [['submit', 'http://x.example/', '--max-pages', 'abc'], '--max-pages must be a whole number, got "abc"'],
+    [['dlq', 'nope'], 'name the queue: frontier or parse (got "nope")'],
+    [['status', '--crawl', 'no-such-crawl'], 'no crawl no-such-crawl'],
+    [['submit', 'ftp://x.example/'], 'ftp'],
+    [['status', '--target', 'localstack', '--endpoint', 'http://127.0.0.1:9'], 'cannot reach the endpoint'],
+    [['status', '--target', 'mars'], '--target must be sandbox, localstack or aws, not "mars"'],
+    [['status', '--target', 'aws'], 'no AWS credentials found'],
+  ])('fails %j with one clear line and exit 1, never a stack trace', async (args, message) => {
+    const r = await cli(...args);
+    expect(r.code).toBe(1);
+    const lines = errorLines(r.stderr);
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toContain(message);
+  });
+});
