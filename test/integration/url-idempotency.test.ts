@@ -1,0 +1,99 @@
+import { randomUUID } from 'node:crypto';
+import {
+  IdempotencyAlreadyInProgressError,
+  IdempotencyConfig,
+  makeIdempotent,
+} from '@aws-lambda-powertools/idempotency';
+import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { Context } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CollectResult, UrlRecordPersistenceLayer } from '../../functions/crawler/url-idempotency';
+import { type Sandbox, startSandbox } from '../../sandbox/sandbox';
+
+// The crawler's Powertools persistence layer on DynamoDB Local, driven through makeIdempotent as the
+// handler drives it: what it writes on the URL record, and what it leaves alone.
+let sb: Sandbox;
+beforeAll(async () => {
+  sb = await startSandbox({ runFunctions: false });
+});
+afterAll(async () => {
+  await sb?.stop();
+});
+
+const context = { getRemainingTimeInMillis: () => 30_000 } as Context;
+
+function setup() {
+  const table = sb.target.outputs.UrlsTableName;
+  const key = { crawlId: `idem-${randomUUID()}`, url: 'http://idem.example/page' };
+  const config = new IdempotencyConfig({ expiresAfterSeconds: 3600 });
+  config.registerLambdaContext(context);
+  let calls = 0;
+  const collect = makeIdempotent(
+    async (_key: typeof key, behaviour: 'fetch' | 'fail'): Promise<CollectResult> => {
+      calls++;
+      if (behaviour === 'fail') throw new Error('transient');
+      return { outcome: 'fetched', httpStatus: 200, depth: 1 };
+    },
+    {
+      persistenceStore: new UrlRecordPersistenceLayer(table, sb.target.ddb, 3600),
+      config,
+      dataIndexArgument: 0,
+    },
+  );
+  const item = async () =>
+    (await sb.target.ddb.send(new GetCommand({ TableName: table, Key: key, ConsistentRead: true }))).Item ??
+    {};
+  return { table, key, collect, item, calls: () => calls };
+}
+
+describe('UrlRecordPersistenceLayer (Powertools idempotency on the URL record)', () => {
+  it('records the outcome with completion, keeps the claim, and replays the outcome without running again', async () => {
+    const { table, key, collect, item, calls } = setup();
+    await sb.target.ddb.send(
+      new PutCommand({ TableName: table, Item: { ...key, claimedBy: 'http://idem.example/' } }),
+    );
+
+    await expect(collect(key, 'fail')).rejects.toThrow('transient');
+    // The failed attempt freed the URL for its retry and left the parser's claim in place.
+    expect(await item()).toMatchObject({ claimedBy: 'http://idem.example/' });
+    expect((await item()).idemStatus).toBeUndefined();
+
+    expect(await collect(key, 'fetch')).toEqual({ outcome: 'fetched', httpStatus: 200, depth: 1 });
+    expect(await item()).toMatchObject({
+      claimedBy: 'http://idem.example/',
+      outcome: 'fetched',
+      httpStatus: 200,
+      idemStatus: 'COMPLETED',
+    });
+    expect((await item()).idemLeaseMs).toBeUndefined();
+    expect(calls()).toBe(2);
+
+    // A redelivery: the stored outcome comes back and the function does not run.
+    expect(await collect(key, 'fetch')).toMatchObject({ outcome: 'fetched', httpStatus: 200 });
+    expect(calls()).toBe(2);
+  });
+
+  it('refuses a second attempt while a live lease is held, and takes over a lease that has run out', async () => {
+    const { table, key, collect, calls } = setup();
+    const lease = (ms: number) =>
+      sb.target.ddb.send(
+        new UpdateCommand({
+          TableName: table,
+          Key: key,
+          UpdateExpression: 'SET idemStatus = :s, idemExpiry = :e, idemLeaseMs = :l',
+          ExpressionAttributeValues: {
+            ':s': 'INPROGRESS',
+            ':e': Math.floor(Date.now() / 1000) + 3600,
+            ':l': Date.now() + ms,
+          },
+        }),
+      );
+    await lease(60_000);
+    await expect(collect(key, 'fetch')).rejects.toBeInstanceOf(IdempotencyAlreadyInProgressError);
+    expect(calls()).toBe(0);
+
+    await lease(-1_000);
+    expect(await collect(key, 'fetch')).toMatchObject({ outcome: 'fetched' });
+    expect(calls()).toBe(1);
+  });
+});
