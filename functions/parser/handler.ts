@@ -81,6 +81,7 @@ async function handleRecord(record: SQSRecord): Promise<string> {
     ttlSeconds: config.recordTtlSeconds,
   });
   metrics.addMetric(METRIC.linksEnqueued, 'Count', links.enqueued);
+  if (links.overBudget > 0) metrics.addMetric(METRIC.linksOverBudget, 'Count', links.overBudget);
   log.info('page stored', { url, stored, links: page.links.length, ...links });
   return stored;
 }

@@ -15,6 +15,7 @@ export const METRIC = {
   duplicatesSuppressed: 'duplicatesSuppressed',
   blocked: 'blocked',
   linksEnqueued: 'linksEnqueued',
+  linksOverBudget: 'linksOverBudget',
   invalidMessages: 'invalidMessages',
   outcome: 'outcome',
 } as const;

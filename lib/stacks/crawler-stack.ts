@@ -188,6 +188,12 @@ export class CrawlerStack extends Stack {
             pipelineMetric('blocked', 'crawler'),
           ]),
         ],
+        [
+          graph('Links enqueued / refused by the page budget', [
+            pipelineMetric('linksEnqueued', 'parser'),
+            pipelineMetric('linksOverBudget', 'parser'),
+          ]),
+        ],
       ],
     });
 
