@@ -99,12 +99,14 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
     }
   }
 
+  // Once the budget is spent, new links are only counted; reclaimed ones still go through admission below.
+  const overBudget = exhausted.has(crawlId) ? toClaim.splice(0).length : 0;
+  let refusedCount = 0;
+
   // Pages of one batch run side by side and often find the same new links. A link another page in this
   // container is already claiming is left to that page: awaiting its claim-and-send costs no write, where a
   // second claim would be a billed conditional failure. Registration is synchronous, so a page only ever
   // waits on pages that registered before it, and waits cannot form a cycle.
-  // Once the budget is spent, new links are only counted; reclaimed ones still go through admission below.
-  const overBudget = exhausted.has(crawlId) ? toClaim.splice(0).length : 0;
   const mine: string[] = [];
   const waits: Array<[string, Promise<void>]> = [];
   for (const url of toClaim) {
@@ -113,7 +115,6 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
     else mine.push(url);
   }
   // Promise.withResolvers is Node 22+, and the sandbox runs these bundles on Node 20.
-  let refusedCount = 0;
   const done = {} as { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
   done.promise = new Promise<void>((resolve, reject) => Object.assign(done, { resolve, reject }));
   done.promise.catch(() => undefined);

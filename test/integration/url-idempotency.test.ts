@@ -73,7 +73,7 @@ describe('UrlRecordPersistenceLayer (Powertools idempotency on the URL record)',
     expect(calls()).toBe(2);
   });
 
-  it('refuses a second attempt while a live lease is held, and takes over a lease that has run out', async () => {
+  it('rejects a second attempt while a live lease is held, and takes over a lease that has run out', async () => {
     const { table, key, collect, calls } = setup();
     const lease = (ms: number) =>
       sb.target.ddb.send(
