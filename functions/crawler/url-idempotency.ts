@@ -6,7 +6,7 @@ import {
 import { BasePersistenceLayer, IdempotencyRecord } from '@aws-lambda-powertools/idempotency/persistence';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import type { Outcome, OutcomeDetail } from '../shared/outcomes';
+import { OUTCOME_DETAIL_FIELDS, type Outcome, type OutcomeDetail, outcomeUpdate } from '../shared/outcomes';
 
 /** What a fetch attempt returns, and what its completed idempotency record stores on the URL record. */
 export type CollectResult = { outcome: Outcome } & OutcomeDetail;
@@ -15,7 +15,6 @@ export type CollectResult = { outcome: Outcome } & OutcomeDetail;
 const STATUS = 'idemStatus';
 const EXPIRY = 'idemExpiry';
 const LEASE = 'idemLeaseMs';
-const DETAIL_FIELDS = ['depth', 'httpStatus', 'finalUrl', 'detail', 'bytes'] as const;
 
 /**
  * A Powertools idempotency persistence layer that keeps the record on the URL's own item in the URLs
@@ -51,7 +50,7 @@ export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
 
   private toRecord(idempotencyKey: string, item: Record<string, unknown>): IdempotencyRecord {
     const response: Record<string, unknown> = { outcome: item.outcome };
-    for (const f of DETAIL_FIELDS) if (item[f] !== undefined) response[f] = item[f];
+    for (const f of OUTCOME_DETAIL_FIELDS) if (item[f] !== undefined) response[f] = item[f];
     return new IdempotencyRecord({
       idempotencyKey,
       status: item[STATUS] as IdempotencyRecord['status'],
@@ -100,29 +99,20 @@ export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
   }
 
   protected async _updateRecord(record: IdempotencyRecord): Promise<void> {
-    const result = (record.responseData ?? {}) as Partial<CollectResult>;
-    const values: Record<string, unknown> = {
-      ':status': record.getStatus(),
-      ':expiry': record.expiryTimestamp,
-      ':outcome': result.outcome ?? 'unknown',
-      ':at': new Date().toISOString(),
-    };
-    const sets = [`${STATUS} = :status`, `${EXPIRY} = :expiry`, 'outcome = :outcome', 'outcomeAt = :at'];
-    // Aliased: depth and bytes are DynamoDB reserved words.
-    const names: Record<string, string> = {};
-    for (const f of DETAIL_FIELDS) {
-      const value = result[f];
-      if (value === undefined) continue;
-      values[`:${f}`] = typeof value === 'string' ? value.slice(0, 500) : value;
-      names[`#${f}`] = f;
-      sets.push(`#${f} = :${f}`);
-    }
+    const { outcome, ...detail } = (record.responseData ?? {}) as Partial<CollectResult>;
+    if (!outcome) throw new Error(`the idempotent function returned no outcome for ${record.idempotencyKey}`);
+    // One write: the Powertools completion and the URL's outcome together.
+    const { sets, names, values } = outcomeUpdate(outcome, detail, this.ttlSeconds);
     await this.client.send(
       new UpdateCommand({
         TableName: this.tableName,
         Key: this.key(record.idempotencyKey),
-        UpdateExpression: `SET ${sets.join(', ')} REMOVE ${LEASE}`,
-        ExpressionAttributeValues: values,
+        UpdateExpression: `SET ${[...sets, `${STATUS} = :status`, `${EXPIRY} = :expiry`].join(', ')} REMOVE ${LEASE}`,
+        ExpressionAttributeValues: {
+          ...values,
+          ':status': record.getStatus(),
+          ':expiry': record.expiryTimestamp,
+        },
         ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
       }),
     );

@@ -31,6 +31,36 @@ export interface OutcomeDetail {
   readonly bytes?: number;
 }
 
+/** The detail attributes an outcome may carry on a URL record. */
+export const OUTCOME_DETAIL_FIELDS = ['depth', 'httpStatus', 'finalUrl', 'detail', 'bytes'] as const;
+
+/**
+ * The parts of an UpdateItem that record an outcome on a URL record, for callers that add their own
+ * attributes to the same write (the crawler's idempotency completion does).
+ */
+export function outcomeUpdate(
+  outcome: Outcome,
+  extra: OutcomeDetail,
+  ttlSeconds: number,
+): { sets: string[]; names: Record<string, string>; values: Record<string, unknown> } {
+  const values: Record<string, unknown> = {
+    ':o': outcome,
+    ':t': new Date().toISOString(),
+    ':e': Math.floor(Date.now() / 1000) + ttlSeconds,
+  };
+  const sets = ['outcome = :o', 'outcomeAt = :t', 'expiresAt = if_not_exists(expiresAt, :e)'];
+  // Names are aliased because several (depth, bytes) are DynamoDB reserved words.
+  const names: Record<string, string> = {};
+  for (const key of OUTCOME_DETAIL_FIELDS) {
+    const value = extra[key];
+    if (value === undefined) continue;
+    values[`:${key}`] = typeof value === 'string' ? value.slice(0, 500) : value;
+    names[`#${key}`] = key;
+    sets.push(`#${key} = :${key}`);
+  }
+  return { sets, names, values };
+}
+
 /** Record a URL's outcome on its first-seen record (creating it for seeds). */
 export async function recordOutcome(
   table: string,
@@ -40,20 +70,7 @@ export async function recordOutcome(
   extra: OutcomeDetail,
   ttlSeconds: number,
 ): Promise<void> {
-  const values: Record<string, unknown> = {
-    ':o': outcome,
-    ':t': new Date().toISOString(),
-    ':e': Math.floor(Date.now() / 1000) + ttlSeconds,
-  };
-  const sets = ['outcome = :o', 'outcomeAt = :t', 'expiresAt = if_not_exists(expiresAt, :e)'];
-  // Names are aliased because several (depth, bytes) are DynamoDB reserved words.
-  const names: Record<string, string> = {};
-  for (const [key, value] of Object.entries(extra)) {
-    if (value === undefined) continue;
-    values[`:${key}`] = typeof value === 'string' ? value.slice(0, 500) : value;
-    names[`#${key}`] = key;
-    sets.push(`#${key} = :${key}`);
-  }
+  const { sets, names, values } = outcomeUpdate(outcome, extra, ttlSeconds);
   await ddb.send(
     new UpdateCommand({
       TableName: table,
