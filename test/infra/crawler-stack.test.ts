@@ -93,9 +93,10 @@ describe('CrawlerStack queues', () => {
 describe('CrawlerStack consumers', () => {
   it('wires both functions through event source mappings that report batch item failures', () => {
     template.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
-    for (const [queue, fn, concurrency] of [
-      ['FrontierQueue', 'CrawlerFunction', 2],
-      ['ParseQueue', 'ParserFunction', 2],
+    // The FIFO frontier cannot have a batching window; the standard parse queue gathers for 1 s.
+    for (const [queue, fn, concurrency, window] of [
+      ['FrontierQueue', 'CrawlerFunction', 2, Match.absent()],
+      ['ParseQueue', 'ParserFunction', 2, 1],
     ] as const) {
       template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
         EventSourceArn: { 'Fn::GetAtt': [logicalId('AWS::SQS::Queue', queue), 'Arn'] },
@@ -103,6 +104,7 @@ describe('CrawlerStack consumers', () => {
         FunctionResponseTypes: ['ReportBatchItemFailures'],
         BatchSize: 10,
         ScalingConfig: { MaximumConcurrency: concurrency },
+        MaximumBatchingWindowInSeconds: window,
       });
     }
   });
