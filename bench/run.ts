@@ -55,19 +55,21 @@ const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
 // 1. Lambda package and init -------------------------------------------------------------------------------
 
+/** The synthesized dev template's resources, which every part reads its settings from. */
+function templateResources(): Record<
+  string,
+  { Type: string; Properties: Record<string, unknown>; Metadata?: Record<string, string> }
+> {
+  return JSON.parse(readFileSync(path.join(CDK_OUT, 'Crawler-dev.template.json'), 'utf8')).Resources;
+}
+
 function functionAssets(): Array<{ id: string; dir: string; memoryMb: number }> {
-  const template = JSON.parse(readFileSync(path.join(CDK_OUT, 'Crawler-dev.template.json'), 'utf8')) as {
-    Resources: Record<
-      string,
-      { Type: string; Properties: { MemorySize?: number }; Metadata?: Record<string, string> }
-    >;
-  };
-  return Object.entries(template.Resources)
+  return Object.entries(templateResources())
     .filter(([, r]) => r.Type === 'AWS::Lambda::Function')
     .map(([id, r]) => ({
       id,
       dir: path.join(CDK_OUT, r.Metadata?.['aws:asset:path'] ?? ''),
-      memoryMb: r.Properties.MemorySize ?? 128,
+      memoryMb: Number(r.Properties.MemorySize ?? 128),
     }));
 }
 
@@ -436,10 +438,7 @@ async function benchBatchConcurrency(): Promise<void> {
  * pipeline does through two queues and three tables, so the ratio is the price of durability and scale-out.
  */
 async function benchCrawlee(): Promise<void> {
-  const template = JSON.parse(readFileSync(path.join(CDK_OUT, 'Crawler-dev.template.json'), 'utf8')) as {
-    Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
-  };
-  const crawlerMapping = Object.values(template.Resources).find(
+  const crawlerMapping = Object.values(templateResources()).find(
     (r) =>
       r.Type === 'AWS::Lambda::EventSourceMapping' &&
       JSON.stringify(r.Properties.FunctionName).includes('Crawler'),
@@ -482,7 +481,7 @@ async function benchCrawlee(): Promise<void> {
     report({
       name: 'throughput vs Crawlee CheerioCrawler',
       value: ours ? round(ours / crawlee, 2) : 'not measured',
-      unit: `× Crawlee (pipeline ${ours ? round(ours, 1) : '-'} pages/s; CheerioCrawler ${round(crawlee, 1)} pages/s, ${pages} pages in ${round(seconds, 1)} s; both at ${concurrency} concurrent fetches on the same ${CRAWL_SITE.hostCount}-host site)`,
+      unit: `${ours ? '× Crawlee ' : ''}(pipeline ${ours ? round(ours, 1) : '-'} pages/s; CheerioCrawler ${round(crawlee, 1)} pages/s, ${pages} pages in ${round(seconds, 1)} s; both at ${concurrency} concurrent fetches on the same ${CRAWL_SITE.hostCount}-host site)`,
       reproduce: 'npm run bench -- --only crawl,crawlee',
       note: ours ? undefined : 'run with the crawl part for the ratio',
     });

@@ -153,15 +153,15 @@ async function run(argv: string[]): Promise<void> {
     }
     case 'status': {
       const crawlId = typeof values.crawl === 'string' ? values.crawl : undefined;
-      if (crawlId && !(await crawlBudget(target, crawlId)))
-        throw new CliError(
-          `no crawl ${crawlId} in ${target.outputs.CrawlsTableName}; check the id printed by submit`,
-        );
       let last: { pages: number; at: number } | undefined;
       for (;;) {
+        const budget = crawlId ? await crawlBudget(target, crawlId) : undefined;
+        if (crawlId && !budget)
+          throw new CliError(
+            `no crawl ${crawlId} in ${target.outputs.CrawlsTableName}; check the id printed by submit`,
+          );
         const s = await pipelineStatus(target);
         const pages = crawlId ? (await listPages(target, crawlId)).length : undefined;
-        const budget = crawlId ? await crawlBudget(target, crawlId) : undefined;
         const now = Date.now();
         const rate =
           last && pages !== undefined ? ((pages - last.pages) / ((now - last.at) / 1000)).toFixed(1) : '-';
