@@ -1,11 +1,17 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { LookupFunction } from 'node:net';
-import type { Readable } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import zlib from 'node:zlib';
 import { PermanentError, RetryableError } from '../shared/errors';
 import { canonicalizeUrl } from '../shared/url';
-import { type AddressPolicy, type Resolver, resolveSafeTarget } from './ssrf';
+import {
+  type AddressPolicy,
+  DnsUnavailableError,
+  type ResolvedTarget,
+  type Resolver,
+  resolveSafeTarget,
+} from './ssrf';
 
 // Hand-written on node:http because fetch/undici cannot pin one pre-checked address per request and
 // re-check it on every redirect hop; that pinning is what defeats DNS rebinding.
@@ -22,6 +28,11 @@ export interface FetchPolicy extends AddressPolicy {
   readonly maxRedirects?: number;
   /** @default the system resolver */
   readonly resolver?: Resolver;
+  /**
+   * Keep the first `maxBodyBytes` of a larger body instead of refusing it (robots.txt, RFC 9309 §2.5).
+   * @default false
+   */
+  readonly truncateOversize?: boolean;
 }
 
 export interface FetchedPage {
@@ -56,20 +67,52 @@ export class TransientFetchError extends RetryableError {
 
 const REDIRECT = new Set([301, 302, 303, 307, 308]);
 
+/** Something the fetch opened; destroyed when the fetch settles, whatever way it settles. */
+type Closable = { destroy(error?: Error): void };
+
 /**
  * GET a URL safely: http(s) only, every hop's addresses checked and the connection pinned to the checked
- * address, at most `maxRedirects` hops with loop detection, one deadline for the whole fetch, the
- * content type checked before the body is read, and the decoded size capped while streaming.
+ * address, at most `maxRedirects` hops with loop detection, the content type checked before the body is
+ * read, and the decoded size capped while streaming.
+ *
+ * One deadline covers DNS, connect, TLS, headers, redirects and body. It does not rely on the request
+ * reporting its own end: whatever the server does (a 101 upgrade that detaches the socket, a body that
+ * never ends, a resolver that never answers), the returned promise settles by the deadline, and every
+ * socket and stream the fetch opened is destroyed before it settles.
  */
 export async function safeFetch(rawUrl: string, policy: FetchPolicy): Promise<FetchedPage> {
   const deadline = Date.now() + policy.timeoutMs;
+  const open = new Set<Closable>();
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new TransientFetchError('timeout', `fetch did not finish within ${policy.timeoutMs} ms`)),
+      policy.timeoutMs,
+    );
+  });
+  const work = fetchHops(rawUrl, policy, deadline, open);
+  work.catch(() => undefined); // after the deadline wins, its late rejection has no listener
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+    for (const o of open) o.destroy();
+  }
+}
+
+async function fetchHops(
+  rawUrl: string,
+  policy: FetchPolicy,
+  deadline: number,
+  open: Set<Closable>,
+): Promise<FetchedPage> {
   const maxRedirects = policy.maxRedirects ?? 5;
   const seen = new Set<string>();
   const redirects: string[] = [];
   let current = canonicalizeUrl(rawUrl);
   for (;;) {
     seen.add(current);
-    const response = await requestOnce(new URL(current), policy, deadline);
+    const response = await requestOnce(new URL(current), policy, deadline, open);
     const location = response.headers.location;
     if (REDIRECT.has(response.status) && location) {
       response.stream.destroy();
@@ -88,17 +131,14 @@ export async function safeFetch(rawUrl: string, policy: FetchPolicy): Promise<Fe
       continue;
     }
     if (response.status === 429 || response.status >= 500) {
-      response.stream.destroy();
       throw new TransientFetchError('http-error', `HTTP ${response.status} from ${current}`, response.status);
     }
-    if (response.status >= 300) {
-      response.stream.destroy();
+    if (response.status >= 300 || response.status < 200) {
       throw new FetchOutcomeError('http-error', `HTTP ${response.status} from ${current}`, response.status);
     }
     const contentType = String(response.headers['content-type'] ?? '');
     const mediaType = contentType.split(';')[0]?.trim().toLowerCase() ?? '';
     if (policy.allowedContentTypes && !policy.allowedContentTypes.includes(mediaType)) {
-      response.stream.destroy();
       throw new FetchOutcomeError(
         'not-html',
         `content type "${mediaType || '(none)'}" is not crawled`,
@@ -106,16 +146,19 @@ export async function safeFetch(rawUrl: string, policy: FetchPolicy): Promise<Fe
       );
     }
     const declared = Number(response.headers['content-length'] ?? Number.NaN);
-    const encoding = String(response.headers['content-encoding'] ?? 'identity').toLowerCase();
-    if (encoding === 'identity' && declared > policy.maxBodyBytes) {
-      response.stream.destroy();
+    const encoding = String(response.headers['content-encoding'] ?? 'identity')
+      .trim()
+      .toLowerCase();
+    if (encoding === 'identity' && declared > policy.maxBodyBytes && !policy.truncateOversize) {
       throw new FetchOutcomeError(
         'too-large',
         `declared ${declared} bytes, limit ${policy.maxBodyBytes}`,
         response.status,
       );
     }
-    const body = await readCapped(response.stream, encoding, policy.maxBodyBytes, deadline, response.status);
+    const decoder = decoderFor(encoding, response.status);
+    if (decoder) open.add(decoder);
+    const body = await readCapped(response.stream, decoder, encoding, policy, response.status);
     return { status: response.status, finalUrl: current, contentType, body, redirects };
   }
 }
@@ -126,8 +169,19 @@ interface RawResponse {
   stream: http.IncomingMessage;
 }
 
-async function requestOnce(url: URL, policy: FetchPolicy, deadline: number): Promise<RawResponse> {
-  const target = await resolveSafeTarget(url, policy, policy.resolver);
+async function requestOnce(
+  url: URL,
+  policy: FetchPolicy,
+  deadline: number,
+  open: Set<Closable>,
+): Promise<RawResponse> {
+  let target: ResolvedTarget;
+  try {
+    target = await resolveSafeTarget(url, policy, policy.resolver, deadline);
+  } catch (error) {
+    if (error instanceof DnsUnavailableError) throw new TransientFetchError('dns-error', error.message);
+    throw error;
+  }
   const remaining = deadline - Date.now();
   if (remaining <= 0) throw new TransientFetchError('timeout', `timed out before connecting to ${url.host}`);
   // Every lookup the socket makes gets the address checked above, so a second DNS answer cannot swap it.
@@ -153,24 +207,40 @@ async function requestOnce(url: URL, policy: FetchPolicy, deadline: number): Pro
           'accept-encoding': 'gzip, deflate, br',
         },
       },
-      (res) => resolve({ status: res.statusCode ?? 0, headers: res.headers, stream: res }),
+      (res) => {
+        open.add(res);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, stream: res });
+      },
     );
-    const timer = setTimeout(
-      () => req.destroy(new TransientFetchError('timeout', `no response from ${url.host} in time`)),
-      remaining,
-    );
-    req.once('response', () => clearTimeout(timer));
+    open.add(req);
+    // A 101 (or any upgrade) hands the socket to an 'upgrade' listener; without one Node destroys it and
+    // the request never reports an end. A crawler never asked to switch protocols: that is an outcome.
+    req.once('upgrade', (res: http.IncomingMessage, socket: Closable) => {
+      socket.destroy();
+      reject(
+        new FetchOutcomeError(
+          'http-error',
+          `${url.host} answered ${res.statusCode} Switching Protocols`,
+          101,
+        ),
+      );
+    });
     req.once('timeout', () =>
       req.destroy(new TransientFetchError('timeout', `connection to ${url.host} timed out`)),
     );
     req.once('error', (error) => {
-      clearTimeout(timer);
       reject(
         error instanceof TransientFetchError
           ? error
           : new TransientFetchError('network-error', `${url.host}: ${error.message}`),
       );
     });
+    // Closed with neither a response nor an error: settle anyway (a no-op if the promise already settled).
+    req.once('close', () =>
+      reject(
+        new TransientFetchError('network-error', `${url.host} closed the connection without a response`),
+      ),
+    );
     req.end();
   });
 }
@@ -193,36 +263,40 @@ function decoderFor(
     default:
       throw new FetchOutcomeError(
         'unsupported-encoding',
-        `content-encoding "${encoding}" is not supported`,
+        `content-encoding "${encoding.slice(0, 100)}" is not supported`,
         status,
       );
   }
 }
 
-/** Read the body, decoding gzip/deflate/br, and stop as soon as the decoded size passes the cap. */
+/**
+ * Read the body, decoding gzip/deflate/br, and stop as soon as the decoded size passes the cap: refused
+ * as too-large, or cut at the cap when the policy truncates (robots.txt). The caller's deadline bounds it.
+ */
 async function readCapped(
   raw: http.IncomingMessage,
+  decoder: Transform | undefined,
   encoding: string,
-  maxBytes: number,
-  deadline: number,
+  policy: FetchPolicy,
   status: number,
 ): Promise<Buffer> {
-  const decoder = decoderFor(encoding, status);
+  const maxBytes = policy.maxBodyBytes;
   const stream: Readable = decoder ? raw.pipe(decoder) : raw;
   const chunks: Buffer[] = [];
   let size = 0;
-  const timer = setTimeout(
-    () => stream.destroy(new TransientFetchError('timeout', 'body not received in time')),
-    Math.max(1, deadline - Date.now()),
-  );
   raw.once('error', (e) => stream.destroy(e));
   try {
     for await (const chunk of stream) {
-      size += (chunk as Buffer).length;
-      if (size > maxBytes) {
-        throw new FetchOutcomeError('too-large', `body passed ${maxBytes} decoded bytes`, status);
+      const buffer = chunk as Buffer;
+      if (size + buffer.length > maxBytes) {
+        if (!policy.truncateOversize)
+          throw new FetchOutcomeError('too-large', `body passed ${maxBytes} decoded bytes`, status);
+        chunks.push(buffer.subarray(0, maxBytes - size));
+        size = maxBytes;
+        break;
       }
-      chunks.push(chunk as Buffer);
+      size += buffer.length;
+      chunks.push(buffer);
     }
   } catch (error) {
     if (error instanceof FetchOutcomeError || error instanceof TransientFetchError) throw error;
@@ -231,7 +305,6 @@ async function readCapped(
     }
     throw new TransientFetchError('network-error', `body read failed: ${(error as Error).message}`);
   } finally {
-    clearTimeout(timer);
     raw.destroy();
   }
   return Buffer.concat(chunks);

@@ -1,6 +1,6 @@
-import { lookup } from 'node:dns/promises';
+import { Resolver as CaresResolver } from 'node:dns/promises';
 import ipaddr from 'ipaddr.js';
-import { PermanentError } from '../shared/errors';
+import { PermanentError, RetryableError } from '../shared/errors';
 
 export class BlockedAddressError extends PermanentError {
   constructor(host: string, detail: string) {
@@ -17,38 +17,147 @@ export interface AddressPolicy {
   readonly allowLoopbackPorts?: ReadonlySet<number>;
 }
 
+/** IPv6 global unicast (2000::/3): the only IPv6 block a public web server can be in. */
+const GLOBAL_UNICAST_V6 = ipaddr.parseCIDR('2000::/3');
 /**
- * Why an address must not be reached, or undefined when it is a public unicast address.
- * Everything ipaddr.js does not classify as plain 'unicast' is refused: loopback, private (RFC 1918),
- * link-local (169.254.0.0/16 with the metadata service, fe80::/10), CGNAT, multicast, broadcast,
- * unspecified, reserved, benchmarking, IPv6 ULA, and IPv4-mapped, NAT64, 6to4 and Teredo forms that
- * could smuggle an IPv4 target.
+ * Special-purpose blocks inside 2000::/3 that ipaddr.js does not all name (IANA's IPv6 special-purpose
+ * registry): 2001::/23 holds Teredo, benchmarking, ORCHID and other protocol assignments; 2001:db8::/32 and
+ * 3fff::/20 are documentation; 2002::/16 is 6to4, which embeds an IPv4 address.
+ */
+const SPECIAL_V6 = ['2001::/23', '2001:db8::/32', '2002::/16', '3fff::/20', '2620:4f:8000::/48'].map((c) =>
+  ipaddr.parseCIDR(c),
+);
+/** Special-purpose IPv4 blocks refused on top of ipaddr.js's ranges (some versions call them unicast). */
+const SPECIAL_V4 = [
+  '0.0.0.0/8',
+  '100.64.0.0/10',
+  '192.0.0.0/24',
+  '192.0.2.0/24',
+  '192.31.196.0/24',
+  '192.52.193.0/24',
+  '192.88.99.0/24',
+  '192.175.48.0/24',
+  '198.18.0.0/15',
+  '198.51.100.0/24',
+  '203.0.113.0/24',
+  '240.0.0.0/4',
+].map((c) => ipaddr.parseCIDR(c));
+
+/**
+ * Why an address must not be reached, or undefined when it is verifiably public unicast.
+ *
+ * The rule is an allow-list, so any form an attacker finds is refused unless it is plainly public:
+ * - IPv4: ipaddr.js must call it 'unicast' and it must be outside every special-purpose block;
+ * - IPv4-mapped IPv6 (::ffff:a.b.c.d) is judged as the IPv4 address the socket really reaches;
+ * - any other IPv6 must be global unicast (2000::/3) outside the special-purpose blocks. That refuses every
+ *   form that embeds an IPv4 address: IPv4-compatible ::/96 (which the URL parser turns `[::127.0.0.1]`
+ *   into), SIIT ::ffff:0:0:0/96, NAT64 64:ff9b::/96 and 64:ff9b:1::/48, 6to4 2002::/16, Teredo 2001::/32,
+ *   as well as loopback, ULA, link-local, site-local and multicast.
  */
 export function blockedReason(address: string, port: number, policy: AddressPolicy = {}): string | undefined {
   if (!ipaddr.isValid(address)) return `"${address}" is not an IP address`;
-  const parsed = ipaddr.parse(address);
+  let parsed = ipaddr.parse(address);
+  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) {
+    parsed = (parsed as ipaddr.IPv6).toIPv4Address();
+  }
   const range = parsed.range();
   if (range === 'loopback' && policy.allowLoopbackPorts?.has(port)) return undefined;
-  if (range === 'unicast') return undefined;
-  return `${address} is in the ${range} range`;
+  if (parsed.kind() === 'ipv4') {
+    const v4 = parsed as ipaddr.IPv4;
+    if (range !== 'unicast') return `${address} is in the ${range} range`;
+    const special = SPECIAL_V4.find((cidr) => v4.match(cidr));
+    return special ? `${address} is in the special-purpose block ${cidrText(special)}` : undefined;
+  }
+  const v6 = parsed as ipaddr.IPv6;
+  if (!v6.match(GLOBAL_UNICAST_V6)) {
+    return `${address} is in the ${range === 'unicast' ? 'non-global' : range} range (not 2000::/3 global unicast)`;
+  }
+  if (range !== 'unicast') return `${address} is in the ${range} range`;
+  const special = SPECIAL_V6.find((cidr) => v6.match(cidr));
+  return special ? `${address} is in the special-purpose block ${cidrText(special)}` : undefined;
 }
+
+const cidrText = ([addr, bits]: [ipaddr.IPv4 | ipaddr.IPv6, number]) => `${addr.toString()}/${bits}`;
 
 export interface ResolvedTarget {
   readonly address: string;
   readonly family: 4 | 6;
 }
 
-export type Resolver = (hostname: string) => Promise<Array<{ address: string; family: number }>>;
-const systemResolver: Resolver = (hostname) => lookup(hostname, { all: true, verbatim: true });
+/**
+ * Resolves a host name to its addresses within `timeoutMs`. It may return early or throw; the caller
+ * enforces the deadline either way, so a resolver that never answers still cannot hold a fetch.
+ */
+export type Resolver = (
+  hostname: string,
+  timeoutMs: number,
+) => Promise<Array<{ address: string; family: number }>>;
+
+/** DNS answers that say the name has no address: final, not worth a retry. */
+const NO_SUCH_NAME = new Set([
+  'ENOTFOUND',
+  'ENODATA',
+  'NOTFOUND',
+  'NODATA',
+  'ENONAME',
+  'EBADNAME',
+  'BADNAME',
+]);
+
+/**
+ * Resolution through c-ares (dns.Resolver), not getaddrinfo (dns.lookup): getaddrinfo runs on libuv's
+ * four shared threads and cannot be cancelled, so a few names whose servers never answer would hold every
+ * other lookup, zlib stream and file read of the invocation for glibc's 5 s × attempts. c-ares queries run
+ * on the event loop, honour a per-query timeout and are cancelled at the deadline.
+ * RFC 6761: "localhost" names are loopback and ".invalid" names never resolve, without asking a server.
+ */
+export const dnsResolver =
+  (servers?: readonly string[]): Resolver =>
+  async (hostname, timeoutMs) => {
+    const name = hostname.toLowerCase();
+    if (name === 'localhost' || name.endsWith('.localhost'))
+      return [
+        { address: '127.0.0.1', family: 4 },
+        { address: '::1', family: 6 },
+      ];
+    if (name === 'invalid' || name.endsWith('.invalid'))
+      throw Object.assign(new Error(`${hostname} is a reserved .invalid name`), { code: 'ENOTFOUND' });
+    const resolver = new CaresResolver({ timeout: Math.max(50, Math.min(timeoutMs, 2_000)), tries: 3 });
+    if (servers) resolver.setServers([...servers]);
+    const cancel = setTimeout(() => resolver.cancel(), Math.max(1, timeoutMs));
+    try {
+      const [v4, v6] = await Promise.allSettled([resolver.resolve4(hostname), resolver.resolve6(hostname)]);
+      const addresses = [
+        ...(v4.status === 'fulfilled' ? v4.value.map((address) => ({ address, family: 4 })) : []),
+        ...(v6.status === 'fulfilled' ? v6.value.map((address) => ({ address, family: 6 })) : []),
+      ];
+      if (addresses.length > 0) return addresses;
+      const errors = [v4, v6].map((r) =>
+        r.status === 'rejected' ? (r.reason as NodeJS.ErrnoException) : undefined,
+      );
+      // Both families answered "no such name": final. Any other failure (timeout, SERVFAIL, refused) may pass.
+      if (errors.every((e) => NO_SUCH_NAME.has(String(e?.code)))) throw errors[0];
+      throw Object.assign(new Error(errors.map((e) => e?.code ?? 'no answer').join('/')), {
+        code: 'ETIMEOUT',
+      });
+    } finally {
+      clearTimeout(cancel);
+    }
+  };
+
+/** The resolver the crawler uses: c-ares with the system's name servers. */
+export const systemResolver: Resolver = dnsResolver();
 
 /**
  * Resolve a URL's host and check every address it resolves to. One bad address blocks the host, since a
  * rebinding resolver could hand that one to the connection. Returns the address to pin the connection to.
+ * Resolution counts against `deadline` (epoch ms): past it, the lookup is abandoned as a transient failure.
  */
 export async function resolveSafeTarget(
   url: URL,
   policy: AddressPolicy = {},
   resolver: Resolver = systemResolver,
+  deadline = Date.now() + 10_000,
 ): Promise<ResolvedTarget> {
   const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
   // WHATWG URL parsing already turned decimal, octal and hex IPv4 spellings into dotted form.
@@ -57,11 +166,7 @@ export async function resolveSafeTarget(
   if (ipaddr.isValid(host)) {
     addresses = [{ address: host, family: host.includes(':') ? 6 : 4 }];
   } else {
-    try {
-      addresses = await resolver(host);
-    } catch (error) {
-      throw new DnsError(host, error);
-    }
+    addresses = await resolveWithin(host, resolver, deadline);
   }
   if (addresses.length === 0) throw new DnsError(host, new Error('no addresses'));
   for (const a of addresses) {
@@ -72,10 +177,48 @@ export async function resolveSafeTarget(
   return { address: first.address, family: first.family === 6 ? 6 : 4 };
 }
 
+async function resolveWithin(
+  host: string,
+  resolver: Resolver,
+  deadline: number,
+): Promise<Array<{ address: string; family: number }>> {
+  const remaining = deadline - Date.now();
+  if (remaining <= 0) throw new DnsUnavailableError(host, new Error('no time left to resolve'));
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new DnsUnavailableError(host, new Error(`no answer within ${remaining} ms`))),
+      remaining,
+    );
+  });
+  const lookup = resolver(host, remaining);
+  lookup.catch(() => undefined); // it may settle after the deadline won
+  try {
+    return await Promise.race([lookup, expired]);
+  } catch (error) {
+    if (error instanceof DnsUnavailableError) throw error;
+    const code = String((error as NodeJS.ErrnoException)?.code ?? '');
+    if (NO_SUCH_NAME.has(code)) throw new DnsError(host, error);
+    throw new DnsUnavailableError(host, error);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The name does not exist or has no address: a recorded outcome. */
 export class DnsError extends PermanentError {
   constructor(host: string, cause: unknown) {
     super('dns-error', `cannot resolve ${host}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
     this.name = 'DnsError';
+  }
+}
+
+/** The resolver did not answer in time or failed: worth a retry, like a connection timeout. */
+export class DnsUnavailableError extends RetryableError {
+  readonly reason = 'dns-error';
+  constructor(host: string, cause: unknown) {
+    super(`DNS for ${host} unavailable: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    this.name = 'DnsUnavailableError';
   }
 }
 

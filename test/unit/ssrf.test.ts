@@ -37,6 +37,45 @@ const blocked: Array<[string, string]> = [
   ['NAT64 of private', 'http://[64:ff9b::a00:1]/'],
   ['IPv6 multicast', 'http://[ff02::1]/'],
   ['6to4', 'http://[2002:7f00:1::]/'],
+  // IPv6 forms that embed an IPv4 address; the URL parser rewrites [::127.0.0.1] to [::7f00:1].
+  ['IPv4-compatible loopback', 'http://[::127.0.0.1]/'],
+  ['IPv4-compatible metadata', 'http://[::169.254.169.254]/'],
+  ['IPv4-compatible private', 'http://[::10.0.0.1]/'],
+  ['IPv4-compatible public', 'http://[::8.8.8.8]/'],
+  ['IPv4-compatible hex form', 'http://[::a9fe:a9fe]/'],
+  ['IPv4-mapped hex form', 'http://[::ffff:7f00:1]/'],
+  ['IPv4-mapped private', 'http://[::ffff:10.0.0.1]/'],
+  ['IPv4-mapped CGNAT', 'http://[::ffff:100.64.0.1]/'],
+  ['SIIT IPv4-translated', 'http://[::ffff:0:7f00:1]/'],
+  ['SIIT metadata', 'http://[::ffff:0:a9fe:a9fe]/'],
+  ['NAT64 loopback', 'http://[64:ff9b::127.0.0.1]/'],
+  ['NAT64 metadata', 'http://[64:ff9b::a9fe:a9fe]/'],
+  ['NAT64 public', 'http://[64:ff9b::808:808]/'],
+  ['NAT64 local-use', 'http://[64:ff9b:1::a00:1]/'],
+  ['6to4 metadata', 'http://[2002:a9fe:a9fe::1]/'],
+  ['6to4 public', 'http://[2002:808:808::1]/'],
+  ['Teredo', 'http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/'],
+  ['IETF protocol block', 'http://[2001:2::1]/'],
+  ['ORCHIDv2', 'http://[2001:20::1]/'],
+  ['IPv6 documentation', 'http://[2001:db8::1]/'],
+  ['IPv6 documentation 3fff', 'http://[3fff::1]/'],
+  ['IPv6 site-local', 'http://[fec0::1]/'],
+  ['IPv6 discard', 'http://[100::1]/'],
+  ['IPv6 outside 2000::/3', 'http://[4000::1]/'],
+  ['IPv6 loopback long form', 'http://[0:0:0:0:0:0:0:1]/'],
+  ['IPv6 unspecified IPv4 form', 'http://[::0.0.0.0]/'],
+  ['zero network', 'http://0.1.2.3/'],
+  ['IPv4 documentation', 'http://192.0.2.10/'],
+  ['IPv4 benchmarking', 'http://198.18.0.1/'],
+  ['IETF protocol IPv4', 'http://192.0.0.170/'],
+  ['6to4 relay anycast', 'http://192.88.99.1/'],
+  ['TEST-NET-3', 'http://203.0.113.5/'],
+  ['loopback in hex parts', 'http://0x7f.0.0.1/'],
+  ['loopback in mixed parts', 'http://127.0.1/'],
+  ['decimal metadata with dots', 'http://169.254.43518/'],
+  ['trailing-dot IPv4', 'http://127.0.0.1./'],
+  ['percent-encoded loopback', 'http://%31%32%37.0.0.1/'],
+  ['fullwidth digits', 'http://１２７.０.０.１/'],
 ];
 
 /** A resolver that answers from a table, standing in for DNS without touching the network. */
@@ -66,6 +105,27 @@ describe('SSRF guard', () => {
     await expect(resolveSafeTarget(new URL('http://mixed.example/'), {}, dns)).rejects.toBeInstanceOf(
       BlockedAddressError,
     );
+  });
+
+  it('blocks a DNS answer in any IPv4-embedding IPv6 form', async () => {
+    for (const address of [
+      '::7f00:1',
+      '::ffff:a9fe:a9fe',
+      '64:ff9b::a00:1',
+      '2002:c0a8:1::',
+      '::ffff:0:a00:1',
+    ]) {
+      const dns = fakeDns({ 'embed.example': [address] });
+      await expect(
+        resolveSafeTarget(new URL('http://embed.example/'), {}, dns),
+        address,
+      ).rejects.toBeInstanceOf(BlockedAddressError);
+    }
+  });
+
+  it('judges an IPv4-mapped answer as the IPv4 address it reaches', () => {
+    expect(blockedReason('::ffff:8.8.8.8', 80)).toBeUndefined();
+    expect(blockedReason('::ffff:127.0.0.1', 80)).toMatch(/loopback/);
   });
 
   it('lets public IPv4 and IPv6 addresses through and pins the first one', async () => {

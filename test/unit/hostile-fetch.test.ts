@@ -1,0 +1,282 @@
+import dgram from 'node:dgram';
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadRobots, ROBOTS_MAX_BYTES, robotsText } from '../../functions/crawler/robots';
+import { type FetchPolicy, safeFetch, TransientFetchError } from '../../functions/crawler/safe-fetch';
+import { DnsError, dnsResolver, resolveSafeTarget, systemResolver } from '../../functions/crawler/ssrf';
+
+// Hostile servers on loopback, each misbehaving at one step of an HTTP exchange. The property under test
+// is the same for all: the fetch settles (page, outcome or retryable error) by its deadline, and leaves no
+// socket open behind it.
+
+/** A raw TCP server that answers every connection with `reply(socket)`; counts open sockets. */
+async function rawServer(reply: (socket: net.Socket) => void) {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    socket.once('data', () => reply(socket));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    sockets,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+const policyFor = (port: number, extra: Partial<FetchPolicy> = {}): FetchPolicy => ({
+  userAgent: 'test-bot',
+  timeoutMs: 800,
+  maxBodyBytes: 100_000,
+  allowedContentTypes: ['text/html'],
+  allowLoopbackPorts: new Set([port]),
+  ...extra,
+});
+
+/** Wait until the server has seen every client socket close: at most 3 s, far below the long deadlines. */
+async function allClosed(sockets: Set<net.Socket>): Promise<boolean> {
+  for (let i = 0; i < 150 && sockets.size > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  return sockets.size === 0;
+}
+
+describe('safeFetch against servers that misbehave', () => {
+  // Cases that settle at once get a long deadline, so a socket left open would outlive the check below.
+  const cases: Array<{
+    name: string;
+    reply: (s: net.Socket) => void;
+    expect: Record<string, unknown>;
+    timeoutMs?: number;
+  }> = [
+    {
+      name: 'a 101 Switching Protocols reply',
+      reply: (s) =>
+        s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'),
+      expect: { reason: 'http-error', status: 101 },
+      timeoutMs: 20_000,
+    },
+    {
+      name: 'a 101 reply with no Upgrade header',
+      reply: (s) => s.write('HTTP/1.1 101 Switching Protocols\r\n\r\nhello'),
+      expect: { reason: 'http-error', status: 101 },
+    },
+    {
+      name: 'a connection closed before any response',
+      reply: (s) => s.end(),
+      expect: { reason: 'network-error' },
+    },
+    {
+      name: 'a reset before any response',
+      reply: (s) => s.resetAndDestroy(),
+      expect: { reason: 'network-error' },
+    },
+    {
+      name: 'a server that never answers',
+      reply: () => undefined,
+      expect: { reason: 'timeout' },
+    },
+    {
+      name: 'headers that never end (slowloris)',
+      reply: (s) => {
+        s.write('HTTP/1.1 200 OK\r\n');
+        const t = setInterval(() => (s.writable ? s.write('X-A: b\r\n') : clearInterval(t)), 50);
+        s.on('close', () => clearInterval(t));
+      },
+      expect: { reason: 'timeout' },
+    },
+    {
+      name: 'a body that never ends',
+      reply: (s) => {
+        s.write('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n');
+        const t = setInterval(() => (s.writable ? s.write('1\r\na\r\n') : clearInterval(t)), 50);
+        s.on('close', () => clearInterval(t));
+      },
+      expect: { reason: 'timeout' },
+    },
+    {
+      name: 'a garbage status line',
+      reply: (s) => s.end('SSH-2.0-OpenSSH_9.0\r\n'),
+      expect: { reason: 'network-error' },
+    },
+    {
+      name: 'an unsupported Content-Encoding, with the connection held open',
+      reply: (s) =>
+        s.write(
+          'HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: zstd\r\nContent-Length: 100000\r\n\r\nxx',
+        ),
+      expect: { reason: 'unsupported-encoding' },
+      timeoutMs: 20_000,
+    },
+    {
+      name: 'a body that is not the gzip it claims',
+      reply: (s) =>
+        s.end(
+          'HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\nContent-Length: 10\r\n\r\nnot-gzip!!',
+        ),
+      expect: { reason: 'bad-encoding' },
+    },
+    {
+      name: 'a 1xx informational reply that is never followed by a final one',
+      reply: (s) => s.write('HTTP/1.1 103 Early Hints\r\nLink: </a>; rel=preload\r\n\r\n'),
+      expect: { reason: 'timeout' },
+    },
+    {
+      name: 'a Content-Length longer than the body, then silence',
+      reply: (s) =>
+        s.write('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5000\r\n\r\n<p>short'),
+      expect: { reason: 'timeout' },
+    },
+    {
+      name: 'a Content-Length longer than the body, then close',
+      reply: (s) =>
+        s.end('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5000\r\n\r\n<p>short'),
+      expect: { reason: 'network-error' },
+    },
+    {
+      name: 'conflicting Content-Length headers',
+      reply: (s) =>
+        s.end(
+          'HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\nContent-Length: 9\r\n\r\n<p>hello',
+        ),
+      expect: { reason: 'network-error' },
+    },
+  ];
+
+  for (const c of cases) {
+    it(`settles by the deadline and closes the socket on ${c.name}`, async () => {
+      const server = await rawServer(c.reply);
+      try {
+        const started = Date.now();
+        const policy = policyFor(server.port, c.timeoutMs ? { timeoutMs: c.timeoutMs } : {});
+        const result = await safeFetch(`http://127.0.0.1:${server.port}/`, policy).then(
+          () => ({ settled: 'resolved' }),
+          (e: unknown) => e,
+        );
+        expect(result).toMatchObject(c.expect);
+        // Bounded by the deadline plus scheduling slack on a loaded machine, never by the server.
+        expect(Date.now() - started).toBeLessThan(policy.timeoutMs + 5_000);
+        expect(await allClosed(server.sockets)).toBe(true);
+      } finally {
+        await server.close();
+      }
+    });
+  }
+
+  it('fails robots.txt answered with 101 as unreachable (disallow) instead of hanging', async () => {
+    const server = await rawServer((s) =>
+      s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n'),
+    );
+    try {
+      const rules = await loadRobots(`http://127.0.0.1:${server.port}`, policyFor(server.port));
+      expect(rules.source).toBe('unreachable');
+      expect(rules.isAllowed(`http://127.0.0.1:${server.port}/`)).toBe(false);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('DNS inside the fetch deadline', () => {
+  const never = () => new Promise<Array<{ address: string; family: number }>>(() => undefined);
+
+  it('rejects a fetch whose resolver never answers as a retryable dns-error, by the deadline', async () => {
+    const result = await safeFetch('http://slow-dns.example/', {
+      ...policyFor(1),
+      timeoutMs: 300,
+      resolver: never,
+    }).catch((e: unknown) => e);
+    expect(result).toBeInstanceOf(TransientFetchError);
+    expect(result).toMatchObject({ reason: expect.stringMatching(/dns-error|timeout/) });
+  });
+
+  it('settles every one of many fetches with unresponsive DNS, none waiting on the others', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        safeFetch(`http://slow-${i}.example/`, { ...policyFor(1), timeoutMs: 300, resolver: never }).catch(
+          (e: unknown) => e,
+        ),
+      ),
+    );
+    for (const r of results) expect(r).toBeInstanceOf(TransientFetchError);
+  });
+
+  it('answers RFC 6761 names without asking a server: .invalid never resolves, localhost is loopback', async () => {
+    await expect(systemResolver('pipeline-test.invalid', 1_000)).rejects.toMatchObject({ code: 'ENOTFOUND' });
+    await expect(resolveSafeTarget(new URL('http://x.invalid/'))).rejects.toBeInstanceOf(DnsError);
+    expect((await systemResolver('a.localhost', 1_000)).map((a) => a.address)).toEqual(['127.0.0.1', '::1']);
+  });
+
+  it('cancels lookups to a name server that never answers, without holding the libuv thread pool', async () => {
+    const blackhole = dgram.createSocket('udp4');
+    let queries = 0;
+    blackhole.on('message', () => queries++);
+    await new Promise<void>((r) => blackhole.bind(0, '127.0.0.1', () => r()));
+    const resolve = dnsResolver([`127.0.0.1:${blackhole.address().port}`]);
+    try {
+      let lookupsSettled = false;
+      const lookups = Promise.allSettled(
+        Array.from({ length: 8 }, (_, i) =>
+          resolveSafeTarget(new URL(`http://n${i}.example/`), {}, resolve, Date.now() + 400),
+        ),
+      ).then((r) => {
+        lookupsSettled = true;
+        return r;
+      });
+      // zlib runs on the thread pool that getaddrinfo would be blocking.
+      await promisify(zlib.gzip)(Buffer.alloc(1000));
+      expect(lookupsSettled).toBe(false);
+      const settled = await lookups;
+      for (const s of settled) {
+        expect(s.status).toBe('rejected');
+        expect((s as PromiseRejectedResult).reason).toMatchObject({ name: 'DnsUnavailableError' });
+      }
+      expect(queries).toBeGreaterThan(0);
+    } finally {
+      blackhole.close();
+    }
+  });
+});
+
+describe('robots.txt size limit (RFC 9309 §2.5)', () => {
+  let server: http.Server;
+  let port: number;
+  beforeAll(async () => {
+    server = http.createServer((_req, res) => {
+      const rule = 'Disallow: /blocked\n';
+      const filler = '# filler line to pass the size limit\n'.repeat(Math.ceil(ROBOTS_MAX_BYTES / 36));
+      // The rule sits before the limit; a second one after it must be ignored.
+      res
+        .writeHead(200, { 'content-type': 'text/plain' })
+        .end(`User-agent: *\n${rule}${filler}Disallow: /late\n`);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  it('parses the first 512 KiB of an oversized robots.txt and ignores the rest', async () => {
+    const rules = await loadRobots(`http://127.0.0.1:${port}`, policyFor(port, { timeoutMs: 5_000 }));
+    expect(rules.source).toBe('parsed');
+    expect(rules.isAllowed(`http://127.0.0.1:${port}/blocked/x`)).toBe(false);
+    expect(rules.isAllowed(`http://127.0.0.1:${port}/late`)).toBe(true);
+    expect(rules.isAllowed(`http://127.0.0.1:${port}/open`)).toBe(true);
+  });
+
+  it('drops the unfinished last line of a body cut at the limit', () => {
+    const cut = Buffer.concat([
+      Buffer.from('User-agent: *\nDisallow: /a\n'),
+      Buffer.alloc(ROBOTS_MAX_BYTES, 'x'),
+    ]).subarray(0, ROBOTS_MAX_BYTES);
+    expect(robotsText(cut)).toBe('User-agent: *\nDisallow: /a\n');
+    expect(robotsText(Buffer.from('Disallow: /b'))).toBe('Disallow: /b');
+  });
+});
