@@ -12,7 +12,7 @@ import { type Outcome, type OutcomeDetail, recordOutcome } from '../shared/outco
 import { type logger, METRIC, metrics, recordLogger } from '../shared/powertools';
 import { FrontierMessage, type ParseMessage, parseMessage } from '../shared/schemas';
 import { SendBatcher } from '../shared/send-batcher';
-import { canonicalizeUrl, hostKey, urlHash } from '../shared/url';
+import { boundedUrlKey, canonicalizeUrl, hostKey, urlHash } from '../shared/url';
 import { decideFetch } from './policy';
 import { loadRobots, RobotsCache } from './robots';
 import { type FetchPolicy, safeFetch, TransientFetchError } from './safe-fetch';
@@ -184,7 +184,7 @@ async function handleRecord(record: SQSRecord, context: Context, parseSender: Se
     await recordOutcome(
       config.urlsTable,
       message.crawlId,
-      message.payload.url.slice(0, 2048),
+      boundedUrlKey(message.payload.url),
       'invalid-url',
       {
         detail: (error as Error).message,

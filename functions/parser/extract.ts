@@ -6,10 +6,32 @@ export interface ExtractLimits {
   readonly maxTextChars: number;
   /** Distinct outgoing links kept. */
   readonly maxLinks: number;
+  /**
+   * Open elements nested at once. htmlparser2 keeps open elements in an array it searches and shifts on
+   * every tag, so unclosed nesting costs O(depth) per tag: 650,000 unclosed tags take minutes.
+   * Browsers stop nesting at a few hundred levels (Chromium: 512).
+   */
+  readonly maxDepth: number;
+  /** Elements parsed in all. */
+  readonly maxElements: number;
+  /** Wall-clock budget for the parse, checked every 1,000 elements and between chunks. */
+  readonly maxParseMs: number;
 }
 
 // Text is bounded so a page record stays near 2 KB: DynamoDB bills writes per started KB.
-export const DEFAULT_LIMITS: ExtractLimits = { maxTextChars: 1_000, maxLinks: 500 };
+export const DEFAULT_LIMITS: ExtractLimits = {
+  maxTextChars: 1_000,
+  maxLinks: 500,
+  maxDepth: 1_000,
+  maxElements: 200_000,
+  maxParseMs: 5_000,
+};
+
+/** Why extraction stopped before the end of the document, when it did. */
+export type ExtractCut = 'depth' | 'elements' | 'time';
+
+/** The document is fed to the parser in slices, so a cut or the time budget is noticed between them. */
+const CHUNK_CHARS = 64 * 1024;
 
 export interface ExtractedPage {
   readonly title?: string;
@@ -23,6 +45,8 @@ export interface ExtractedPage {
   readonly invalidLinks: number;
   /** True when the page asks robots not to follow its links (meta robots nofollow). */
   readonly nofollow: boolean;
+  /** Set when a limit stopped the parse: what was extracted before it is kept. */
+  readonly cut?: ExtractCut;
 }
 
 const SKIP_TEXT = new Set(['script', 'style', 'noscript', 'template', 'svg', 'head']);
@@ -30,13 +54,19 @@ const SKIP_TEXT = new Set(['script', 'style', 'noscript', 'template', 'svg', 'he
 /**
  * Extract what the pipeline stores from an HTML document, in one streaming pass with htmlparser2.
  * Links resolve against the first <base href> (if it is itself valid) or the page URL, and are canonicalised
- * and deduplicated. Text is whitespace-collapsed and bounded.
+ * and deduplicated. Text is whitespace-collapsed and bounded. The parser's work is bounded too (nesting
+ * depth, element count, time): past a limit it stops, keeps what it found and says which limit in `cut`.
  */
 export function extractPage(
   html: string,
   pageUrl: string,
-  limits: ExtractLimits = DEFAULT_LIMITS,
+  overrides: Partial<ExtractLimits> = {},
 ): ExtractedPage {
+  const limits: ExtractLimits = { ...DEFAULT_LIMITS, ...overrides };
+  const deadline = Date.now() + limits.maxParseMs;
+  let depth = 0;
+  let elements = 0;
+  let cut: ExtractCut | undefined;
   let base = pageUrl;
   let baseSeen = false;
   let title = '';
@@ -52,6 +82,16 @@ export function extractPage(
   const parser = new Parser(
     {
       onopentag(name, attrs) {
+        if (cut) return;
+        depth++;
+        elements++;
+        if (depth > limits.maxDepth) cut = 'depth';
+        else if (elements > limits.maxElements) cut = 'elements';
+        else if (elements % 1_000 === 0 && Date.now() > deadline) cut = 'time';
+        if (cut) {
+          parser.pause();
+          return;
+        }
         if (SKIP_TEXT.has(name)) skipDepth++;
         switch (name) {
           case 'base':
@@ -85,10 +125,12 @@ export function extractPage(
         }
       },
       ontext(data) {
-        if (inTitle) title += data;
-        else if (skipDepth === 0 && text.length < limits.maxTextChars * 2) text += data;
+        if (inTitle) {
+          if (title.length < 4 * TITLE_CHARS) title += data;
+        } else if (skipDepth === 0 && text.length < limits.maxTextChars * 2) text += data;
       },
       onclosetag(name) {
+        if (depth > 0) depth--;
         if (SKIP_TEXT.has(name) && skipDepth > 0) skipDepth--;
         if (name === 'title' && inTitle) {
           inTitle = false;
@@ -99,8 +141,12 @@ export function extractPage(
     },
     { decodeEntities: true, lowerCaseTags: true, lowerCaseAttributeNames: true },
   );
-  parser.write(html);
-  parser.end();
+  for (let at = 0; at < html.length && !cut; at += CHUNK_CHARS) {
+    parser.write(html.slice(at, at + CHUNK_CHARS));
+    if (!cut && Date.now() > deadline && at + CHUNK_CHARS < html.length) cut = 'time';
+  }
+  // After a cut the open elements are abandoned, not closed one by one.
+  if (!cut) parser.end();
 
   const links: string[] = [];
   const seen = new Set<string>();
@@ -128,15 +174,18 @@ export function extractPage(
   }
   const collapse = (s: string) => s.replace(/\s+/g, ' ').trim();
   return {
-    title: collapse(title).slice(0, 300) || undefined,
+    title: collapse(title).slice(0, TITLE_CHARS) || undefined,
     description: description ? collapse(description).slice(0, 300) : undefined,
     canonical,
     text: collapse(text).slice(0, limits.maxTextChars),
     links,
     invalidLinks,
     nofollow,
+    ...(cut ? { cut } : {}),
   };
 }
+
+const TITLE_CHARS = 300;
 
 const BLOCK = new Set([
   'p',

@@ -58,6 +58,7 @@ async function handleRecord(record: SQSRecord): Promise<string> {
   }
   const { text, charset } = decodeHtml(body, message.payload.contentType);
   const page = extractPage(text, finalUrl);
+  if (page.cut) log.warn('page parse stopped at a limit; keeping what was extracted', { url, cut: page.cut });
 
   const stored = await storePage(config.pagesTable, pageRecord(message, page, charset));
   metrics.addMetric(stored === 'stored' ? METRIC.pagesStored : METRIC.duplicatesSuppressed, 'Count', 1);

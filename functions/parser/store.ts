@@ -66,6 +66,8 @@ function pageFields(message: ParseMessage, page: ExtractedPage, charset: string)
     canonical: page.canonical,
     linkCount: page.links.length,
     correlationId: message.correlationId,
+    // A parse stopped by a limit is still stored, with the limit that stopped it.
+    ...(page.cut ? { parseCut: page.cut } : {}),
   };
 }
 

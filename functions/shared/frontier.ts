@@ -7,7 +7,7 @@ import {
 import { sqs } from './clients';
 import { RetryableError } from './errors';
 import type { FrontierMessage } from './schemas';
-import { hostKey, urlHash } from './url';
+import { frontierGroupId, urlHash } from './url';
 
 export interface FrontierItem {
   readonly url: string;
@@ -35,7 +35,8 @@ export function frontierMessage(crawlId: string, correlationId: string, item: Fr
 }
 
 /**
- * Send canonical URLs to the FIFO frontier in batches of 10. Group = host (ordering and politeness per host),
+ * Send canonical URLs to the FIFO frontier in batches of 10. Group = host (ordering and politeness per host;
+ * see frontierGroupId),
  * dedup id = hash(crawlId, URL), so a resend inside the 5-minute dedup window is dropped by SQS.
  * Entries SQS rejects are retried once; any still failing raise a RetryableError, so the caller's record
  * is redelivered and its claims re-sent.
@@ -52,7 +53,7 @@ export async function sendToFrontier(
     let entries: SendMessageBatchRequestEntry[] = items.slice(i, i + SQS_BATCH).map((item, n) => ({
       Id: String(n),
       MessageBody: JSON.stringify(frontierMessage(crawlId, correlationId, item)),
-      MessageGroupId: hostKey(item.url),
+      MessageGroupId: frontierGroupId(item.url),
       MessageDeduplicationId: urlHash(crawlId, item.url),
     }));
     for (let attempt = 0; attempt < 2 && entries.length > 0; attempt++) {

@@ -1,7 +1,12 @@
 import { createHash } from 'node:crypto';
 import { PermanentError } from './errors';
 
-export const MAX_URL_LENGTH = 2048;
+/**
+ * Longest canonical URL, in bytes: a URL is the sort key of its URL and page records, and DynamoDB caps a
+ * sort key at 1,024 bytes. A canonical URL is ASCII (the URL serializer percent-encodes the rest and the
+ * host is punycode), so characters and bytes agree.
+ */
+export const MAX_URL_LENGTH = 1024;
 
 export class InvalidUrlError extends PermanentError {
   constructor(input: string, why: string) {
@@ -31,8 +36,9 @@ function normalizeEscapes(part: string): string {
 export function canonicalizeUrl(input: string, base?: string): string {
   const raw = input.trim();
   if (raw.length === 0) throw new InvalidUrlError(input, 'empty');
-  if (raw.length > MAX_URL_LENGTH)
-    throw new InvalidUrlError(input, `longer than ${MAX_URL_LENGTH} characters`);
+  // Input may be longer than the canonical form (dot segments, default port); the parse cost stays bounded.
+  if (raw.length > 4 * MAX_URL_LENGTH)
+    throw new InvalidUrlError(input, `longer than ${4 * MAX_URL_LENGTH} characters before canonicalisation`);
   let url: URL;
   try {
     url = new URL(raw, base);
@@ -54,14 +60,39 @@ export function canonicalizeUrl(input: string, base?: string): string {
   const query = params.toString();
   url.search = query.length > 0 ? normalizeEscapes(query) : '';
   const out = url.toString();
-  if (out.length > MAX_URL_LENGTH)
-    throw new InvalidUrlError(input, `longer than ${MAX_URL_LENGTH} characters`);
+  if (Buffer.byteLength(out) > MAX_URL_LENGTH)
+    throw new InvalidUrlError(input, `longer than ${MAX_URL_LENGTH} characters once canonical`);
   return out;
 }
 
 /** host[:port] of a canonical URL: the FIFO message group, so each host is one ordered, polite partition. */
 export function hostKey(canonicalUrl: string): string {
   return new URL(canonicalUrl).host;
+}
+
+/** SQS caps a MessageGroupId at 128 characters. */
+const MAX_GROUP_ID = 128;
+
+/**
+ * The frontier's message group for a canonical URL: its host, so each host is one ordered, polite
+ * partition. A host too long for a group id (up to 253 characters of name plus a port) gets a stable
+ * digest of itself instead, still one group per host.
+ */
+export function frontierGroupId(canonicalUrl: string): string {
+  const host = hostKey(canonicalUrl);
+  if (host.length <= MAX_GROUP_ID) return host;
+  return `host-sha256-${createHash('sha256').update(host).digest('hex')}`;
+}
+
+/**
+ * A key for a string that is not a canonical URL (an invalid one being recorded as such): the string itself
+ * when it fits a sort key, otherwise its first bytes and a digest of the whole, so it is still unique.
+ */
+export function boundedUrlKey(raw: string): string {
+  if (Buffer.byteLength(raw) <= MAX_URL_LENGTH) return raw;
+  const digest = createHash('sha256').update(raw).digest('hex');
+  // 900 bytes + a replacement character where the cut splits one (3 bytes) + "#sha256:" + 64 hex < 1,024.
+  return `${Buffer.from(raw).subarray(0, 900).toString('utf8')}#sha256:${digest}`;
 }
 
 /** Stable id of a URL within a crawl: the FIFO deduplication id and the claim key. */

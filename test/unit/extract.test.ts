@@ -155,3 +155,57 @@ describe('body hand-off', () => {
     expect(plan.kind).toBe('s3');
   });
 });
+
+describe('extractPage on pathological HTML', () => {
+  it('stops at the nesting limit on 650,000 unclosed inline tags, keeping what came before', () => {
+    const html = `<title>Deep</title><a href="/before">x</a>${'<b>'.repeat(650_000)}<a href="/after">y</a>`;
+    const page = extractPage(html, 'http://deep.example/');
+    expect(page.cut).toBe('depth');
+    expect(page.title).toBe('Deep');
+    expect(page.links).toEqual(['http://deep.example/before']);
+  });
+
+  it('stops at the element limit on a flat flood of elements', () => {
+    const html = `<a href="/first">x</a>${'<i></i>'.repeat(3_000)}<a href="/late">y</a>`;
+    const page = extractPage(html, 'http://flat.example/', { maxElements: 1_000 });
+    expect(page.cut).toBe('elements');
+    expect(page.links).toEqual(['http://flat.example/first']);
+  });
+
+  it('stops at the time budget and says so', () => {
+    const html = `<a href="/first">x</a>${'<i></i>'.repeat(300_000)}`;
+    const page = extractPage(html, 'http://slow.example/', { maxParseMs: 0 });
+    expect(page.cut).toBe('time');
+    expect(page.links).toEqual(['http://slow.example/first']);
+  });
+
+  it('parses a normal page to the end without a cut', () => {
+    const html = `<div>${'<p><a href="/x">x</a></p>'.repeat(2_000)}</div>`;
+    expect(extractPage(html, 'http://ok.example/').cut).toBeUndefined();
+  });
+
+  it.each([
+    ['a huge attribute value', `<a href="/ok" title="${'t'.repeat(1_500_000)}">x</a>`],
+    ['a huge comment', `<!--${'-'.repeat(1_500_000)}<a href="/no">--><a href="/ok">x</a>`],
+    ['an unterminated script', `<a href="/ok">x</a><script>${'var a=1;'.repeat(200_000)}`],
+    [
+      'thousands of attributes',
+      `<a ${Array.from({ length: 50_000 }, (_, i) => `a${i}=1`).join(' ')} href="/ok">x</a>`,
+    ],
+    ['huge numeric entities', `<a href="/ok">${'&#99999999999;'.repeat(100_000)}</a>`],
+    ['a giant title', `<title>${'T'.repeat(1_000_000)}</title><a href="/ok">x</a>`],
+    ['deep nested tables', `${'<table><tr><td>'.repeat(50_000)}<a href="/ok">x</a>`],
+  ])('extracts within its limits from %s', (_name, html) => {
+    const page = extractPage(html, 'http://p.example/');
+    expect((page.title ?? '').length).toBeLessThanOrEqual(300);
+    expect(page.text.length).toBeLessThanOrEqual(1_000);
+    if (!page.cut) expect(page.links).toContain('http://p.example/ok');
+  });
+
+  it('drops a link too long for a DynamoDB key as invalid and keeps its page-mates', () => {
+    const long = `/${'x'.repeat(1_500)}`;
+    const page = extractPage(`<a href="${long}">long</a><a href="/short">s</a>`, 'http://k.example/');
+    expect(page.links).toEqual(['http://k.example/short']);
+    expect(page.invalidLinks).toBe(1);
+  });
+});

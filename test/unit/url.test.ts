@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalizeUrl, hostKey, InvalidUrlError, urlHash } from '../../functions/shared/url';
+import {
+  boundedUrlKey,
+  canonicalizeUrl,
+  frontierGroupId,
+  hostKey,
+  InvalidUrlError,
+  urlHash,
+} from '../../functions/shared/url';
 
 describe('canonicalizeUrl', () => {
   const cases: Array<[input: string, expected: string, base?: string]> = [
@@ -55,10 +62,41 @@ describe('canonicalizeUrl', () => {
     ['mailto:a@example.com', /scheme mailto:/],
     ['not a url', /does not parse/],
     ['', /empty/],
-    [`http://example.com/${'a'.repeat(2100)}`, /longer than 2048/],
-  ])('rejects %s with an InvalidUrlError', (input, message) => {
+    [`http://example.com/${'a'.repeat(1500)}`, /longer than 1024 characters once canonical/],
+    [`http://example.com/${'a'.repeat(5000)}`, /longer than 4096 characters/],
+    // Short input, long canonical form: every non-ASCII character becomes a 9-byte escape.
+    [`http://example.com/${'é'.repeat(200)}`, /longer than 1024 characters once canonical/],
+  ])('rejects %# with an InvalidUrlError', (input: string, message: RegExp) => {
     expect(() => canonicalizeUrl(input)).toThrow(InvalidUrlError);
     expect(() => canonicalizeUrl(input)).toThrow(message);
+  });
+});
+
+describe('keys that must fit DynamoDB and SQS limits', () => {
+  it('keeps every canonical URL within the 1,024-byte sort-key limit, up to the limit exactly', () => {
+    const base = 'http://example.com/';
+    const longest = `${base}${'a'.repeat(1024 - base.length)}`;
+    expect(canonicalizeUrl(longest)).toBe(longest);
+    expect(() => canonicalizeUrl(`${longest}a`)).toThrow(InvalidUrlError);
+  });
+
+  it('bounds the key of an invalid URL and keeps it unique', () => {
+    expect(boundedUrlKey('not a url')).toBe('not a url');
+    const a = boundedUrlKey(`x${'é'.repeat(2000)}`);
+    const b = boundedUrlKey(`y${'é'.repeat(2000)}`);
+    expect(Buffer.byteLength(a)).toBeLessThanOrEqual(1024);
+    expect(a).not.toBe(b);
+    expect(boundedUrlKey(`x${'é'.repeat(2000)}`)).toBe(a);
+  });
+
+  it('uses the host as the frontier group, and a digest of it when the host is too long for SQS', () => {
+    expect(frontierGroupId('http://example.com:8080/a')).toBe('example.com:8080');
+    const label = 'a'.repeat(63);
+    const longHost = `${label}.${label}.${label}.example`;
+    const id = frontierGroupId(`http://${longHost}/`);
+    expect(id.length).toBeLessThanOrEqual(128);
+    expect(id).toBe(frontierGroupId(`http://${longHost}/other`));
+    expect(id).not.toBe(frontierGroupId(`http://b${longHost.slice(1)}/`));
   });
 });
 
