@@ -16,7 +16,7 @@ import { boundedUrlKey, canonicalizeUrl, hostKey, urlHash } from '../shared/url'
 import { decideFetch } from './policy';
 import { loadRobots, RobotsCache } from './robots';
 import { type FetchPolicy, safeFetch, TransientFetchError } from './safe-fetch';
-import { parseAllowedPorts } from './ssrf';
+import { dnsResolver, parseAllowedPorts } from './ssrf';
 import { type CollectResult, UrlRecordPersistenceLayer } from './url-idempotency';
 
 const config = {
@@ -31,6 +31,7 @@ const config = {
   recordTtlSeconds: intEnv(ENV.recordTtlSeconds, 7 * 24 * 3600),
   inlineBodyMaxBytes: intEnv(ENV.inlineBodyMaxBytes, 192 * 1024),
   allowLoopbackPorts: parseAllowedPorts(process.env[ENV.fetchAllowLoopbackPorts]),
+  dnsServers: process.env[ENV.fetchDnsServers]?.split(',').filter(Boolean),
 };
 
 const fetchPolicy: FetchPolicy = {
@@ -40,6 +41,7 @@ const fetchPolicy: FetchPolicy = {
   allowedContentTypes: ['text/html', 'application/xhtml+xml'],
   maxRedirects: 5,
   allowLoopbackPorts: config.allowLoopbackPorts,
+  ...(config.dnsServers ? { resolver: dnsResolver(config.dnsServers) } : {}),
 };
 
 /** Transient failures are retried by SQS this many receives; after that the outcome is recorded instead. */

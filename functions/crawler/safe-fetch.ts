@@ -69,6 +69,8 @@ const REDIRECT = new Set([301, 302, 303, 307, 308]);
 
 /** Something the fetch opened; destroyed when the fetch settles, whatever way it settles. */
 type Closable = { destroy(error?: Error): void };
+/** Which step the fetch is waiting on, so a deadline names it. */
+type Progress = { phase: 'dns' | 'http' };
 
 /**
  * GET a URL safely: http(s) only, every hop's addresses checked and the connection pinned to the checked
@@ -83,14 +85,21 @@ type Closable = { destroy(error?: Error): void };
 export async function safeFetch(rawUrl: string, policy: FetchPolicy): Promise<FetchedPage> {
   const deadline = Date.now() + policy.timeoutMs;
   const open = new Set<Closable>();
+  const progress: Progress = { phase: 'dns' };
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new TransientFetchError('timeout', `fetch did not finish within ${policy.timeoutMs} ms`)),
+      () =>
+        reject(
+          // A deadline spent waiting on DNS is a DNS failure, so robots.txt does not read it as the host's.
+          progress.phase === 'dns'
+            ? new TransientFetchError('dns-error', `no DNS answer within ${policy.timeoutMs} ms`)
+            : new TransientFetchError('timeout', `fetch did not finish within ${policy.timeoutMs} ms`),
+        ),
       policy.timeoutMs,
     );
   });
-  const work = fetchHops(rawUrl, policy, deadline, open);
+  const work = fetchHops(rawUrl, policy, deadline, open, progress);
   work.catch(() => undefined); // after the deadline wins, its late rejection has no listener
   try {
     return await Promise.race([work, expired]);
@@ -105,6 +114,7 @@ async function fetchHops(
   policy: FetchPolicy,
   deadline: number,
   open: Set<Closable>,
+  progress: Progress,
 ): Promise<FetchedPage> {
   const maxRedirects = policy.maxRedirects ?? 5;
   const seen = new Set<string>();
@@ -112,7 +122,7 @@ async function fetchHops(
   let current = canonicalizeUrl(rawUrl);
   for (;;) {
     seen.add(current);
-    const response = await requestOnce(new URL(current), policy, deadline, open);
+    const response = await requestOnce(new URL(current), policy, deadline, open, progress);
     const location = response.headers.location;
     if (REDIRECT.has(response.status) && location) {
       response.stream.destroy();
@@ -174,14 +184,17 @@ async function requestOnce(
   policy: FetchPolicy,
   deadline: number,
   open: Set<Closable>,
+  progress: Progress,
 ): Promise<RawResponse> {
   let target: ResolvedTarget;
+  progress.phase = 'dns';
   try {
     target = await resolveSafeTarget(url, policy, policy.resolver, deadline);
   } catch (error) {
     if (error instanceof DnsUnavailableError) throw new TransientFetchError('dns-error', error.message);
     throw error;
   }
+  progress.phase = 'http';
   const remaining = deadline - Date.now();
   if (remaining <= 0) throw new TransientFetchError('timeout', `timed out before connecting to ${url.host}`);
   // Every lookup the socket makes gets the address checked above, so a second DNS answer cannot swap it.

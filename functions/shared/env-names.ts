@@ -19,6 +19,8 @@ export const ENV = {
   recordTtlSeconds: 'RECORD_TTL_SECONDS',
   /** Test-only: comma-separated host:port pairs the SSRF guard lets through. Never set by the stack. */
   fetchAllowLoopbackPorts: 'CRAWLER_TEST_ALLOW_LOOPBACK_PORTS',
+  /** Test-only: comma-separated name servers (ip:port) for the crawler's resolver. Never set by the stack. */
+  fetchDnsServers: 'CRAWLER_TEST_DNS_SERVERS',
 } as const;
 
 /** Key prefix of claim-check bodies in the bodies bucket. */
