@@ -80,6 +80,7 @@ async function handleRecord(record: SQSRecord): Promise<string> {
     crawlsTable: config.crawlsTable,
     frontierQueueUrl: config.frontierQueueUrl,
     ttlSeconds: config.recordTtlSeconds,
+    redelivered: Number(record.attributes.ApproximateReceiveCount ?? '1') > 1,
   });
   metrics.addMetric(METRIC.linksEnqueued, 'Count', links.enqueued);
   if (links.overBudget > 0) metrics.addMetric(METRIC.linksOverBudget, 'Count', links.overBudget);

@@ -30,6 +30,8 @@ export interface DiscoverInput {
   readonly crawlsTable: string;
   readonly frontierQueueUrl: string;
   readonly ttlSeconds: number;
+  /** The parse message was received before (ApproximateReceiveCount > 1): its own claims may exist. */
+  readonly redelivered?: boolean;
 }
 
 export interface DiscoverResult {
@@ -45,12 +47,24 @@ export interface DiscoverResult {
 /** Test hook: called after claims are written and before they are enqueued, to simulate a crash there. */
 export const faultInjection: { afterClaim?: (urls: readonly string[]) => void } = {};
 
-/** URLs this container knows are claimed and enqueued, per crawl. Bounded; oldest dropped first. */
-const known = new Map<string, true>();
+/**
+ * What this container knows about a link, per crawl: SETTLED once it was sent to the frontier or given an
+ * outcome (by this container, or recorded before a claim was tried), or else the page that claimed it.
+ * A link claimed by another page is that page's to send, so it is skipped; but a link claimed by the page
+ * being parsed is never skipped, because that page may have died between its claim and its send, and its
+ * retry (possibly in this same container) must find and send it. Bounded; oldest dropped first.
+ */
+const known = new Map<string, string>();
+const SETTLED = '\u0000settled';
 const KNOWN_MAX = 200_000;
-const remember = (key: string) => {
+const remember = (key: string, state: string = SETTLED) => {
   if (known.size >= KNOWN_MAX) known.delete(known.keys().next().value as string);
-  known.set(key, true);
+  known.set(key, state);
+};
+/** Whether a page can skip a link from memory alone: settled, or claimed by some other page. */
+const skippable = (key: string, claimant: string): boolean => {
+  const state = known.get(key);
+  return state !== undefined && state !== claimant;
 };
 const keyOf = (crawlId: string, url: string) => `${crawlId} ${url}`;
 /** Crawls this container has seen run out of budget: their new links are no longer claimed. */
@@ -80,8 +94,10 @@ export function filterLinks(
 export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResult> {
   const { crawlId, claimant } = input;
   const { inScope, outOfScope, tooDeep } = filterLinks(input.links, claimant, input.depth, input.job);
-  const unknown = inScope.filter((u) => !known.has(keyOf(crawlId, u)));
-  const existing = await readClaims(input.urlsTable, crawlId, unknown);
+  const unknown = inScope.filter((u) => !skippable(keyOf(crawlId, u), claimant));
+  // A redelivered page may have claimed links before it died: read them consistently, so a stale read
+  // cannot hide its own claims (and so count them over budget instead of sending them).
+  const existing = await readClaims(input.urlsTable, crawlId, unknown, input.redelivered === true);
 
   const toSend: string[] = [];
   let alreadyKnown = inScope.length - unknown.length;
@@ -95,7 +111,7 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
       reclaimed++;
     } else {
       alreadyKnown++;
-      remember(keyOf(crawlId, url));
+      remember(keyOf(crawlId, url), owner || SETTLED);
     }
   }
 
@@ -187,11 +203,19 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
   };
 }
 
-/** claimedBy of each URL that has a record. Eventually consistent: a stale miss is caught by the conditional claim. */
+/** Test hook: drop the answer of an eventually consistent claim read, as a stale replica would. */
+export const staleReads: { inject?: boolean } = {};
+
+/**
+ * claimedBy of each URL that has a record ('' for a record with no claim, such as a seed's).
+ * Eventually consistent on a first delivery, where a stale miss only costs a conditional claim that
+ * fails; strongly consistent on a redelivery, where a stale miss could hide the page's own claims.
+ */
 async function readClaims(
   table: string,
   crawlId: string,
   urls: readonly string[],
+  consistent: boolean,
 ): Promise<Map<string, string>> {
   const owners = new Map<string, string>();
   for (let i = 0; i < urls.length; i += 100) {
@@ -208,10 +232,12 @@ async function readClaims(
               Keys: keys,
               ProjectionExpression: '#u, claimedBy',
               ExpressionAttributeNames: { '#u': 'url' },
+              ConsistentRead: consistent,
             },
           },
         }),
       );
+      if (staleReads.inject && !consistent) out.Responses = { [table]: [] };
       for (const item of out.Responses?.[table] ?? [])
         owners.set(item.url as string, String(item.claimedBy ?? ''));
       keys = out.UnprocessedKeys?.[table]?.Keys as Array<Record<string, unknown>> | undefined;
@@ -239,6 +265,8 @@ async function claimAll(input: DiscoverInput, urls: readonly string[]): Promise<
               UpdateExpression:
                 'SET claimedBy = :me, #d = if_not_exists(#d, :d), discoveredAt = if_not_exists(discoveredAt, :t), expiresAt = if_not_exists(expiresAt, :e)',
               ConditionExpression: 'attribute_not_exists(#u) OR claimedBy = :me',
+              // On a lost race, learn who owns the link (no extra read), so only that page skips it.
+              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
               ExpressionAttributeNames: { '#u': 'url', '#d': 'depth' },
               ExpressionAttributeValues: {
                 ':me': input.claimant,
@@ -251,7 +279,10 @@ async function claimAll(input: DiscoverInput, urls: readonly string[]): Promise<
           claimed.push(url);
         } catch (error) {
           if (!(error instanceof ConditionalCheckFailedException)) throw error;
-          remember(keyOf(input.crawlId, url));
+          const owner = String(
+            (error.Item as { claimedBy?: { S?: string } } | undefined)?.claimedBy?.S ?? '',
+          );
+          remember(keyOf(input.crawlId, url), owner || SETTLED);
         }
       }),
     );

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  ChangeMessageVisibilityCommand,
   DeleteMessageCommand,
   type Message,
   ReceiveMessageCommand,
@@ -17,6 +18,7 @@ import { parsePageMessage } from './messages';
 let sb: Sandbox;
 let handler: (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 let faultInjection: { afterClaim?: (urls: readonly string[]) => void };
+let staleReads: { inject?: boolean };
 let api: typeof import('../../cli/crawl-api');
 
 beforeAll(async () => {
@@ -24,7 +26,7 @@ beforeAll(async () => {
   Object.assign(process.env, sb.functionEnvironment('Parser'));
   api = await import('../../cli/crawl-api');
   ({ handler } = await import('../../functions/parser/handler'));
-  ({ faultInjection } = await import('../../functions/parser/links'));
+  ({ faultInjection, staleReads } = await import('../../functions/parser/links'));
 });
 afterAll(async () => {
   await sb?.stop();
@@ -112,5 +114,141 @@ describe('crash between claiming links and enqueueing them', () => {
       (m) => JSON.parse(m.Body ?? '{}').payload.url,
     );
     expect(enqueued.sort()).toEqual(links);
+  });
+
+  /** Parse `html` as page `page` once, through a real parse-queue record; returns the handler's failures. */
+  async function parseOnce(crawlId: string, page: string, html: string) {
+    const { outputs } = sb.target;
+    await sb.target.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: outputs.ParseQueueUrl,
+        MessageBody: JSON.stringify(parsePageMessage(crawlId, page, html)),
+      }),
+    );
+    return deliver(page);
+  }
+
+  /** Receive the parse message of `page` (others go back at once), hand it to the parser, delete it if done. */
+  async function deliver(page: string) {
+    const { outputs } = sb.target;
+    const m = await api.waitFor(`the parse message of ${page}`, async () => {
+      const out = await sb.target.sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: outputs.ParseQueueUrl,
+          MaxNumberOfMessages: 10,
+          VisibilityTimeout: 30,
+          MessageSystemAttributeNames: ['All'],
+        }),
+      );
+      let mine: (typeof out.Messages & object)[number] | undefined;
+      for (const msg of out.Messages ?? []) {
+        if (!mine && JSON.parse(msg.Body ?? '{}').payload?.url === page) mine = msg;
+        else
+          await sb.target.sqs.send(
+            new ChangeMessageVisibilityCommand({
+              QueueUrl: outputs.ParseQueueUrl,
+              ReceiptHandle: msg.ReceiptHandle,
+              VisibilityTimeout: 0,
+            }),
+          );
+      }
+      return mine;
+    });
+    const source = {
+      queueUrl: outputs.ParseQueueUrl,
+      queueArn: 'arn:aws:sqs:us-east-1:000000000000:parse',
+      batchSize: 10,
+      maxConcurrency: 2,
+      reportBatchItemFailures: true,
+    };
+    const result = await handler({ Records: [toSqsRecord(m, source)] }, context);
+    // As Lambda does: delete on success; on failure the message comes back (at once, for the test).
+    if (result.batchItemFailures.length === 0)
+      await sb.target.sqs.send(
+        new DeleteMessageCommand({ QueueUrl: outputs.ParseQueueUrl, ReceiptHandle: m.ReceiptHandle }),
+      );
+    else
+      await sb.target.sqs.send(
+        new ChangeMessageVisibilityCommand({
+          QueueUrl: outputs.ParseQueueUrl,
+          ReceiptHandle: m.ReceiptHandle,
+          VisibilityTimeout: 0,
+        }),
+      );
+    return result.batchItemFailures;
+  }
+
+  it.each([
+    ['read the claim', false],
+    ['lost the claim race (its read was stale)', true],
+  ])(
+    'loses no URL when a page-mate in the same container %s before the claim was sent',
+    async (_how, stale) => {
+      const { outputs } = sb.target;
+      const crawlId = `crash-mate-${stale}-${randomUUID()}`;
+      const pageA = 'http://mate.example/a';
+      const pageB = 'http://mate.example/b';
+      const link = 'http://mate.example/shared';
+      await api.submitCrawl(sb.target, { crawlId, seeds: [pageA, pageB], maxPages: 100, maxDepth: 3 });
+      await receiveAll(outputs.FrontierQueueUrl);
+
+      faultInjection.afterClaim = () => {
+        throw new Error('simulated crash after claim');
+      };
+      expect(await parseOnce(crawlId, pageA, `<a href="${link}">x</a>`)).toHaveLength(1);
+      faultInjection.afterClaim = undefined;
+      // B finds the link claimed by A: not B's to send. This container now knows A claimed it.
+      staleReads.inject = stale;
+      try {
+        expect(await parseOnce(crawlId, pageB, `<a href="${link}">x</a>`)).toEqual([]);
+      } finally {
+        staleReads.inject = false;
+      }
+      expect(await receiveAll(outputs.FrontierQueueUrl)).toEqual([]);
+      // A's retry in this same container must still send its own claim.
+      expect(await deliver(pageA)).toEqual([]);
+      const sent = (await receiveAll(outputs.FrontierQueueUrl)).map(
+        (m) => JSON.parse(m.Body ?? '{}').payload.url,
+      );
+      expect(sent).toEqual([link]);
+    },
+  );
+
+  it('loses no URL when a redelivered page meets a stale read after the crawl ran out of budget', async () => {
+    const { outputs } = sb.target;
+    const crawlId = `crash-stale-${randomUUID()}`;
+    const page = 'http://stale.example/';
+    const links = ['/x', '/y'].map((p) => `http://stale.example${p}`);
+    // maxPages 3: the seed and two more. Another page spends them while this one is down.
+    await api.submitCrawl(sb.target, { crawlId, seeds: [page], maxPages: 3, maxDepth: 3 });
+    await receiveAll(outputs.FrontierQueueUrl);
+
+    faultInjection.afterClaim = () => {
+      throw new Error('simulated crash after claim');
+    };
+    expect(await parseOnce(crawlId, page, links.map((l) => `<a href="${l}">x</a>`).join(''))).toHaveLength(1);
+    faultInjection.afterClaim = undefined;
+    const other = 'http://stale.example/other';
+    const spend = ['/p', '/q', '/r'].map((p) => `<a href="http://stale.example${p}">x</a>`).join('');
+    expect(await parseOnce(crawlId, other, spend)).toEqual([]);
+    await receiveAll(outputs.FrontierQueueUrl);
+
+    // The retry's claim read comes back stale (as an eventually consistent read may).
+    staleReads.inject = true;
+    try {
+      expect(await deliver(page)).toEqual([]);
+    } finally {
+      staleReads.inject = false;
+    }
+    // Each of the page's claimed links was sent or has an outcome: none is left claimed and silent.
+    const urls = await api.listUrls(sb.target, crawlId);
+    const sent = new Set(
+      (await receiveAll(outputs.FrontierQueueUrl)).map((m) => JSON.parse(m.Body ?? '{}').payload.url),
+    );
+    for (const link of links) {
+      const record = urls.find((u) => u.url === link);
+      expect(record?.claimedBy).toBe(page);
+      expect(sent.has(link) || record?.outcome !== undefined, link).toBe(true);
+    }
   });
 });
