@@ -17,7 +17,7 @@ import { decideFetch } from './policy';
 import { loadRobots, RobotsCache } from './robots';
 import { type FetchPolicy, safeFetch, TransientFetchError } from './safe-fetch';
 import { dnsResolver, parseAllowedPorts } from './ssrf';
-import { type CollectResult, UrlRecordPersistenceLayer } from './url-idempotency';
+import { type CollectResult, leaseOwner, UrlRecordPersistenceLayer } from './url-idempotency';
 
 const config = {
   parseQueueUrl: requireEnv(ENV.parseQueueUrl),
@@ -29,6 +29,7 @@ const config = {
   maxBodyBytes: intEnv(ENV.maxBodyBytes, 2 * 1024 * 1024),
   fetchTimeoutMs: intEnv(ENV.fetchTimeoutMs, 10_000),
   recordTtlSeconds: intEnv(ENV.recordTtlSeconds, 7 * 24 * 3600),
+  maxReceiveCount: intEnv(ENV.maxReceiveCount, 5),
   inlineBodyMaxBytes: intEnv(ENV.inlineBodyMaxBytes, 192 * 1024),
   allowLoopbackPorts: parseAllowedPorts(process.env[ENV.fetchAllowLoopbackPorts]),
   dnsServers: process.env[ENV.fetchDnsServers]?.split(',').filter(Boolean),
@@ -44,8 +45,19 @@ const fetchPolicy: FetchPolicy = {
   ...(config.dnsServers ? { resolver: dnsResolver(config.dnsServers) } : {}),
 };
 
-/** Transient failures are retried by SQS this many receives; after that the outcome is recorded instead. */
-const TRANSIENT_RETRIES = 3;
+/**
+ * A transient fetch failure is retried by SQS until this receive, then recorded as the URL's outcome. It
+ * leaves two receives of the queue's maxReceiveCount for failures of the pipeline's own (a throttled
+ * write), so a slow site alone never sends a URL to the DLQ.
+ */
+export const transientRetries = (maxReceiveCount: number): number => {
+  if (maxReceiveCount < 3)
+    throw new Error(
+      `${ENV.maxReceiveCount} (${maxReceiveCount}) must be at least 3: transient fetch retries need 2`,
+    );
+  return maxReceiveCount - 2;
+};
+const TRANSIENT_RETRIES = transientRetries(config.maxReceiveCount);
 
 const robotsCache = new RobotsCache();
 /** Last request time per host, for Crawl-delay. FIFO groups give one in-flight batch per host. */
@@ -195,8 +207,30 @@ async function handleRecord(record: SQSRecord, context: Context, parseSender: Se
     );
     return 'invalid-url';
   }
-  return (await collectOnce({ crawlId: message.crawlId, url }, message, record, context, parseSender))
-    .outcome;
+  const receives = Number(record.attributes.ApproximateReceiveCount ?? '1');
+  try {
+    // The lease belongs to this message: its own retries (an SDK resend, a redelivery) never wait on it.
+    const result = await leaseOwner.run(record.messageId, () =>
+      collectOnce({ crawlId: message.crawlId, url }, message, record, context, parseSender),
+    );
+    return result.outcome;
+  } catch (error) {
+    // This was the last receive before the DLQ: leave the URL an outcome that says so. A redrive that
+    // later succeeds replaces it with the real one.
+    if (receives >= config.maxReceiveCount) {
+      await recordOutcome(
+        config.urlsTable,
+        message.crawlId,
+        url,
+        'dead-lettered',
+        { depth: message.payload.depth, detail: (error as Error).message },
+        config.recordTtlSeconds,
+      ).catch((e: unknown) =>
+        recordLogger(record, message).error('could not record dead-lettered', { error: e as Error }),
+      );
+    }
+    throw error;
+  }
 }
 
 export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {

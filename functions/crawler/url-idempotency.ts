@@ -1,3 +1,5 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomUUID } from 'node:crypto';
 import {
   IdempotencyItemAlreadyExistsError,
   IdempotencyItemNotFoundError,
@@ -15,6 +17,17 @@ export type CollectResult = { outcome: Outcome } & OutcomeDetail;
 const STATUS = 'idemStatus';
 const EXPIRY = 'idemExpiry';
 const LEASE = 'idemLeaseMs';
+const OWNER = 'idemOwner';
+
+/**
+ * Who is taking a lease: the SQS message being processed. Set around each record's call by the handler.
+ * A lease is only ever blocked against a different message, never against the same one, because:
+ * - an SDK retry of a lease write whose response was lost (the write committed) is the same message, and
+ *   must not find its own lease "already in progress" until it expires;
+ * - on the FIFO frontier a message is redelivered only after its previous receive failed or timed out,
+ *   so the attempt that holds the lease is over.
+ */
+export const leaseOwner = new AsyncLocalStorage<string>();
 
 /**
  * A Powertools idempotency persistence layer that keeps the record on the URL's own item in the URLs
@@ -78,11 +91,12 @@ export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
         new UpdateCommand({
           TableName: this.tableName,
           Key: this.key(record.idempotencyKey),
-          UpdateExpression: `SET ${STATUS} = :inprogress, ${EXPIRY} = :expiry, ${LEASE} = :lease, expiresAt = if_not_exists(expiresAt, :ttl)`,
-          // Free, expired, or an in-progress lease whose invocation has run out of time.
-          ConditionExpression: `attribute_not_exists(${STATUS}) OR ${EXPIRY} < :now OR (${STATUS} = :inprogress AND ${LEASE} < :nowMs)`,
+          UpdateExpression: `SET ${STATUS} = :inprogress, ${EXPIRY} = :expiry, ${LEASE} = :lease, ${OWNER} = :owner, expiresAt = if_not_exists(expiresAt, :ttl)`,
+          // Free, expired, an in-progress lease whose invocation has run out of time, or this message's own.
+          ConditionExpression: `attribute_not_exists(${STATUS}) OR ${EXPIRY} < :now OR (${STATUS} = :inprogress AND (${LEASE} < :nowMs OR ${OWNER} = :owner))`,
           ExpressionAttributeValues: {
             ':inprogress': IdempotencyRecordStatus.INPROGRESS,
+            ':owner': leaseOwner.getStore() ?? randomUUID(),
             ':expiry': record.expiryTimestamp,
             ':lease': record.inProgressExpiryTimestamp ?? now + 60_000,
             ':ttl': Math.floor(now / 1000) + this.ttlSeconds,
@@ -107,7 +121,7 @@ export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
       new UpdateCommand({
         TableName: this.tableName,
         Key: this.key(record.idempotencyKey),
-        UpdateExpression: `SET ${[...sets, `${STATUS} = :status`, `${EXPIRY} = :expiry`].join(', ')} REMOVE ${LEASE}`,
+        UpdateExpression: `SET ${[...sets, `${STATUS} = :status`, `${EXPIRY} = :expiry`].join(', ')} REMOVE ${LEASE}, ${OWNER}`,
         ExpressionAttributeValues: {
           ...values,
           ':status': record.getStatus(),
@@ -124,7 +138,7 @@ export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
       new UpdateCommand({
         TableName: this.tableName,
         Key: this.key(record.idempotencyKey),
-        UpdateExpression: `REMOVE ${STATUS}, ${EXPIRY}, ${LEASE}`,
+        UpdateExpression: `REMOVE ${STATUS}, ${EXPIRY}, ${LEASE}, ${OWNER}`,
       }),
     );
   }

@@ -11,6 +11,8 @@ export const ENV = {
   bodiesBucket: 'BODIES_BUCKET',
   /** The consumer's own DLQ, for poison messages. Set by QueueConsumer. */
   dlqUrl: 'DLQ_URL',
+  /** The source queue's maxReceiveCount: the receive after which a failing message is dead-lettered. */
+  maxReceiveCount: 'MAX_RECEIVE_COUNT',
   /** Parse messages whose base64 body is larger go through S3 instead. */
   inlineBodyMaxBytes: 'INLINE_BODY_MAX_BYTES',
   userAgent: 'CRAWLER_USER_AGENT',

@@ -21,7 +21,9 @@ export type Outcome =
   | 'budget-exhausted'
   | 'unknown-crawl'
   | 'invalid-url'
-  | 'body-missing';
+  | 'body-missing'
+  /** Failed on every receive; the message is in the DLQ. A redrive replaces this with the real outcome. */
+  | 'dead-lettered';
 
 export interface OutcomeDetail {
   readonly depth?: number;

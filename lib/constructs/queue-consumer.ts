@@ -111,6 +111,8 @@ export class QueueConsumer extends Construct {
         POWERTOOLS_LOG_LEVEL: props.logLevel ?? 'INFO',
         POWERTOOLS_METRICS_NAMESPACE: 'CrawlerPipeline',
         NODE_OPTIONS: '--enable-source-maps',
+        // The handler knows a receive is the source's last before the DLQ, and records an outcome then.
+        [ENV.maxReceiveCount]: String(props.source.maxReceiveCount),
         ...props.environment,
       },
       bundling: {

@@ -7,6 +7,7 @@ import {
   ReceiveMessageCommand,
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalizeUrl } from '../../functions/shared/url';
@@ -557,4 +558,37 @@ describe('the crawler handler against hostile servers, addresses and DNS (isolat
     expect(dlq.Messages ?? []).toEqual([]);
     await sb.target.sqs.send(new PurgeQueueCommand({ QueueUrl: sb.target.outputs.ParseQueueUrl }));
   }, 300_000);
+
+  it('records dead-lettered on a URL whose message fails every receive, as it goes to the DLQ', async () => {
+    const crawlId = `adv-dlq-${randomUUID()}`;
+    const server = servers.find((x) => x.requests.length >= 0) as (typeof servers)[number];
+    const url = `http://${server.host}/held`;
+    await api.submitCrawl(sb.target, { crawlId, seeds: [url], maxPages: 10, maxDepth: 0 });
+    // Another message holds a live lease on the URL for the whole test: every receive of this one fails.
+    await sb.target.ddb.send(
+      new UpdateCommand({
+        TableName: sb.target.outputs.UrlsTableName,
+        Key: { crawlId, url },
+        UpdateExpression: 'SET idemStatus = :s, idemExpiry = :e, idemLeaseMs = :l, idemOwner = :o',
+        ExpressionAttributeValues: {
+          ':s': 'INPROGRESS',
+          ':e': Math.floor(Date.now() / 1000) + 3600,
+          ':l': Date.now() + 600_000,
+          ':o': 'another-message',
+        },
+      }),
+    );
+    const { invocations } = await drainFrontier(20);
+    expect(invocations.filter((i) => i.failed.length > 0)).toHaveLength(5);
+    const record = (await api.listUrls(sb.target, crawlId)).find((u) => u.url === url);
+    expect(record?.outcome).toBe('dead-lettered');
+    const dlq = await sb.target.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: sb.target.outputs.FrontierDlqUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 1,
+      }),
+    );
+    expect((dlq.Messages ?? []).map((m) => JSON.parse(m.Body ?? '{}').payload.url)).toEqual([url]);
+  });
 });

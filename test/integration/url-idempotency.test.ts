@@ -7,7 +7,11 @@ import {
 import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CollectResult, UrlRecordPersistenceLayer } from '../../functions/crawler/url-idempotency';
+import {
+  type CollectResult,
+  leaseOwner,
+  UrlRecordPersistenceLayer,
+} from '../../functions/crawler/url-idempotency';
 import { type Sandbox, startSandbox } from '../../sandbox/sandbox';
 
 // The crawler's Powertools persistence layer on DynamoDB Local, driven through makeIdempotent as the
@@ -94,6 +98,63 @@ describe('UrlRecordPersistenceLayer (Powertools idempotency on the URL record)',
 
     await lease(-1_000);
     expect(await collect(key, 'fetch')).toMatchObject({ outcome: 'fetched' });
+    expect(calls()).toBe(1);
+  });
+
+  it('lets an SDK retry of a lease write whose response was lost go on, instead of finding its own lease', async () => {
+    const { key, collect, calls, item } = setup();
+    let dropped = 0;
+    // The first lease write reaches DynamoDB and commits; its response is then lost, so the SDK retries it.
+    sb.target.ddb.middlewareStack.add(
+      (next) => async (args) => {
+        const result = await next(args);
+        const input = args.input as {
+          UpdateExpression?: string;
+          Key?: { crawlId?: { S?: string } | string };
+        };
+        const crawlId = typeof input.Key?.crawlId === 'string' ? input.Key.crawlId : input.Key?.crawlId?.S;
+        if (dropped === 0 && crawlId === key.crawlId && input.UpdateExpression?.includes(':inprogress')) {
+          dropped++;
+          throw Object.assign(new Error('response lost after commit'), { $retryable: {}, $metadata: {} });
+        }
+        return result;
+      },
+      { step: 'deserialize', name: 'dropFirstLeaseResponse' },
+    );
+    try {
+      expect(await leaseOwner.run('message-1', () => collect(key, 'fetch'))).toMatchObject({
+        outcome: 'fetched',
+      });
+    } finally {
+      sb.target.ddb.middlewareStack.remove('dropFirstLeaseResponse');
+    }
+    expect(dropped).toBe(1);
+    expect(calls()).toBe(1);
+    expect(await item()).toMatchObject({ outcome: 'fetched', idemStatus: 'COMPLETED' });
+  });
+
+  it('lets a redelivery of the same message take over its own live lease, but not another message', async () => {
+    const { table, key, collect, calls } = setup();
+    await sb.target.ddb.send(
+      new UpdateCommand({
+        TableName: table,
+        Key: key,
+        UpdateExpression: 'SET idemStatus = :s, idemExpiry = :e, idemLeaseMs = :l, idemOwner = :o',
+        ExpressionAttributeValues: {
+          ':s': 'INPROGRESS',
+          ':e': Math.floor(Date.now() / 1000) + 3600,
+          ':l': Date.now() + 60_000,
+          ':o': 'message-1',
+        },
+      }),
+    );
+    await expect(leaseOwner.run('message-2', () => collect(key, 'fetch'))).rejects.toBeInstanceOf(
+      IdempotencyAlreadyInProgressError,
+    );
+    expect(calls()).toBe(0);
+    expect(await leaseOwner.run('message-1', () => collect(key, 'fetch'))).toMatchObject({
+      outcome: 'fetched',
+    });
     expect(calls()).toBe(1);
   });
 });
