@@ -17,17 +17,22 @@ interface Waiting {
  *
  * `send` resolves only after the batch holding its message was accepted, so a caller that awaits it
  * never records its work as done before its message is on the queue. A batch goes out as soon as no
- * participant is still working (each is waiting on `send` or has finished) or ten messages are waiting,
- * so no timer adds latency. Hand-written: Powertools batches receives, not sends.
+ * participant is still working (each is waiting on `send` or has finished), ten messages are waiting, or
+ * the oldest waiting message has waited `maxWaitMs`: one slow participant (a slow page of another host)
+ * never holds the others' hand-offs for longer than that. Hand-written: Powertools batches receives, not
+ * sends.
  */
 export class SendBatcher {
   private waiting: Waiting[] = [];
   private working = 0;
   private checkQueued = false;
+  private timer: NodeJS.Timeout | undefined;
 
+  /** @param maxWaitMs longest a message waits for batch-mates while other participants work. */
   constructor(
     private readonly queueUrl: string,
     private readonly client: SQSClient,
+    private readonly maxWaitMs = 50,
   ) {}
 
   /** Run one participant's work (for the crawler, one message group's records). */
@@ -47,6 +52,10 @@ export class SendBatcher {
       this.waiting.push({ body, bytes: Buffer.byteLength(body), resolve, reject });
     });
     this.working--;
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      this.flush(true);
+    }, this.maxWaitMs);
     try {
       this.flushIfIdle();
       await sent;
@@ -65,8 +74,11 @@ export class SendBatcher {
     });
   }
 
-  private flush(): void {
-    while (this.waiting.length >= MAX_ENTRIES || (this.waiting.length > 0 && this.working <= 0)) {
+  private flush(expired = false): void {
+    while (
+      this.waiting.length >= MAX_ENTRIES ||
+      (this.waiting.length > 0 && (this.working <= 0 || expired))
+    ) {
       let bytes = 0;
       let n = 0;
       while (n < this.waiting.length && n < MAX_ENTRIES) {
@@ -76,6 +88,10 @@ export class SendBatcher {
         n++;
       }
       void this.sendBatch(this.waiting.splice(0, n));
+    }
+    if (this.waiting.length === 0 && this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
     }
   }
 

@@ -30,7 +30,7 @@ describe('SendBatcher', () => {
 
   it('holds a batch while another participant is still working, and sends when it finishes', async () => {
     const { client, batches } = fakeSqs();
-    const b = new SendBatcher('q', client);
+    const b = new SendBatcher('q', client, 60_000);
     let release: () => void = () => undefined;
     const slow = b.participate(() => new Promise<void>((r) => (release = r)));
     let sent = false;
@@ -46,7 +46,7 @@ describe('SendBatcher', () => {
 
   it('sends at once when ten are waiting, and splits at 10 entries and at 256 KiB', async () => {
     const { client, batches } = fakeSqs();
-    const b = new SendBatcher('q', client);
+    const b = new SendBatcher('q', client, 60_000);
     let release: () => void = () => undefined;
     const blocker = b.participate(() => new Promise<void>((r) => (release = r)));
     const sends = Array.from({ length: 12 }, (_, i) => b.participate(() => b.send(`m${i}`)));
@@ -78,5 +78,32 @@ describe('SendBatcher', () => {
     const b = new SendBatcher('q', client);
     await b.send('alone');
     expect(batches).toEqual([['alone']]);
+  });
+
+  it('never holds a hand-off for a slow participant longer than maxWaitMs', async () => {
+    const { client, batches } = fakeSqs();
+    const b = new SendBatcher('q', client, 20);
+    let release: () => void = () => undefined;
+    // A participant that stays busy (a slow page) for the whole test.
+    const slow = b.participate(() => new Promise<void>((r) => (release = r)));
+    const fast = b.participate(() => b.send('fast'));
+    await fast;
+    expect(batches).toEqual([['fast']]);
+    release();
+    await slow;
+  });
+
+  it('fails a send whose whole batch call failed, and lets the next batch through', async () => {
+    let calls = 0;
+    const client = {
+      async send() {
+        calls++;
+        if (calls === 1) throw new Error('throttled');
+        return { Successful: [], Failed: [] };
+      },
+    } as unknown as SQSClient;
+    const b = new SendBatcher('q', client);
+    await expect(b.send('first')).rejects.toThrow('throttled');
+    await expect(b.send('second')).resolves.toBeUndefined();
   });
 });
