@@ -8,6 +8,10 @@ const unbrotli = promisify(zlib.brotliDecompress);
 /** Brotli quality 5: most of the ratio of 11 at a fraction of the CPU, which Lambda bills by the millisecond. */
 const QUALITY = 5;
 
+/** SQS's largest message (1 MiB), less room for the parse envelope around the body (URLs, ids, type). */
+export const SQS_MAX_MESSAGE_BYTES = 1024 * 1024;
+const ENVELOPE_RESERVE_BYTES = 16 * 1024;
+
 export type HandOffPlan = { kind: 'inline'; ref: BodyRef } | { kind: 's3'; compressed: Buffer };
 
 /**
@@ -18,7 +22,9 @@ export type HandOffPlan = { kind: 'inline'; ref: BodyRef } | { kind: 's3'; compr
 export async function planHandOff(body: Buffer, inlineMaxBytes: number): Promise<HandOffPlan> {
   const compressed = await brotli(body, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: QUALITY } });
   const data = compressed.toString('base64');
-  if (data.length <= inlineMaxBytes) return { kind: 'inline', ref: { kind: 'inline', encoding: 'br', data } };
+  // However the threshold is configured, an inline body must leave its envelope room under SQS's limit.
+  const limit = Math.min(inlineMaxBytes, SQS_MAX_MESSAGE_BYTES - ENVELOPE_RESERVE_BYTES);
+  if (data.length <= limit) return { kind: 'inline', ref: { kind: 'inline', encoding: 'br', data } };
   return { kind: 's3', compressed };
 }
 

@@ -197,6 +197,30 @@ describe('CrawlerStack least privilege', () => {
     expect(tables).toEqual([arn('UrlsTable')]);
   });
 
+  it.each([
+    ['Crawler', 'ParseQueue'],
+    ['Parser', 'FrontierQueue'],
+  ])('lets the %s only send to %s, never receive, delete or purge there', (fn, queue) => {
+    const policy = logicalId('AWS::IAM::Policy', `${fn}RoleDefaultPolicy`);
+    const arn = JSON.stringify({ 'Fn::GetAtt': [logicalId('AWS::SQS::Queue', queue), 'Arn'] });
+    const actions = statements()
+      .filter((s) => s.policy === policy && asArray(s.Resource).some((r) => JSON.stringify(r) === arn))
+      .flatMap((s) => asArray(s.Action))
+      .sort();
+    expect(actions).toContain('sqs:SendMessage');
+    for (const action of actions)
+      expect(action, action).toMatch(/^sqs:(SendMessage|GetQueueAttributes|GetQueueUrl)$/);
+  });
+
+  it('tells each function its source queue’s maxReceiveCount', () => {
+    for (const fn of ['Crawler', 'Parser'])
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        Environment: {
+          Variables: Match.objectLike({ MAX_RECEIVE_COUNT: '5', POWERTOOLS_SERVICE_NAME: fn.toLowerCase() }),
+        },
+      });
+  });
+
   it('gives the crawler read-only access to the crawls table, and the parser read-only access to bodies', () => {
     const crawlsArn = { 'Fn::GetAtt': [logicalId('AWS::DynamoDB::Table', 'CrawlsTable'), 'Arn'] };
     const crawler = statements().filter(

@@ -1,6 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decideFetch } from '../../functions/crawler/policy';
 import {
+  loadRobots,
   MAX_CRAWL_DELAY_MS,
   RobotsCache,
   type RobotsRules,
@@ -183,5 +184,84 @@ describe('robots rule matching', () => {
     const long = `http://site.example/${'abcdefgh'.repeat(120)}`;
     for (let i = 0; i < 200; i++) expect(rules.isAllowed(`${long}${i}`)).toBe(true);
     expect(rules.isAllowed(`${long}/secret`)).toBe(false);
+  });
+});
+
+describe('loadRobots over HTTP (RFC 9309 §2.3.1)', () => {
+  const routes = new Map<string, (res: import('node:http').ServerResponse) => void>();
+  let server: import('node:http').Server;
+  let port = 0;
+  const origin = () => `http://127.0.0.1:${port}`;
+  const policy = () => ({
+    userAgent: UA,
+    timeoutMs: 1_000,
+    maxBodyBytes: 100_000,
+    allowLoopbackPorts: new Set([port]),
+  });
+
+  beforeAll(async () => {
+    const http = await import('node:http');
+    server = http.createServer((req, res) => {
+      const route = routes.get(req.headers['x-case'] as string) ?? routes.get(req.url ?? '');
+      if (route) route(res);
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as import('node:net').AddressInfo).port;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  /** Serve `respond` for /robots.txt, then load the origin's rules. */
+  async function rulesFor(respond: (res: import('node:http').ServerResponse) => void) {
+    routes.set('/robots.txt', respond);
+    routes.set('/moved-robots.txt', (res) =>
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('User-agent: *\nDisallow: /moved'),
+    );
+    return loadRobots(origin(), policy());
+  }
+
+  it.each([500, 502, 503, 504, 599])('disallows everything on HTTP %i', async (status) => {
+    const rules = await rulesFor((res) => res.writeHead(status).end());
+    expect(rules.source).toBe('unreachable');
+    expect(rules.isAllowed(`${origin()}/page`)).toBe(false);
+  });
+
+  it.each([400, 401, 403, 404, 410, 429])('allows everything on HTTP %i', async (status) => {
+    const rules = await rulesFor((res) => res.writeHead(status).end());
+    if (status === 429) {
+      // 429 is "too many requests": treated like a server error, not as an absent file.
+      expect(rules.source).toBe('unreachable');
+      return;
+    }
+    expect(rules.source).toBe('unavailable');
+    expect(rules.isAllowed(`${origin()}/page`)).toBe(true);
+  });
+
+  it('follows a redirect to the rules and parses them', async () => {
+    const rules = await rulesFor((res) => res.writeHead(301, { location: '/moved-robots.txt' }).end());
+    expect(rules.source).toBe('parsed');
+    expect(rules.isAllowed(`${origin()}/moved/x`)).toBe(false);
+    expect(rules.isAllowed(`${origin()}/other`)).toBe(true);
+  });
+
+  it('parses a robots.txt of any content type', async () => {
+    const rules = await rulesFor((res) =>
+      res.writeHead(200, { 'content-type': 'text/html' }).end('User-agent: *\nDisallow: /x'),
+    );
+    expect(rules.isAllowed(`${origin()}/x`)).toBe(false);
+  });
+
+  it('caches rules per origin and reloads unreachable ones sooner', async () => {
+    const cache = new RobotsCache(3_600_000);
+    let loads = 0;
+    const load = async (): Promise<RobotsRules> => {
+      loads++;
+      return { isAllowed: () => true, crawlDelayMs: 0, source: 'parsed' };
+    };
+    await cache.get('http://a.example', load);
+    await cache.get('http://a.example', load);
+    expect(loads).toBe(1);
+    await cache.get('http://b.example', load);
+    expect(loads).toBe(2);
   });
 });

@@ -1,0 +1,76 @@
+import { randomBytes } from 'node:crypto';
+import type { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { describe, expect, it } from 'vitest';
+import { decompressBody, planHandOff, SQS_MAX_MESSAGE_BYTES } from '../../functions/shared/body';
+import { RetryableError } from '../../functions/shared/errors';
+import { sendToFrontier } from '../../functions/shared/frontier';
+import { urlHash } from '../../functions/shared/url';
+
+type Entry = NonNullable<SendMessageBatchCommand['input']['Entries']>[number];
+
+/** Records every SendMessageBatch; `refuse(entry, call)` fails an entry on a given call. */
+function fakeSqs(refuse: (e: Entry, call: number) => boolean = () => false) {
+  const calls: Entry[][] = [];
+  const client = {
+    async send(command: SendMessageBatchCommand) {
+      const entries = command.input.Entries ?? [];
+      calls.push(entries);
+      const n = calls.length;
+      return {
+        Successful: entries.filter((e) => !refuse(e, n)).map((e) => ({ Id: e.Id })),
+        Failed: entries
+          .filter((e) => refuse(e, n))
+          .map((e) => ({ Id: e.Id, Code: 'ThrottlingException', SenderFault: false })),
+      };
+    },
+  } as unknown as SQSClient;
+  return { client, calls };
+}
+
+describe('sendToFrontier', () => {
+  const items = Array.from({ length: 25 }, (_, i) => ({
+    url: `http://h${i % 3}.example:8080/p${i}`,
+    depth: 2,
+  }));
+
+  it('groups by host, dedups by hash(crawlId, URL), and sends in batches of 10', async () => {
+    const { client, calls } = fakeSqs();
+    await expect(sendToFrontier('q', 'c1', 'corr', items, client)).resolves.toBe(25);
+    expect(calls.map((c) => c.length)).toEqual([10, 10, 5]);
+    for (const entry of calls.flat()) {
+      const body = JSON.parse(entry.MessageBody ?? '{}');
+      expect(entry.MessageGroupId).toBe(new URL(body.payload.url).host);
+      expect(entry.MessageDeduplicationId).toBe(urlHash('c1', body.payload.url));
+      expect(body).toMatchObject({ type: 'frontier.url', crawlId: 'c1', correlationId: 'corr' });
+    }
+  });
+
+  it('resends an entry refused once, and succeeds', async () => {
+    const { client, calls } = fakeSqs((e, call) => call === 1 && e.Id === '3');
+    await expect(sendToFrontier('q', 'c1', 'corr', items.slice(0, 5), client)).resolves.toBe(5);
+    expect(calls.map((c) => c.map((e) => e.Id))).toEqual([['0', '1', '2', '3', '4'], ['3']]);
+  });
+
+  it('rejects with a retryable error when SQS keeps refusing an entry, so the record is retried, never dropped', async () => {
+    const { client } = fakeSqs((e) => e.Id === '1');
+    const sending = sendToFrontier('q', 'c1', 'corr', items.slice(0, 3), client);
+    await expect(sending).rejects.toBeInstanceOf(RetryableError);
+    await expect(sending).rejects.toThrow('frontier rejected 1 of 3 URLs');
+  });
+});
+
+describe('planHandOff', () => {
+  it('keeps a body inline under the threshold and round-trips it', async () => {
+    const body = Buffer.from('<p>small</p>');
+    const plan = await planHandOff(body, 192 * 1024);
+    expect(plan.kind).toBe('inline');
+    if (plan.kind !== 'inline' || plan.ref.kind !== 'inline') throw new Error('expected inline');
+    expect(await decompressBody(Buffer.from(plan.ref.data, 'base64'))).toEqual(body);
+  });
+
+  it('sends a body through S3 when its envelope would pass SQS’s 1 MiB, whatever the configured threshold', async () => {
+    const incompressible = randomBytes(900 * 1024);
+    expect((await planHandOff(incompressible, 2 * SQS_MAX_MESSAGE_BYTES)).kind).toBe('s3');
+    expect((await planHandOff(randomBytes(1024), 100)).kind).toBe('s3');
+  });
+});
