@@ -209,8 +209,8 @@ async function handleRecord(record: SQSRecord, context: Context, parseSender: Se
   }
   const receives = Number(record.attributes.ApproximateReceiveCount ?? '1');
   try {
-    // The lease belongs to this message: its own retries (an SDK resend, a redelivery) never wait on it.
-    const result = await leaseOwner.run(record.messageId, () =>
+    // The lease belongs to this receive of this message, so an SDK resend of its write never waits on it.
+    const result = await leaseOwner.run(`${record.messageId}:${receives}`, () =>
       collectOnce({ crawlId: message.crawlId, url }, message, record, context, parseSender),
     );
     return result.outcome;

@@ -20,12 +20,11 @@ const LEASE = 'idemLeaseMs';
 const OWNER = 'idemOwner';
 
 /**
- * Who is taking a lease: the SQS message being processed. Set around each record's call by the handler.
- * A lease is only ever blocked against a different message, never against the same one, because:
- * - an SDK retry of a lease write whose response was lost (the write committed) is the same message, and
- *   must not find its own lease "already in progress" until it expires;
- * - on the FIFO frontier a message is redelivered only after its previous receive failed or timed out,
- *   so the attempt that holds the lease is over.
+ * Who is taking a lease: one receive of one SQS message (its id and receive count), set around each
+ * record's call by the handler. An SDK resend of a lease write whose response was lost (the write had
+ * committed) carries the same owner, so it takes its own lease over instead of finding it "already in
+ * progress" until it expires. Any other receive, even of the same message while the first is still
+ * running, is held off by a live lease as before.
  */
 export const leaseOwner = new AsyncLocalStorage<string>();
 

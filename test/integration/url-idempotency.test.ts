@@ -133,7 +133,7 @@ describe('UrlRecordPersistenceLayer (Powertools idempotency on the URL record)',
     expect(await item()).toMatchObject({ outcome: 'fetched', idemStatus: 'COMPLETED' });
   });
 
-  it('lets a redelivery of the same message take over its own live lease, but not another message', async () => {
+  it('lets the receive that holds a live lease take it over, but not another receive or message', async () => {
     const { table, key, collect, calls } = setup();
     await sb.target.ddb.send(
       new UpdateCommand({
@@ -144,15 +144,16 @@ describe('UrlRecordPersistenceLayer (Powertools idempotency on the URL record)',
           ':s': 'INPROGRESS',
           ':e': Math.floor(Date.now() / 1000) + 3600,
           ':l': Date.now() + 60_000,
-          ':o': 'message-1',
+          ':o': 'message-1:1',
         },
       }),
     );
-    await expect(leaseOwner.run('message-2', () => collect(key, 'fetch'))).rejects.toBeInstanceOf(
-      IdempotencyAlreadyInProgressError,
-    );
+    for (const other of ['message-2:1', 'message-1:2'])
+      await expect(leaseOwner.run(other, () => collect(key, 'fetch'))).rejects.toBeInstanceOf(
+        IdempotencyAlreadyInProgressError,
+      );
     expect(calls()).toBe(0);
-    expect(await leaseOwner.run('message-1', () => collect(key, 'fetch'))).toMatchObject({
+    expect(await leaseOwner.run('message-1:1', () => collect(key, 'fetch'))).toMatchObject({
       outcome: 'fetched',
     });
     expect(calls()).toBe(1);
