@@ -218,16 +218,14 @@ async function handleRecord(record: SQSRecord, context: Context, parseSender: Se
     // This was the last receive before the DLQ: leave the URL an outcome that says so. A redrive that
     // later succeeds replaces it with the real one.
     if (receives >= config.maxReceiveCount) {
-      await recordOutcome(
-        config.urlsTable,
-        message.crawlId,
-        url,
-        'dead-lettered',
-        { depth: message.payload.depth, detail: (error as Error).message },
-        config.recordTtlSeconds,
-      ).catch((e: unknown) =>
-        recordLogger(record, message).error('could not record dead-lettered', { error: e as Error }),
-      );
+      await persistenceStore
+        .recordDeadLettered(
+          { crawlId: message.crawlId, url },
+          { depth: message.payload.depth, detail: (error as Error).message },
+        )
+        .catch((e: unknown) =>
+          recordLogger(record, message).error('could not record dead-lettered', { error: e as Error }),
+        );
     }
     throw error;
   }

@@ -131,6 +131,29 @@ export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
     );
   }
 
+  /**
+   * The message failed on its last receive and goes to the DLQ: say so on the URL, unless a completed
+   * fetch is already recorded there (the failure came after completion, e.g. a lost response), whose
+   * outcome stays, so a redrive that replays it does not replay "dead-lettered".
+   */
+  async recordDeadLettered(key: { crawlId: string; url: string }, detail: OutcomeDetail): Promise<void> {
+    const { sets, names, values } = outcomeUpdate('dead-lettered', detail, this.ttlSeconds);
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key,
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: `attribute_not_exists(${STATUS}) OR ${STATUS} <> :completed`,
+          ExpressionAttributeValues: { ...values, ':completed': IdempotencyRecordStatus.COMPLETED },
+          ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
   /** The function threw: free the URL for the retry, keeping the claim and anything else on the item. */
   protected async _deleteRecord(record: IdempotencyRecord): Promise<void> {
     await this.client.send(

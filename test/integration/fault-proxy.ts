@@ -17,8 +17,9 @@ export interface FaultRates {
  * errors, throttling, a committed request whose response is lost, and delays. Seeded, so a failing run can
  * be replayed. The functions reach the emulators only through it (their AWS_ENDPOINT_URL_* point here).
  */
-export async function startFaultProxy(rates: FaultRates, seed: number) {
+export async function startFaultProxy(initial: FaultRates, seed: number) {
   let upstream: URL | undefined;
+  let rates = initial;
   let x = seed >>> 0 || 1;
   const random = () => {
     x ^= x << 13;
@@ -87,6 +88,10 @@ export async function startFaultProxy(rates: FaultRates, seed: number) {
     counts,
     setUpstream(url: string) {
       upstream = new URL(url);
+    },
+    /** Change the fault rates, e.g. to end the outage before an operator's redrive. */
+    setRates(next: FaultRates) {
+      rates = next;
     },
     stop: () =>
       new Promise<void>((r) => {
