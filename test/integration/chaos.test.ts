@@ -1,6 +1,6 @@
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listPages, listUrls, submitCrawl, waitForIdle } from '../../cli/crawl-api';
+import { listPages, listUrls, submitCrawl, waitFor, waitForIdle } from '../../cli/crawl-api';
 import { redrive } from '../../cli/operations';
 import { startFaultProxy } from './fault-proxy';
 import { type Harness, startHarness } from './harness';
@@ -27,6 +27,9 @@ beforeAll(async () => {
   ddbProxy = await startFaultProxy(rates, SEED + 1);
   h = await startHarness({
     sandbox: {
+      // A short crawler timeout keeps the idempotency leases of failed attempts short (a lease lasts the
+      // invocation's remaining time), so the test can wait them out before the redrive.
+      timeoutOverrides: { Crawler: CRAWLER_TIMEOUT_MS },
       functionEnv: {
         AWS_ENDPOINT_URL_SQS: sqsProxy.endpoint,
         AWS_ENDPOINT_URL_DYNAMODB: ddbProxy.endpoint,
@@ -43,6 +46,7 @@ afterAll(async () => {
   await ddbProxy?.stop();
 });
 
+const CRAWLER_TIMEOUT_MS = 15_000;
 const NO_FAULTS = { error: 0, throttle: 0, dropAfterCommit: 0, delay: 0 };
 
 /** URLs of the messages in a DLQ, left in place (visibility 0). */
@@ -89,6 +93,17 @@ describe(`chaos: faults between the functions and the emulators (seed ${SEED}, s
     // The outage ends and the operator redrives the DLQs: then the crawl is exactly the fault-free one.
     sqsProxy.setRates(NO_FAULTS);
     ddbProxy.setRates(NO_FAULTS);
+    // An attempt whose lease release was lost to a fault leaves its lease until its invocation's time runs
+    // out. On AWS the next receive comes a visibility timeout (6 × the function timeout) later, so it is
+    // always gone by then; the sandbox retries after 1 s, so the operator waits for leases to lapse.
+    await waitFor(
+      'the leases of failed attempts to lapse',
+      async () =>
+        (await listUrls(h.target, crawlId)).every(
+          (u) => u.idemStatus !== 'INPROGRESS' || Number(u.idemLeaseMs ?? 0) < Date.now(),
+        ),
+      { timeoutMs: CRAWLER_TIMEOUT_MS + 30_000, intervalMs: 500 },
+    );
     for (let round = 0; round < 3; round++) {
       const moved = (await redrive(h.target, 'frontier')).moved + (await redrive(h.target, 'parse')).moved;
       if (moved === 0) break;
