@@ -5,9 +5,11 @@ import { FetchOutcomeError, safeFetch, TransientFetchError } from '../../functio
 import {
   BlockedAddressError,
   blockedReason,
+  dnsResolver,
   parseAllowedPorts,
   resolveSafeTarget,
 } from '../../functions/crawler/ssrf';
+import { startHostileDns } from '../adversarial/hostile-dns';
 
 const blocked: Array<[string, string]> = [
   ['loopback', 'http://127.0.0.1/'],
@@ -76,6 +78,16 @@ const blocked: Array<[string, string]> = [
   ['trailing-dot IPv4', 'http://127.0.0.1./'],
   ['percent-encoded loopback', 'http://%31%32%37.0.0.1/'],
   ['fullwidth digits', 'http://１２７.０.０.１/'],
+  ['AS112 IPv4', 'http://192.31.196.1/'],
+  ['AS112 delegation IPv4', 'http://192.175.48.1/'],
+  ['AMT IPv4', 'http://192.52.193.1/'],
+  ['AS112 IPv6', 'http://[2620:4f:8000::1]/'],
+  ['AS112 IPv6 in 2001::/23', 'http://[2001:4:112::1]/'],
+  ['AMT IPv6', 'http://[2001:3::1]/'],
+  ['ORCHIDv1', 'http://[2001:10::1]/'],
+  ['IETF protocol assignment 2001:1::1', 'http://[2001:1::1]/'],
+  ['drone remote ID block', 'http://[2001:30::1]/'],
+  ['IPv6 benchmarking', 'http://[2001:2::1]/'],
 ];
 
 /** A resolver that answers from a table, standing in for DNS without touching the network. */
@@ -148,6 +160,130 @@ describe('SSRF guard', () => {
   it('rejects a malformed test allow-list instead of guessing', () => {
     expect(parseAllowedPorts('4001, 4002')).toEqual(new Set([4001, 4002]));
     expect(() => parseAllowedPorts('4001,abc')).toThrow(/comma-separated ports/);
+  });
+});
+
+describe('SSRF guard details', () => {
+  const noDns = async (): Promise<Array<{ address: string; family: number }>> => {
+    throw new Error('the resolver must not be asked');
+  };
+
+  it('says why an address is refused', () => {
+    expect(blockedReason('10.0.0.1', 80)).toBe('10.0.0.1 is in the private range');
+    expect(blockedReason('::7f00:1', 80)).toBe('::7f00:1 is outside 2000::/3 global unicast (unicast)');
+    expect(blockedReason('2001:db8::1', 80)).toBe('2001:db8::1 is in the reserved range');
+    expect(blockedReason('example.com', 80)).toBe('"example.com" is not an IP address');
+  });
+
+  it('allows loopback only on an allowed port, for IPv4, IPv6 and IPv4-mapped loopback alike', () => {
+    const policy = { allowLoopbackPorts: new Set([4010]) };
+    for (const a of ['127.0.0.1', '::1', '::ffff:127.0.0.1']) {
+      expect(blockedReason(a, 4010, policy), a).toBeUndefined();
+      expect(blockedReason(a, 80, policy), a).toMatch(/loopback/);
+    }
+  });
+
+  it('uses the scheme default port when the URL has none', async () => {
+    const policy = { allowLoopbackPorts: new Set([443]) };
+    await expect(resolveSafeTarget(new URL('https://127.0.0.1/'), policy, noDns)).resolves.toEqual({
+      address: '127.0.0.1',
+      family: 4,
+    });
+    await expect(resolveSafeTarget(new URL('http://127.0.0.1/'), policy, noDns)).rejects.toBeInstanceOf(
+      BlockedAddressError,
+    );
+  });
+
+  it('takes a bracketed IPv6 literal as the address without asking DNS', async () => {
+    const policy = { allowLoopbackPorts: new Set([4010]) };
+    await expect(resolveSafeTarget(new URL('http://[::1]:4010/'), policy, noDns)).resolves.toEqual({
+      address: '::1',
+      family: 6,
+    });
+  });
+
+  it('pins the first answer with its family, and fails a name with no addresses as dns-error', async () => {
+    const v6 = async () => [{ address: '2606:4700::1', family: 6 }];
+    await expect(resolveSafeTarget(new URL('http://v6.example/'), {}, v6)).resolves.toEqual({
+      address: '2606:4700::1',
+      family: 6,
+    });
+    await expect(
+      resolveSafeTarget(new URL('http://none.example/'), {}, async () => []),
+    ).rejects.toMatchObject({
+      name: 'DnsError',
+      reason: 'dns-error',
+      message: 'cannot resolve none.example: no addresses',
+    });
+  });
+
+  it('fails at once when the deadline has already passed, without asking DNS', async () => {
+    await expect(
+      resolveSafeTarget(new URL('http://late.example/'), {}, noDns, Date.now() - 1),
+    ).rejects.toMatchObject({ name: 'DnsUnavailableError', reason: 'dns-error' });
+  });
+
+  it('tells a name that does not exist (final) from a resolver that failed (retryable)', async () => {
+    const failing = (code: string) => async () => {
+      throw Object.assign(new Error(`query failed ${code}`), { code });
+    };
+    for (const code of ['ENOTFOUND', 'ENODATA'])
+      await expect(resolveSafeTarget(new URL('http://x.example/'), {}, failing(code))).rejects.toMatchObject({
+        name: 'DnsError',
+        message: `cannot resolve x.example: query failed ${code}`,
+      });
+    for (const code of ['ESERVFAIL', 'ECONNREFUSED', 'ETIMEOUT'])
+      await expect(resolveSafeTarget(new URL('http://x.example/'), {}, failing(code))).rejects.toMatchObject({
+        name: 'DnsUnavailableError',
+        message: `DNS for x.example unavailable: query failed ${code}`,
+      });
+  });
+
+  it('accepts ports 1 to 65535 in the test allow-list and nothing else', () => {
+    expect(parseAllowedPorts(undefined)).toEqual(new Set());
+    expect(parseAllowedPorts('')).toEqual(new Set());
+    expect(parseAllowedPorts('1,65535')).toEqual(new Set([1, 65_535]));
+    for (const bad of ['0', '65536', '-1', '1.5', '80,'])
+      expect(() => parseAllowedPorts(bad), bad).toThrow(`comma-separated ports, got "${bad}"`);
+  });
+});
+
+describe('the c-ares resolver against a local name server', () => {
+  let dns: Awaited<ReturnType<typeof startHostileDns>>;
+  beforeAll(async () => {
+    dns = await startHostileDns({
+      'v4.test': { a: ['93.184.216.34'] },
+      'v6.test': { aaaa: ['2606:4700::1'] },
+      'both.test': { a: ['93.184.216.34'], aaaa: ['2606:4700::1'] },
+      'alias.test': { cname: 'target.test', a: ['8.8.8.8'] },
+      'nx.test': { rcode: 'NXDOMAIN' },
+      'fail.test': { rcode: 'SERVFAIL' },
+      'empty.test': {},
+    });
+  });
+  afterAll(() => dns.stop());
+  const resolve = () => dnsResolver([dns.server]);
+
+  it('returns the A and AAAA answers with their families', async () => {
+    expect(await resolve()('v4.test', 2_000)).toEqual([{ address: '93.184.216.34', family: 4 }]);
+    expect(await resolve()('v6.test', 2_000)).toEqual([{ address: '2606:4700::1', family: 6 }]);
+    expect(await resolve()('both.test', 2_000)).toEqual([
+      { address: '93.184.216.34', family: 4 },
+      { address: '2606:4700::1', family: 6 },
+    ]);
+    expect(await resolve()('alias.test', 2_000)).toEqual([{ address: '8.8.8.8', family: 4 }]);
+  });
+
+  it('reports a name that does not exist as final, and a failing server as retryable', async () => {
+    await expect(resolveSafeTarget(new URL('http://nx.test/'), {}, resolve())).rejects.toMatchObject({
+      name: 'DnsError',
+    });
+    await expect(resolveSafeTarget(new URL('http://empty.test/'), {}, resolve())).rejects.toMatchObject({
+      name: 'DnsError',
+    });
+    await expect(resolveSafeTarget(new URL('http://fail.test/'), {}, resolve())).rejects.toMatchObject({
+      name: 'DnsUnavailableError',
+    });
   });
 });
 
