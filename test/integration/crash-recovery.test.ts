@@ -128,6 +128,16 @@ describe('crash between claiming links and enqueueing them', () => {
     return deliver(page);
   }
 
+  /** Make a received parse message visible again at once. */
+  const giveBack = (receiptHandle: string | undefined) =>
+    sb.target.sqs.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: sb.target.outputs.ParseQueueUrl,
+        ReceiptHandle: receiptHandle,
+        VisibilityTimeout: 0,
+      }),
+    );
+
   /** Receive the parse message of `page` (others go back at once), hand it to the parser, delete it if done. */
   async function deliver(page: string) {
     const { outputs } = sb.target;
@@ -143,14 +153,7 @@ describe('crash between claiming links and enqueueing them', () => {
       let mine: (typeof out.Messages & object)[number] | undefined;
       for (const msg of out.Messages ?? []) {
         if (!mine && JSON.parse(msg.Body ?? '{}').payload?.url === page) mine = msg;
-        else
-          await sb.target.sqs.send(
-            new ChangeMessageVisibilityCommand({
-              QueueUrl: outputs.ParseQueueUrl,
-              ReceiptHandle: msg.ReceiptHandle,
-              VisibilityTimeout: 0,
-            }),
-          );
+        else await giveBack(msg.ReceiptHandle);
       }
       return mine;
     });
@@ -167,14 +170,7 @@ describe('crash between claiming links and enqueueing them', () => {
       await sb.target.sqs.send(
         new DeleteMessageCommand({ QueueUrl: outputs.ParseQueueUrl, ReceiptHandle: m.ReceiptHandle }),
       );
-    else
-      await sb.target.sqs.send(
-        new ChangeMessageVisibilityCommand({
-          QueueUrl: outputs.ParseQueueUrl,
-          ReceiptHandle: m.ReceiptHandle,
-          VisibilityTimeout: 0,
-        }),
-      );
+    else await giveBack(m.ReceiptHandle);
     return result.batchItemFailures;
   }
 

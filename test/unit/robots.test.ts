@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { decideFetch } from '../../functions/crawler/policy';
 import {
   loadRobots,
@@ -251,17 +251,29 @@ describe('loadRobots over HTTP (RFC 9309 §2.3.1)', () => {
     expect(rules.isAllowed(`${origin()}/x`)).toBe(false);
   });
 
-  it('caches rules per origin and reloads unreachable ones sooner', async () => {
-    const cache = new RobotsCache(3_600_000);
-    let loads = 0;
-    const load = async (): Promise<RobotsRules> => {
-      loads++;
-      return { isAllowed: () => true, crawlDelayMs: 0, source: 'parsed' };
-    };
-    await cache.get('http://a.example', load);
-    await cache.get('http://a.example', load);
-    expect(loads).toBe(1);
-    await cache.get('http://b.example', load);
-    expect(loads).toBe(2);
+  it('reloads unreachable rules after a minute and parsed ones only after their TTL, and evicts the oldest', async () => {
+    vi.useFakeTimers();
+    try {
+      const cache = new RobotsCache(3_600_000, 2);
+      const loads: string[] = [];
+      const loader =
+        (source: RobotsRules['source']) =>
+        async (origin: string): Promise<RobotsRules> => {
+          loads.push(origin);
+          return { isAllowed: () => source !== 'unreachable', crawlDelayMs: 0, source };
+        };
+      await cache.get('http://down.example', loader('unreachable'));
+      await cache.get('http://up.example', loader('parsed'));
+      vi.advanceTimersByTime(61_000);
+      await cache.get('http://down.example', loader('parsed'));
+      await cache.get('http://up.example', loader('parsed'));
+      expect(loads).toEqual(['http://down.example', 'http://up.example', 'http://down.example']);
+      // A third origin in a cache of two evicts the oldest entry, which is then loaded again.
+      await cache.get('http://third.example', loader('parsed'));
+      await cache.get('http://up.example', loader('parsed'));
+      expect(loads.slice(3)).toEqual(['http://third.example', 'http://up.example']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
