@@ -1,6 +1,18 @@
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
-import { describe, expect, it } from 'vitest';
-import { processFifoBatchByGroup, processStandardBatch } from '../../functions/shared/batch';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { poisonToDlq, processFifoBatchByGroup, processStandardBatch } from '../../functions/shared/batch';
+import { InvalidMessageError } from '../../functions/shared/errors';
+
+// The DLQ send is the only AWS call here; the SDK client is replaced by a recorder (unit tests may mock it).
+const { sent } = vi.hoisted(() => ({ sent: [] as Array<Record<string, unknown>> }));
+vi.mock('../../functions/shared/clients', () => ({
+  sqs: {
+    send: async (command: { input: Record<string, unknown> }) => {
+      sent.push(command.input);
+      return {};
+    },
+  },
+}));
 
 const context = { getRemainingTimeInMillis: () => 60_000 } as unknown as Context;
 
@@ -71,5 +83,69 @@ describe('processStandardBatch', () => {
       if (r.messageId === '2') throw new Error('bad');
     });
     expect(out.batchItemFailures).toEqual([{ itemIdentifier: '2' }]);
+  });
+});
+
+describe('poisonToDlq', () => {
+  beforeEach(() => {
+    sent.length = 0;
+  });
+
+  it('forwards an invalid message to the DLQ with its reason and ids, and reports it processed', async () => {
+    const handler = poisonToDlq('https://dlq', async () => {
+      throw new InvalidMessageError('schema validation failed: payload.url: bad');
+    });
+    const fifo = { ...record('m1', 'host.example'), body: '{"crawlId":"c1","correlationId":"k1"}' };
+    await expect(handler(fifo)).resolves.toBe('forwarded-to-dlq');
+    expect(sent).toEqual([
+      {
+        QueueUrl: 'https://dlq',
+        MessageBody: fifo.body,
+        MessageAttributes: {
+          failureReason: { DataType: 'String', StringValue: 'schema validation failed: payload.url: bad' },
+          sourceMessageId: { DataType: 'String', StringValue: 'm1' },
+          sourceQueueArn: { DataType: 'String', StringValue: fifo.eventSourceARN },
+        },
+        // A FIFO DLQ needs the group; without it the send fails and the host's group stalls.
+        MessageGroupId: 'host.example',
+        MessageDeduplicationId: 'm1',
+      },
+    ]);
+  });
+
+  it('sends no group to a standard DLQ, and cuts a long reason to 1,000 characters', async () => {
+    const handler = poisonToDlq('https://dlq', async () => {
+      throw new InvalidMessageError('x'.repeat(5_000));
+    });
+    await handler(record('m2'));
+    expect(sent[0]).not.toHaveProperty('MessageGroupId');
+    const attributes = sent[0]?.MessageAttributes as Record<string, { StringValue: string }>;
+    expect(attributes.failureReason?.StringValue).toHaveLength(1_000);
+  });
+
+  it('lets every other error through, so only that record is retried', async () => {
+    const handler = poisonToDlq('https://dlq', async () => {
+      throw new Error('throttled');
+    });
+    await expect(handler(record('m3'))).rejects.toThrow('throttled');
+    expect(sent).toEqual([]);
+    await expect(poisonToDlq('https://dlq', async () => 'ok')(record('m4'))).resolves.toBe('ok');
+  });
+});
+
+describe('processFifoBatchByGroup around each group', () => {
+  it('wraps each message group once', async () => {
+    const groups: number[] = [];
+    const event: SQSEvent = { Records: [record('a1', 'A'), record('a2', 'A'), record('b1', 'B')] };
+    await processFifoBatchByGroup(
+      event,
+      context,
+      async () => undefined,
+      async (run) => {
+        groups.push(1);
+        return run();
+      },
+    );
+    expect(groups).toHaveLength(2);
   });
 });
