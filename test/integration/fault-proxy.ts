@@ -35,13 +35,16 @@ export async function startFaultProxy(initial: FaultRates, seed: number) {
       counts.requests++;
       const body = Buffer.concat(chunks);
       const r = random();
-      let edge = rates.error;
-      if (r < edge) {
+      // Cumulative thresholds: one draw picks at most one fault.
+      const errorEdge = rates.error;
+      const throttleEdge = errorEdge + rates.throttle;
+      const dropEdge = throttleEdge + rates.dropAfterCommit;
+      if (r < errorEdge) {
         counts.error++;
         res.writeHead(500, { 'content-type': 'application/x-amz-json-1.0' });
         return void res.end(JSON.stringify({ __type: 'InternalFailure', message: 'injected fault' }));
       }
-      if (r < (edge += rates.throttle)) {
+      if (r < throttleEdge) {
         counts.throttle++;
         res.writeHead(400, { 'content-type': 'application/x-amz-json-1.0' });
         return void res.end(
@@ -51,8 +54,8 @@ export async function startFaultProxy(initial: FaultRates, seed: number) {
           }),
         );
       }
-      const drop = r < (edge += rates.dropAfterCommit);
-      if (!drop && r < edge + rates.delay) {
+      const drop = r < dropEdge;
+      if (!drop && r < dropEdge + rates.delay) {
         counts.delay++;
         await new Promise((done) => setTimeout(done, 100 + Math.floor(random() * 500)));
       }
