@@ -49,7 +49,8 @@ export interface ExtractedPage {
   readonly cut?: ExtractCut;
 }
 
-const SKIP_TEXT = new Set(['script', 'style', 'noscript', 'template', 'svg', 'head']);
+// A second <title> is not page text either; the first one's text goes to `title` before this is checked.
+const SKIP_TEXT = new Set(['script', 'style', 'noscript', 'template', 'svg', 'head', 'title']);
 
 /**
  * Extract what the pipeline stores from an HTML document, in one streaming pass with htmlparser2.

@@ -213,3 +213,130 @@ describe('extractPage on pathological HTML', () => {
     expect(page.invalidLinks).toBe(1);
   });
 });
+
+describe('extractPage, exactly', () => {
+  const at = 'http://e.example/dir/page';
+  const x = (html: string, limits = {}) => extractPage(html, at, limits);
+
+  it.each([
+    'p',
+    'div',
+    'br',
+    'li',
+    'h1',
+    'h2',
+    'h3',
+    'h4',
+    'h5',
+    'h6',
+    'td',
+    'th',
+    'tr',
+    'section',
+    'article',
+  ])('ends a block at </%s> with a space', (tag) => {
+    expect(x(`<${tag}>one</${tag}>two`).text).toBe('one two');
+  });
+
+  it('joins inline elements without a space', () => {
+    expect(x('<span>one</span>two<em>three</em>').text).toBe('onetwothree');
+  });
+
+  it.each(['script', 'style', 'noscript', 'template', 'svg', 'head'])(
+    'leaves out the text inside <%s>',
+    (tag) => {
+      expect(x(`before<${tag}>hidden</${tag}>after`).text).toBe('beforeafter');
+    },
+  );
+
+  it('keeps text outside tags, flushed at the end of the document', () => {
+    expect(x('just text').text).toBe('just text');
+  });
+
+  it('takes the first title, decodes entities, and reads upper-case tags and attributes', () => {
+    const page = x('lead<TITLE>One &amp; only</TITLE><title>Two</title><A HREF="/up">u</A>');
+    expect(page.title).toBe('One & only');
+    expect(page.text).toBe('leadu');
+    expect(page.links).toEqual(['http://e.example/up']);
+  });
+
+  it('stops collecting a title that is whitespace past four times its kept length', () => {
+    expect(x(`<title>${'&#32;'.repeat(1_300)}X</title>`).title).toBeUndefined();
+  });
+
+  it('takes the first meta description, trimmed and collapsed, and ignores other meta names', () => {
+    const page = x(
+      '<meta name="keywords" content="k"><meta name="Description" content="  a \n b "><meta name="description" content="second">',
+    );
+    expect(page.description).toBe('a b');
+    expect(x('<meta name="description">').description).toBeUndefined();
+  });
+
+  it.each([
+    ['nofollow', true],
+    ['NOINDEX, NOFOLLOW', true],
+    ['none', true],
+    ['noindex', false],
+    ['nofollowing', false],
+  ])('reads meta robots "%s" as nofollow=%s', (content, expected) => {
+    expect(x(`<meta name="robots" content="${content}">`).nofollow).toBe(expected);
+  });
+
+  it('reads nofollow only from meta robots', () => {
+    expect(x('<meta name="googlebot-news" content="nofollow">').nofollow).toBe(false);
+  });
+
+  it('takes the first rel=canonical (in a rel list too), resolved against the base', () => {
+    expect(x('<link rel="alternate canonical" href="../c"><link rel="canonical" href="/d">').canonical).toBe(
+      'http://e.example/c',
+    );
+    expect(x('<link rel="canonicalish" href="/d">').canonical).toBeUndefined();
+    expect(x('<link rel="canonical">').canonical).toBeUndefined();
+    expect(x('<link rel="canonical" href="ftp://e.example/">').canonical).toBeUndefined();
+  });
+
+  it('resolves links against the first <base> that has an href', () => {
+    const page = x(
+      '<base target="_top"><base href="http://b.example/x/"><base href="http://c.example/"><a href="y">y</a>',
+    );
+    expect(page.links).toEqual(['http://b.example/x/y']);
+  });
+
+  it('collects <a> and <area> hrefs, skips non-web schemes silently and counts the unparseable', () => {
+    const page = x(
+      '<a name="anchor">n</a><area href="/map"><a href=" mailto:a@b"></a><a href="JavaScript:void(0)"></a>' +
+        '<a href="tel:1"></a><a href="data:text/html,x"></a><a href="ftp://f.example/"></a><a href="">e</a><a href="/ok">ok</a>',
+    );
+    expect(page.links).toEqual(['http://e.example/map', 'http://e.example/ok']);
+    expect(page.invalidLinks).toBe(2);
+  });
+
+  it('looks at no more than four times maxLinks raw links', () => {
+    const html = `${'<a href="/same">s</a>'.repeat(8)}<a href="/ninth">n</a>`;
+    expect(x(html, { maxLinks: 2 }).links).toEqual(['http://e.example/same']);
+    expect(x(html, { maxLinks: 3 }).links).toEqual(['http://e.example/same', 'http://e.example/ninth']);
+  });
+
+  it('collects text up to twice the kept length before cutting it', () => {
+    expect(x('<i>ab</i>'.repeat(20), { maxTextChars: 10 }).text).toBe('ababababab');
+  });
+
+  it('cuts at exactly one past the depth and element limits, not at them', () => {
+    expect(x('<b><b><b>x</b></b></b>', { maxDepth: 3 }).cut).toBeUndefined();
+    expect(x('<b><b><b><b>x</b></b></b></b>', { maxDepth: 3 }).cut).toBe('depth');
+    const links = '<a href="/1"></a><a href="/2"></a><a href="/3"></a>';
+    expect(x(links, { maxElements: 3 }).cut).toBeUndefined();
+    const cut = x(links, { maxElements: 2 });
+    expect(cut).toMatchObject({ cut: 'elements', links: ['http://e.example/1', 'http://e.example/2'] });
+  });
+
+  it('counts closed elements off the depth, so siblings never reach the limit', () => {
+    expect(x('<b>x</b>'.repeat(50), { maxDepth: 2 }).cut).toBeUndefined();
+  });
+
+  it('checks the time budget between slices of a long document with few elements', () => {
+    const page = x(`${'x'.repeat(200_000)}<a href="/late">l</a>`, { maxParseMs: 0 });
+    expect(page.cut).toBe('time');
+    expect(page.links).toEqual([]);
+  });
+});
