@@ -277,3 +277,61 @@ describe('loadRobots over HTTP (RFC 9309 §2.3.1)', () => {
     }
   });
 });
+
+describe('decideFetch details', () => {
+  const job = {
+    crawlId: 'c1',
+    seeds: ['http://site.example/'],
+    maxPages: 10,
+    maxDepth: 2,
+    allowedHosts: ['site.example', 'other.example:8080'],
+    createdAt: '2026-01-01T00:00:00Z',
+  };
+  const rules = (allow: boolean, source: RobotsRules['source'] = 'parsed'): RobotsRules => ({
+    isAllowed: () => allow,
+    crawlDelayMs: 1_500,
+    source,
+  });
+
+  it('says why it skips, in words an operator can act on', () => {
+    expect(
+      decideFetch({ url: 'http://site.example/', depth: 0, job: undefined, robots: rules(true) }),
+    ).toEqual({
+      kind: 'skip',
+      outcome: 'unknown-crawl',
+      detail: 'no crawl job with this crawlId',
+    });
+    expect(decideFetch({ url: 'http://elsewhere.example/', depth: 0, job, robots: rules(true) })).toEqual({
+      kind: 'skip',
+      outcome: 'out-of-scope',
+      detail: 'elsewhere.example is not in site.example, other.example:8080',
+    });
+    expect(decideFetch({ url: 'http://site.example/', depth: 3, job, robots: rules(true) })).toEqual({
+      kind: 'skip',
+      outcome: 'too-deep',
+      detail: 'depth 3 > 2',
+    });
+    expect(
+      decideFetch({ url: 'http://site.example/', depth: 2, job, robots: rules(false, 'unreachable') }),
+    ).toEqual({
+      kind: 'skip',
+      outcome: 'skipped-robots',
+      detail: 'robots.txt (unreachable) disallows it',
+    });
+    expect(decideFetch({ url: 'http://site.example/', depth: 2, job, robots: undefined })).toEqual({
+      kind: 'skip',
+      outcome: 'skipped-robots',
+      detail: 'robots.txt (missing) disallows it',
+    });
+  });
+
+  it('fetches in scope, at the depth limit, with the host’s crawl delay, matching host and port', () => {
+    expect(decideFetch({ url: 'http://other.example:8080/x', depth: 2, job, robots: rules(true) })).toEqual({
+      kind: 'fetch',
+      crawlDelayMs: 1_500,
+    });
+    expect(decideFetch({ url: 'http://other.example/x', depth: 0, job, robots: rules(true) })).toMatchObject({
+      outcome: 'out-of-scope',
+    });
+  });
+});

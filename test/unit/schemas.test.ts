@@ -57,3 +57,75 @@ describe('message schemas', () => {
     expect(looseIds('not json')).toEqual({});
   });
 });
+
+describe('message schema details', () => {
+  const parse = {
+    type: 'parse.page',
+    version: 1,
+    crawlId: 'c1',
+    correlationId: 'k1',
+    sentAt: '2026-11-23T00:00:00.000Z',
+    payload: {
+      url: 'http://a.example/',
+      finalUrl: 'http://a.example/',
+      depth: 0,
+      httpStatus: 200,
+      contentType: 'text/html',
+      fetchedAt: 1,
+      body: { kind: 'inline', encoding: 'br', data: '' },
+    },
+  };
+
+  it('accepts both body kinds and nothing else', () => {
+    expect(parseMessage(ParseMessage, JSON.stringify(parse)).payload.body.kind).toBe('inline');
+    const s3 = {
+      ...parse,
+      payload: { ...parse.payload, body: { kind: 's3', encoding: 'br', bucket: 'b', key: 'k' } },
+    };
+    expect(parseMessage(ParseMessage, JSON.stringify(s3)).payload.body).toEqual({
+      kind: 's3',
+      encoding: 'br',
+      bucket: 'b',
+      key: 'k',
+    });
+    for (const body of [
+      { kind: 'inline', encoding: 'gzip', data: '' },
+      { kind: 's3', encoding: 'br', bucket: '', key: 'k' },
+      { kind: 'url', encoding: 'br', data: '' },
+    ])
+      expect(() =>
+        parseMessage(ParseMessage, JSON.stringify({ ...parse, payload: { ...parse.payload, body } })),
+      ).toThrow(InvalidMessageError);
+  });
+
+  it.each(['https://a.example/', 'http://a.example/x?y=1'])('accepts the web URL %s', (url) => {
+    expect(
+      parseMessage(FrontierMessage, JSON.stringify({ ...valid, payload: { url, depth: 0 } })).payload.url,
+    ).toBe(url);
+  });
+
+  it.each(['xhttp://a.example/', 'http+unix://a.example/', 'https2://a.example/', 'not a url'])(
+    'rejects %s as not an absolute http(s) URL',
+    (url) => {
+      expect(() =>
+        parseMessage(FrontierMessage, JSON.stringify({ ...valid, payload: { url, depth: 0 } })),
+      ).toThrow('payload.url: must be an absolute http(s) URL');
+    },
+  );
+
+  it('names the root when the whole body is the wrong shape', () => {
+    expect(() => parseMessage(FrontierMessage, '42')).toThrow('schema validation failed: (root):');
+  });
+
+  it('takes bounded ids from a message it could not validate, and nothing from other shapes', () => {
+    expect(looseIds(JSON.stringify({ crawlId: 'c'.repeat(100), correlationId: 'k'.repeat(200) }))).toEqual({
+      crawlId: 'c'.repeat(64),
+      correlationId: 'k'.repeat(128),
+    });
+    expect(looseIds(JSON.stringify({ crawlId: 7, correlationId: ['x'] }))).toEqual({
+      crawlId: undefined,
+      correlationId: undefined,
+    });
+    expect(looseIds('{not json')).toEqual({});
+  });
+});

@@ -114,3 +114,49 @@ describe('hostKey and urlHash', () => {
     expect(urlHash('c1', 'http://example.com/x')).not.toBe(a);
   });
 });
+
+describe('canonicalizeUrl details', () => {
+  it('trims, drops every trailing dot of the host, and keeps a query only when it has one', () => {
+    expect(canonicalizeUrl('  http://Example.com../a?  ')).toBe('http://example.com/a');
+    expect(canonicalizeUrl('http://example.com/a?b=1')).toBe('http://example.com/a?b=1');
+  });
+
+  it('accepts input up to four times the limit before canonicalising, and names the limits', () => {
+    const padded = `http://example.com/${'./'.repeat(2_030)}x`;
+    expect(padded.length).toBe(4_080);
+    expect(canonicalizeUrl(padded)).toBe('http://example.com/x');
+    expect(() => canonicalizeUrl(`http://example.com/${'./'.repeat(2_040)}x`)).toThrow(
+      'longer than 4096 characters before canonicalisation',
+    );
+  });
+
+  it('says what is wrong with the input, quoting at most 200 characters of it', () => {
+    const error = (() => {
+      try {
+        canonicalizeUrl(`ftp://${'a'.repeat(300)}/`);
+      } catch (e) {
+        return e as InvalidUrlError;
+      }
+    })();
+    expect(error?.name).toBe('InvalidUrlError');
+    expect(error?.reason).toBe('invalid-url');
+    expect(error?.message).toBe(
+      `"ftp://${'a'.repeat(194)}" is not a crawlable URL: scheme ftp: is not http or https`,
+    );
+  });
+
+  it('rejects a URL without a host', () => {
+    expect(() => canonicalizeUrl('http://')).toThrow(InvalidUrlError);
+  });
+
+  it('bounds keys at exactly the limit', () => {
+    const exact = 'k'.repeat(1_024);
+    expect(boundedUrlKey(exact)).toBe(exact);
+    const over = `${exact}k`;
+    expect(boundedUrlKey(over)).toMatch(/^k{900}#sha256:[0-9a-f]{64}$/);
+    const host128 = `${'h'.repeat(120)}.example`;
+    expect(host128).toHaveLength(128);
+    expect(frontierGroupId(`http://${host128}/`)).toBe(host128);
+    expect(frontierGroupId(`http://h${host128}/`)).toMatch(/^host-sha256-[0-9a-f]{64}$/);
+  });
+});
