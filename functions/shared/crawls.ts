@@ -54,17 +54,24 @@ export async function createCrawlJob(
     throw new Error(
       `--max-pages (${job.maxPages}) is below the number of seeds (${job.seeds.length}); raise it`,
     );
-  await client.send(
-    new PutCommand({
-      TableName: table,
-      Item: {
-        ...job,
-        pagesRemaining: job.maxPages - job.seeds.length,
-        expiresAt: Math.floor(Date.now() / 1000) + ttlSeconds,
-      },
-      ConditionExpression: 'attribute_not_exists(crawlId)',
-    }),
-  );
+  try {
+    await client.send(
+      new PutCommand({
+        TableName: table,
+        Item: {
+          ...job,
+          pagesRemaining: job.maxPages - job.seeds.length,
+          expiresAt: Math.floor(Date.now() / 1000) + ttlSeconds,
+        },
+        ConditionExpression: 'attribute_not_exists(crawlId)',
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    throw new Error(
+      `crawl ${job.crawlId} already exists; its budget and seeds are kept (submit under another crawl id)`,
+    );
+  }
 }
 
 /**

@@ -247,4 +247,27 @@ describe('crash between claiming links and enqueueing them', () => {
       expect(sent.has(link) || record?.outcome !== undefined, link).toBe(true);
     }
   });
+
+  it('refuses to submit an existing crawl id again, keeping its budget and seeds and sending nothing', async () => {
+    const { outputs } = sb.target;
+    const crawlId = `resubmit-${randomUUID()}`;
+    await api.submitCrawl(sb.target, {
+      crawlId,
+      seeds: ['http://resubmit.example/'],
+      maxPages: 5,
+      maxDepth: 1,
+    });
+    await receiveAll(outputs.FrontierQueueUrl);
+    const before = await api.crawlBudget(sb.target, crawlId);
+    await expect(
+      api.submitCrawl(sb.target, {
+        crawlId,
+        seeds: ['http://resubmit.example/other'],
+        maxPages: 1_000,
+        maxDepth: 9,
+      }),
+    ).rejects.toThrow(`crawl ${crawlId} already exists; its budget and seeds are kept`);
+    expect(await api.crawlBudget(sb.target, crawlId)).toEqual(before);
+    expect(await receiveAll(outputs.FrontierQueueUrl)).toEqual([]);
+  });
 });
