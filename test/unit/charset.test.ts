@@ -44,4 +44,21 @@ describe('decodeHtml (WHATWG sniffing order)', () => {
     const body = Buffer.from([0x80, 0x93, 0x94, 0x99]);
     expect(decodeHtml(body, 'text/html; charset=windows-1252').text).toBe('€“”™');
   });
+
+  it.each([
+    [[0xef, 0xbb, 0x41]],
+    [[0xef, 0x41, 0xbf]],
+    [[0x41, 0xbb, 0xbf]],
+    [[0xfe, 0x41]],
+    [[0x41, 0xff]],
+    [[0xff, 0x41]],
+    [[0x41, 0xfe]],
+  ])('does not take the near-BOM bytes %j for a BOM', (bytes) => {
+    expect(decodeHtml(Buffer.from(bytes), 'text/html; charset=windows-1252').charset).toBe('windows-1252');
+  });
+
+  it('reads a charset parameter with spaces around the equals sign, in the header and in a meta tag', () => {
+    expect(decodeHtml(Buffer.from('x'), 'text/html; charset = koi8-r').charset).toBe('koi8-r');
+    expect(decodeHtml(Buffer.from('<meta charset = "koi8-r">'), 'text/html').charset).toBe('koi8-r');
+  });
 });
