@@ -215,6 +215,29 @@ describe('DNS inside the fetch deadline', () => {
     expect((await systemResolver('a.localhost', 1_000)).map((a) => a.address)).toEqual(['127.0.0.1', '::1']);
   });
 
+  it('never sends a query for a .invalid or localhost name, even to a server that would answer', async () => {
+    const server = dgram.createSocket('udp4');
+    let queries = 0;
+    server.on('message', () => queries++);
+    await new Promise<void>((r) => server.bind(0, '127.0.0.1', () => r()));
+    const resolve = dnsResolver([`127.0.0.1:${server.address().port}`]);
+    try {
+      for (const name of ['invalid', 'x.invalid', 'A.B.INVALID'])
+        await expect(resolve(name, 300)).rejects.toMatchObject({
+          code: 'ENOTFOUND',
+          message: `${name} is a reserved .invalid name`,
+        });
+      for (const name of ['localhost', 'app.localhost'])
+        expect((await resolve(name, 300)).map((a) => a.address)).toEqual(['127.0.0.1', '::1']);
+      expect(queries).toBe(0);
+      // A name that merely contains the word is asked for, and this silent server makes it time out.
+      await expect(resolve('invalid.example', 300)).rejects.toMatchObject({ code: 'ETIMEOUT' });
+      expect(queries).toBeGreaterThan(0);
+    } finally {
+      server.close();
+    }
+  });
+
   it('cancels lookups to a name server that never answers, without holding the libuv thread pool', async () => {
     const blackhole = dgram.createSocket('udp4');
     let queries = 0;
