@@ -149,3 +149,28 @@ describe('processFifoBatchByGroup around each group', () => {
     expect(groups).toHaveLength(2);
   });
 });
+
+describe('batches where every record fails', () => {
+  it('reports every record of a standard batch instead of throwing, and runs them side by side', async () => {
+    let running = 0;
+    let most = 0;
+    const event: SQSEvent = { Records: [record('1'), record('2'), record('3')] };
+    const out = await processStandardBatch(event, context, async () => {
+      running++;
+      most = Math.max(most, running);
+      await tick();
+      running--;
+      throw new Error('down');
+    });
+    expect(out.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(['1', '2', '3']);
+    expect(most).toBe(3);
+  });
+
+  it('reports every record of a FIFO batch instead of throwing', async () => {
+    const event: SQSEvent = { Records: [record('a1', 'A'), record('b1', 'B')] };
+    const out = await processFifoBatchByGroup(event, context, async () => {
+      throw new Error('down');
+    });
+    expect(out.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(['a1', 'b1']);
+  });
+});

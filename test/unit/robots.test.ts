@@ -335,3 +335,65 @@ describe('decideFetch details', () => {
     });
   });
 });
+
+describe('robots matching and loading, edge cases', () => {
+  it('treats HTTP 500 itself as unreachable', () => {
+    expect(robotsDecision(robotsUrl, UA, { status: 500, body: '' }).source).toBe('unreachable');
+    expect(robotsDecision(robotsUrl, UA, { status: 499, body: '' }).source).toBe('unavailable');
+  });
+
+  it('lets an allow win a tie whichever line comes first', () => {
+    const rules = robotsDecision(robotsUrl, UA, {
+      status: 200,
+      body: 'User-agent: *\nAllow: /same\nDisallow: /same',
+    });
+    expect(rules.isAllowed('http://site.example/same')).toBe(true);
+  });
+
+  it('anchors a $ pattern at the end without letting its segments overlap', () => {
+    const rules = robotsDecision(robotsUrl, UA, { status: 200, body: 'User-agent: *\nDisallow: /ab*b$' });
+    expect(rules.isAllowed('http://site.example/ab')).toBe(true);
+    expect(rules.isAllowed('http://site.example/abb')).toBe(false);
+    expect(rules.isAllowed('http://site.example/abxb')).toBe(false);
+    expect(rules.isAllowed('http://site.example/abxbx')).toBe(true);
+  });
+
+  it('compares percent-escapes case-insensitively, as robots-parser does', () => {
+    const rules = robotsDecision(robotsUrl, UA, { status: 200, body: 'User-agent: *\nDisallow: /a%2Fb' });
+    expect(rules.isAllowed('http://site.example/a%2fb')).toBe(false);
+  });
+
+  it('reloads parsed rules at exactly their TTL', async () => {
+    vi.useFakeTimers();
+    try {
+      const cache = new RobotsCache(10_000);
+      let loads = 0;
+      const load = async (): Promise<RobotsRules> => {
+        loads++;
+        return { isAllowed: () => true, crawlDelayMs: 0, source: 'parsed' };
+      };
+      await cache.get('http://a.example', load);
+      vi.advanceTimersByTime(9_999);
+      await cache.get('http://a.example', load);
+      expect(loads).toBe(1);
+      vi.advanceTimersByTime(1);
+      await cache.get('http://a.example', load);
+      expect(loads).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('passes on what robots.txt cannot decide: a blocked address, a name that does not exist, a DNS outage', async () => {
+    const policy = { userAgent: UA, timeoutMs: 300, maxBodyBytes: 1_000 };
+    await expect(loadRobots('http://169.254.169.254', policy)).rejects.toMatchObject({
+      name: 'BlockedAddressError',
+    });
+    await expect(loadRobots('http://gone.invalid', policy)).rejects.toMatchObject({ name: 'DnsError' });
+    const silent = async () => new Promise<Array<{ address: string; family: number }>>(() => undefined);
+    await expect(loadRobots('http://slow.example', { ...policy, resolver: silent })).rejects.toMatchObject({
+      name: 'TransientFetchError',
+      reason: 'dns-error',
+    });
+  });
+});
