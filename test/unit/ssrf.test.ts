@@ -220,14 +220,46 @@ describe('SSRF guard details', () => {
   it('fails at once when the deadline has already passed, without asking DNS', async () => {
     await expect(
       resolveSafeTarget(new URL('http://late.example/'), {}, noDns, Date.now() - 1),
-    ).rejects.toMatchObject({ name: 'DnsUnavailableError', reason: 'dns-error' });
+    ).rejects.toMatchObject({
+      name: 'DnsUnavailableError',
+      reason: 'dns-error',
+      message: 'DNS for late.example unavailable: no time left to resolve',
+    });
+  });
+
+  it('abandons a resolver that does not answer by the deadline, naming the wait once', async () => {
+    const silent = () => new Promise<Array<{ address: string; family: number }>>(() => undefined);
+    const error = await resolveSafeTarget(
+      new URL('http://quiet.example/'),
+      {},
+      silent,
+      Date.now() + 50,
+    ).catch((e: unknown) => e as Error);
+    expect(error).toMatchObject({ name: 'DnsUnavailableError' });
+    expect((error as Error).message).toMatch(/^DNS for quiet\.example unavailable: no answer within \d+ ms$/);
+  });
+
+  it('keeps the cause and names the host in every refusal', async () => {
+    const cause = Object.assign(new Error('boom'), { code: 'ENOTFOUND' });
+    const dnsError = await resolveSafeTarget(new URL('http://c.example/'), {}, async () => {
+      throw cause;
+    }).catch((e: unknown) => e as Error);
+    expect((dnsError as Error).cause).toBe(cause);
+    const blocked = await resolveSafeTarget(new URL('http://10.0.0.1:8080/')).catch(
+      (e: unknown) => e as Error,
+    );
+    expect(blocked).toMatchObject({
+      name: 'BlockedAddressError',
+      reason: 'blocked-address',
+      message: 'refusing to connect to 10.0.0.1:8080: 10.0.0.1 is in the private range',
+    });
   });
 
   it('tells a name that does not exist (final) from a resolver that failed (retryable)', async () => {
     const failing = (code: string) => async () => {
       throw Object.assign(new Error(`query failed ${code}`), { code });
     };
-    for (const code of ['ENOTFOUND', 'ENODATA'])
+    for (const code of ['ENOTFOUND', 'ENODATA', 'NOTFOUND', 'NODATA', 'ENONAME', 'EBADNAME', 'BADNAME'])
       await expect(resolveSafeTarget(new URL('http://x.example/'), {}, failing(code))).rejects.toMatchObject({
         name: 'DnsError',
         message: `cannot resolve x.example: query failed ${code}`,
