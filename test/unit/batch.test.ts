@@ -2,6 +2,7 @@ import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { poisonToDlq, processFifoBatchByGroup, processStandardBatch } from '../../functions/shared/batch';
 import { InvalidMessageError } from '../../functions/shared/errors';
+import { logger } from '../../functions/shared/powertools';
 
 // The DLQ send is the only AWS call here; the SDK client is replaced by a recorder (unit tests may mock it).
 const { sent } = vi.hoisted(() => ({ sent: [] as Array<Record<string, unknown>> }));
@@ -172,5 +173,37 @@ describe('batches where every record fails', () => {
       throw new Error('down');
     });
     expect(out.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(['a1', 'b1']);
+  });
+});
+
+describe('poisonToDlq log lines', () => {
+  it('logs a failing record with its ids and receive count, and a forwarded one with its reason', async () => {
+    const lines: unknown[][] = [];
+    const spy = vi.spyOn(logger, 'error').mockImplementation((...args: unknown[]) => {
+      lines.push(args);
+    });
+    try {
+      const body = '{"crawlId":"c9","correlationId":"k9"}';
+      const failing = poisonToDlq('https://dlq', async () => {
+        throw new Error('throttled');
+      });
+      await expect(failing({ ...record('m7'), body })).rejects.toThrow('throttled');
+      const invalid = poisonToDlq('https://dlq', async () => {
+        throw new InvalidMessageError('bad schema');
+      });
+      await invalid({ ...record('m8'), body });
+      expect(lines).toEqual([
+        [
+          'record failed; it returns to the queue for retry',
+          expect.objectContaining({ crawlId: 'c9', correlationId: 'k9', messageId: 'm7', receiveCount: '1' }),
+        ],
+        [
+          'invalid message forwarded to DLQ without retry',
+          expect.objectContaining({ crawlId: 'c9', messageId: 'm8', reason: 'bad schema' }),
+        ],
+      ]);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
