@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { LookupFunction } from 'node:net';
 import type { Readable, Transform } from 'node:stream';
 import zlib from 'node:zlib';
+import { settleBy } from '../shared/deadline';
 import { PermanentError, RetryableError } from '../shared/errors';
 import { canonicalizeUrl } from '../shared/url';
 import {
@@ -86,25 +87,14 @@ export async function safeFetch(rawUrl: string, policy: FetchPolicy): Promise<Fe
   const deadline = Date.now() + policy.timeoutMs;
   const open = new Set<Closable>();
   const progress: Progress = { phase: 'dns' };
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          // A deadline spent waiting on DNS is a DNS failure, so robots.txt does not read it as the host's.
-          progress.phase === 'dns'
-            ? new TransientFetchError('dns-error', `no DNS answer within ${policy.timeoutMs} ms`)
-            : new TransientFetchError('timeout', `fetch did not finish within ${policy.timeoutMs} ms`),
-        ),
-      policy.timeoutMs,
-    );
-  });
-  const work = fetchHops(rawUrl, policy, deadline, open, progress);
-  work.catch(() => undefined); // after the deadline wins, its late rejection has no listener
   try {
-    return await Promise.race([work, expired]);
+    return await settleBy(fetchHops(rawUrl, policy, deadline, open, progress), policy.timeoutMs, () =>
+      // A deadline spent waiting on DNS is a DNS failure, so robots.txt does not read it as the host's.
+      progress.phase === 'dns'
+        ? new TransientFetchError('dns-error', `no DNS answer within ${policy.timeoutMs} ms`)
+        : new TransientFetchError('timeout', `fetch did not finish within ${policy.timeoutMs} ms`),
+    );
   } finally {
-    clearTimeout(timer);
     for (const o of open) o.destroy();
   }
 }
@@ -284,7 +274,8 @@ function decoderFor(
 
 /**
  * Read the body, decoding gzip/deflate/br, and stop as soon as the decoded size passes the cap: refused
- * as too-large, or cut at the cap when the policy truncates (robots.txt). The caller's deadline bounds it.
+ * as too-large, or cut at the cap when the policy truncates (robots.txt). safeFetch bounds it by its
+ * deadline and closes the streams.
  */
 async function readCapped(
   raw: http.IncomingMessage,
@@ -317,8 +308,6 @@ async function readCapped(
       throw new FetchOutcomeError('bad-encoding', `body is not valid ${encoding}`, status);
     }
     throw new TransientFetchError('network-error', `body read failed: ${(error as Error).message}`);
-  } finally {
-    raw.destroy();
   }
   return Buffer.concat(chunks);
 }

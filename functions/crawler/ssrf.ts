@@ -1,5 +1,6 @@
 import { Resolver as CaresResolver } from 'node:dns/promises';
 import ipaddr from 'ipaddr.js';
+import { settleBy } from '../shared/deadline';
 import { PermanentError, RetryableError } from '../shared/errors';
 
 export class BlockedAddressError extends PermanentError {
@@ -151,24 +152,17 @@ async function resolveWithin(
 ): Promise<Array<{ address: string; family: number }>> {
   const remaining = deadline - Date.now();
   if (remaining <= 0) throw new DnsUnavailableError(host, new Error('no time left to resolve'));
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new DnsUnavailableError(host, new Error(`no answer within ${remaining} ms`))),
-      remaining,
-    );
-  });
-  const lookup = resolver(host, remaining);
-  lookup.catch(() => undefined); // it may settle after the deadline won
   try {
-    return await Promise.race([lookup, expired]);
+    return await settleBy(
+      resolver(host, remaining),
+      remaining,
+      () => new DnsUnavailableError(host, new Error(`no answer within ${remaining} ms`)),
+    );
   } catch (error) {
     if (error instanceof DnsUnavailableError) throw error;
     const code = String((error as NodeJS.ErrnoException)?.code ?? '');
     if (NO_SUCH_NAME.has(code)) throw new DnsError(host, error);
     throw new DnsUnavailableError(host, error);
-  } finally {
-    clearTimeout(timer);
   }
 }
 
