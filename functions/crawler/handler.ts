@@ -1,7 +1,7 @@
 import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { poisonToDlq, processFifoBatchByGroup } from '../shared/batch';
+import { poisonToDlq, processFifoBatchByGroup, receiveCount } from '../shared/batch';
 import { planHandOff } from '../shared/body';
 import { ddb, s3, sqs } from '../shared/clients';
 import { getCrawlJob } from '../shared/crawls';
@@ -50,7 +50,7 @@ const fetchPolicy: FetchPolicy = {
  * leaves two receives of the queue's maxReceiveCount for failures of the pipeline's own (a throttled
  * write), so a slow site alone never sends a URL to the DLQ.
  */
-export const transientRetries = (maxReceiveCount: number): number => {
+const transientRetries = (maxReceiveCount: number): number => {
   if (maxReceiveCount < 3)
     throw new Error(
       `${ENV.maxReceiveCount} (${maxReceiveCount}) must be at least 3: transient fetch retries need 2`,
@@ -116,7 +116,7 @@ async function collect(
     return finish('fetched', { httpStatus: page.status, finalUrl: page.finalUrl, bytes: page.body.length });
   } catch (error) {
     lastFetchAt.set(host, Date.now());
-    const receives = Number(record.attributes.ApproximateReceiveCount ?? '1');
+    const receives = receiveCount(record);
     if (error instanceof TransientFetchError && receives < TRANSIENT_RETRIES) {
       log.warn('transient fetch failure, will retry', {
         url,
@@ -207,7 +207,7 @@ async function handleRecord(record: SQSRecord, context: Context, parseSender: Se
     );
     return 'invalid-url';
   }
-  const receives = Number(record.attributes.ApproximateReceiveCount ?? '1');
+  const receives = receiveCount(record);
   try {
     // The lease belongs to this receive of this message, so an SDK resend of its write never waits on it.
     const result = await leaseOwner.run(`${record.messageId}:${receives}`, () =>

@@ -1,6 +1,6 @@
 import { GetObjectCommand, NoSuchKey } from '@aws-sdk/client-s3';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { poisonToDlq, processStandardBatch } from '../shared/batch';
+import { poisonToDlq, processStandardBatch, receiveCount } from '../shared/batch';
 import { decompressBody } from '../shared/body';
 import { s3 } from '../shared/clients';
 import { getCrawlJob } from '../shared/crawls';
@@ -80,7 +80,7 @@ async function handleRecord(record: SQSRecord): Promise<string> {
     crawlsTable: config.crawlsTable,
     frontierQueueUrl: config.frontierQueueUrl,
     ttlSeconds: config.recordTtlSeconds,
-    redelivered: Number(record.attributes.ApproximateReceiveCount ?? '1') > 1,
+    redelivered: receiveCount(record) > 1,
   });
   metrics.addMetric(METRIC.linksEnqueued, 'Count', links.enqueued);
   if (links.overBudget > 0) metrics.addMetric(METRIC.linksOverBudget, 'Count', links.overBudget);

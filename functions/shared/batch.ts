@@ -12,6 +12,10 @@ import { looseIds } from './schemas';
 
 export type RecordHandler = (record: SQSRecord) => Promise<unknown>;
 
+/** How many times SQS has handed this record out, this receive included. */
+export const receiveCount = (record: SQSRecord): number =>
+  Number(record.attributes.ApproximateReceiveCount ?? '1');
+
 /**
  * Wrap a record handler so a message that fails validation goes to the DLQ at once with its reason and
  * counts as processed; every other error is logged and propagates, so only that record is reported for retry.
