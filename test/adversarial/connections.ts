@@ -44,6 +44,14 @@ export function guardConnections(allowed: () => ReadonlySet<string>) {
   };
 }
 
+/** The emulator endpoints (127.0.0.1:port) named in a function's environment: what a handler may reach. */
+export function emulatorAddresses(env: Record<string, string>): Set<string> {
+  const addresses = new Set<string>();
+  for (const value of Object.values(env))
+    for (const m of value.matchAll(/(?:127\.0\.0\.1|localhost):(\d+)/g)) addresses.add(`127.0.0.1:${m[1]}`);
+  return addresses;
+}
+
 /** Servers listening on the forbidden addresses the namespace added to loopback; any accept is a bypass. */
 export async function startCanaries(addresses: readonly string[], ports: readonly number[]) {
   const hits: string[] = [];

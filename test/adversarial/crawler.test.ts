@@ -7,13 +7,13 @@ import {
   ReceiveMessageCommand,
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
-import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalizeUrl } from '../../functions/shared/url';
 import { type EventSourceSpec, toSqsRecord } from '../../sandbox/runner';
 import { type Sandbox, startSandbox } from '../../sandbox/sandbox';
-import { guardConnections, startCanaries } from './connections';
+import { holdLease } from '../integration/leases';
+import { emulatorAddresses, guardConnections, startCanaries } from './connections';
 import { type DnsBehaviour, startHostileDns } from './hostile-dns';
 import { bombs, drip, http, type Misbehaviour, startHostileServer, withRobots404 } from './hostile-site';
 
@@ -400,8 +400,7 @@ beforeAll(async () => {
   }
   const env = sb.functionEnvironment('Crawler');
   // The emulators are the only other thing on loopback this process may reach.
-  for (const value of Object.values(env))
-    for (const m of value.matchAll(/(?:127\.0\.0\.1|localhost):(\d+)/g)) allowed.add(`127.0.0.1:${m[1]}`);
+  for (const address of emulatorAddresses(env)) allowed.add(address);
   for (const s of servers) allowed.add(`127.0.0.1:${s.port}`);
   guard = guardConnections(() => allowed);
   Object.assign(process.env, env, {
@@ -561,22 +560,15 @@ describe('the crawler handler against hostile servers, addresses and DNS (isolat
 
   it('records dead-lettered on a URL whose message fails every receive, as it goes to the DLQ', async () => {
     const crawlId = `adv-dlq-${randomUUID()}`;
-    const server = servers.find((x) => x.requests.length >= 0) as (typeof servers)[number];
-    const url = `http://${server.host}/held`;
+    const url = `http://${servers[0]?.host}/held`;
     await api.submitCrawl(sb.target, { crawlId, seeds: [url], maxPages: 10, maxDepth: 0 });
     // Another message holds a live lease on the URL for the whole test: every receive of this one fails.
-    await sb.target.ddb.send(
-      new UpdateCommand({
-        TableName: sb.target.outputs.UrlsTableName,
-        Key: { crawlId, url },
-        UpdateExpression: 'SET idemStatus = :s, idemExpiry = :e, idemLeaseMs = :l, idemOwner = :o',
-        ExpressionAttributeValues: {
-          ':s': 'INPROGRESS',
-          ':e': Math.floor(Date.now() / 1000) + 3600,
-          ':l': Date.now() + 600_000,
-          ':o': 'another-message',
-        },
-      }),
+    await holdLease(
+      sb.target.ddb,
+      sb.target.outputs.UrlsTableName,
+      { crawlId, url },
+      600_000,
+      'another-message',
     );
     const { invocations } = await drainFrontier(20);
     expect(invocations.filter((i) => i.failed.length > 0)).toHaveLength(5);

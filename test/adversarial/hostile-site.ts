@@ -29,6 +29,8 @@ export async function startHostileServer(reply: Misbehaviour) {
     port,
     host: `127.0.0.1:${port}`,
     requests,
+    /** Connections still open, to check that a client closed its own. */
+    sockets,
     stop: () =>
       new Promise<void>((r) => {
         for (const s of sockets) s.destroy();

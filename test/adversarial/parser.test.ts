@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ParseMessage } from '../../functions/shared/schemas';
 import { type EventSourceSpec, toSqsRecord } from '../../sandbox/runner';
 import { type Sandbox, startSandbox } from '../../sandbox/sandbox';
-import { guardConnections } from './connections';
+import { emulatorAddresses, guardConnections } from './connections';
 
 // The parser's own handler, in this process, on real parse-queue records: pages built to blow its time or
 // memory, or to poison its writes. Each must be stored (or get an outcome) without failing its batch-mates.
@@ -26,9 +26,7 @@ const HOST = 'site.example';
 beforeAll(async () => {
   sb = await startSandbox({ runFunctions: false });
   const env = sb.functionEnvironment('Parser');
-  const allowed = new Set<string>();
-  for (const value of Object.values(env))
-    for (const m of value.matchAll(/(?:127\.0\.0\.1|localhost):(\d+)/g)) allowed.add(`127.0.0.1:${m[1]}`);
+  const allowed = emulatorAddresses(env);
   guard = guardConnections(() => allowed);
   Object.assign(process.env, env, { POWERTOOLS_LOG_LEVEL: 'SILENT', POWERTOOLS_METRICS_DISABLED: 'true' });
   api = await import('../../cli/crawl-api');

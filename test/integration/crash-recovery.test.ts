@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toSqsRecord } from '../../sandbox/runner';
+import { type EventSourceSpec, toSqsRecord } from '../../sandbox/runner';
 import { type Sandbox, startSandbox } from '../../sandbox/sandbox';
 import { parsePageMessage } from './messages';
 
@@ -30,6 +30,15 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await sb?.stop();
+});
+
+/** The parse queue as an event source, for turning received messages into the records Lambda passes. */
+const parseSource = (): EventSourceSpec => ({
+  queueUrl: sb.target.outputs.ParseQueueUrl,
+  queueArn: 'arn:aws:sqs:us-east-1:000000000000:parse',
+  batchSize: 10,
+  maxConcurrency: 2,
+  reportBatchItemFailures: true,
 });
 
 const context = { getRemainingTimeInMillis: () => 30_000, functionName: 'parser' } as unknown as Context;
@@ -71,13 +80,6 @@ describe('crash between claiming links and enqueueing them', () => {
         MessageBody: JSON.stringify(parsePageMessage(crawlId, page, html)),
       }),
     );
-    const source = {
-      queueUrl: outputs.ParseQueueUrl,
-      queueArn: 'arn:aws:sqs:us-east-1:000000000000:parse',
-      batchSize: 10,
-      maxConcurrency: 2,
-      reportBatchItemFailures: true,
-    };
     const receiveParse = () =>
       api.waitFor('the parse message', async () => {
         const out = await sb.target.sqs.send(
@@ -96,7 +98,7 @@ describe('crash between claiming links and enqueueing them', () => {
       throw new Error('simulated crash after claim');
     };
     const first = await receiveParse();
-    const crashed = await handler({ Records: [toSqsRecord(first, source)] }, context);
+    const crashed = await handler({ Records: [toSqsRecord(first, parseSource())] }, context);
     expect(crashed.batchItemFailures).toEqual([{ itemIdentifier: first.MessageId }]);
     const claimed = (await api.listUrls(sb.target, crawlId))
       .filter((u) => u.claimedBy === page)
@@ -108,7 +110,7 @@ describe('crash between claiming links and enqueueing them', () => {
     faultInjection.afterClaim = undefined;
     const second = await receiveParse();
     expect(second.MessageId).toBe(first.MessageId);
-    const recovered = await handler({ Records: [toSqsRecord(second, source)] }, context);
+    const recovered = await handler({ Records: [toSqsRecord(second, parseSource())] }, context);
     expect(recovered.batchItemFailures).toEqual([]);
     const enqueued = (await receiveAll(outputs.FrontierQueueUrl)).map(
       (m) => JSON.parse(m.Body ?? '{}').payload.url,
@@ -157,14 +159,7 @@ describe('crash between claiming links and enqueueing them', () => {
       }
       return mine;
     });
-    const source = {
-      queueUrl: outputs.ParseQueueUrl,
-      queueArn: 'arn:aws:sqs:us-east-1:000000000000:parse',
-      batchSize: 10,
-      maxConcurrency: 2,
-      reportBatchItemFailures: true,
-    };
-    const result = await handler({ Records: [toSqsRecord(m, source)] }, context);
+    const result = await handler({ Records: [toSqsRecord(m, parseSource())] }, context);
     // As Lambda does: delete on success; on failure the message comes back (at once, for the test).
     if (result.batchItemFailures.length === 0)
       await sb.target.sqs.send(

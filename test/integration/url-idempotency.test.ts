@@ -4,7 +4,7 @@ import {
   IdempotencyConfig,
   makeIdempotent,
 } from '@aws-lambda-powertools/idempotency';
-import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -13,6 +13,7 @@ import {
   UrlRecordPersistenceLayer,
 } from '../../functions/crawler/url-idempotency';
 import { type Sandbox, startSandbox } from '../../sandbox/sandbox';
+import { holdLease } from './leases';
 
 // The crawler's Powertools persistence layer on DynamoDB Local, driven through makeIdempotent as the
 // handler drives it: what it writes on the URL record, and what it leaves alone.
@@ -79,19 +80,7 @@ describe('UrlRecordPersistenceLayer (Powertools idempotency on the URL record)',
 
   it('rejects a second attempt while a live lease is held, and takes over a lease that has run out', async () => {
     const { table, key, collect, calls } = setup();
-    const lease = (ms: number) =>
-      sb.target.ddb.send(
-        new UpdateCommand({
-          TableName: table,
-          Key: key,
-          UpdateExpression: 'SET idemStatus = :s, idemExpiry = :e, idemLeaseMs = :l',
-          ExpressionAttributeValues: {
-            ':s': 'INPROGRESS',
-            ':e': Math.floor(Date.now() / 1000) + 3600,
-            ':l': Date.now() + ms,
-          },
-        }),
-      );
+    const lease = (ms: number) => holdLease(sb.target.ddb, table, key, ms);
     await lease(60_000);
     await expect(collect(key, 'fetch')).rejects.toBeInstanceOf(IdempotencyAlreadyInProgressError);
     expect(calls()).toBe(0);
@@ -135,19 +124,7 @@ describe('UrlRecordPersistenceLayer (Powertools idempotency on the URL record)',
 
   it('lets the receive that holds a live lease take it over, but not another receive or message', async () => {
     const { table, key, collect, calls } = setup();
-    await sb.target.ddb.send(
-      new UpdateCommand({
-        TableName: table,
-        Key: key,
-        UpdateExpression: 'SET idemStatus = :s, idemExpiry = :e, idemLeaseMs = :l, idemOwner = :o',
-        ExpressionAttributeValues: {
-          ':s': 'INPROGRESS',
-          ':e': Math.floor(Date.now() / 1000) + 3600,
-          ':l': Date.now() + 60_000,
-          ':o': 'message-1:1',
-        },
-      }),
-    );
+    await holdLease(sb.target.ddb, table, key, 60_000, 'message-1:1');
     for (const other of ['message-2:1', 'message-1:2'])
       await expect(leaseOwner.run(other, () => collect(key, 'fetch'))).rejects.toBeInstanceOf(
         IdempotencyAlreadyInProgressError,

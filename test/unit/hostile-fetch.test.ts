@@ -1,38 +1,18 @@
 import dgram from 'node:dgram';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadRobots, ROBOTS_MAX_BYTES, robotsText } from '../../functions/crawler/robots';
 import { type FetchPolicy, safeFetch, TransientFetchError } from '../../functions/crawler/safe-fetch';
 import { DnsError, dnsResolver, resolveSafeTarget, systemResolver } from '../../functions/crawler/ssrf';
+import { startHostileServer } from '../adversarial/hostile-site';
 
 // Hostile servers on loopback, each misbehaving at one step of an HTTP exchange. The property under test
 // is the same for all: the fetch settles (page, outcome or retryable error) by its deadline, and leaves no
 // socket open behind it.
-
-/** A raw TCP server that answers every connection with `reply(socket)`; counts open sockets. */
-async function rawServer(reply: (socket: net.Socket) => void) {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => undefined);
-    socket.once('data', () => reply(socket));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    port,
-    sockets,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
 
 const policyFor = (port: number, extra: Partial<FetchPolicy> = {}): FetchPolicy => ({
   userAgent: 'test-bot',
@@ -153,7 +133,7 @@ describe('safeFetch against servers that misbehave', () => {
 
   for (const c of cases) {
     it(`settles by the deadline and closes the socket on ${c.name}`, async () => {
-      const server = await rawServer(c.reply);
+      const server = await startHostileServer(c.reply);
       try {
         const started = Date.now();
         const policy = policyFor(server.port, c.timeoutMs ? { timeoutMs: c.timeoutMs } : {});
@@ -166,13 +146,13 @@ describe('safeFetch against servers that misbehave', () => {
         expect(Date.now() - started).toBeLessThan(policy.timeoutMs + 5_000);
         expect(await allClosed(server.sockets)).toBe(true);
       } finally {
-        await server.close();
+        await server.stop();
       }
     });
   }
 
   it('fails robots.txt answered with 101 as unreachable (disallow) instead of hanging', async () => {
-    const server = await rawServer((s) =>
+    const server = await startHostileServer((s) =>
       s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n'),
     );
     try {
@@ -180,7 +160,7 @@ describe('safeFetch against servers that misbehave', () => {
       expect(rules.source).toBe('unreachable');
       expect(rules.isAllowed(`http://127.0.0.1:${server.port}/`)).toBe(false);
     } finally {
-      await server.close();
+      await server.stop();
     }
   });
 });

@@ -5,6 +5,24 @@ import { FrontierMessage, looseIds, ParseMessage, parseMessage } from '../../fun
 
 const valid = frontierMessage('crawl-1', 'corr-1', { url: 'http://a.example/', depth: 0 });
 
+/** A valid parse message with an inline body. */
+const parse = {
+  type: 'parse.page',
+  version: 1,
+  crawlId: 'c1',
+  correlationId: 'k1',
+  sentAt: '2026-11-23T00:00:00.000Z',
+  payload: {
+    url: 'http://a.example/',
+    finalUrl: 'http://a.example/',
+    depth: 0,
+    httpStatus: 200,
+    contentType: 'text/html',
+    fetchedAt: 1,
+    body: { kind: 'inline', encoding: 'br', data: '' },
+  },
+};
+
 describe('message schemas', () => {
   it('accepts what the producer helper builds', () => {
     expect(parseMessage(FrontierMessage, JSON.stringify(valid))).toEqual(valid);
@@ -33,19 +51,7 @@ describe('message schemas', () => {
   });
 
   it('rejects a parse message whose body reference is neither inline nor S3', () => {
-    const msg = {
-      ...valid,
-      type: 'parse.page',
-      payload: {
-        url: 'http://a.example/',
-        finalUrl: 'http://a.example/',
-        depth: 0,
-        httpStatus: 200,
-        contentType: 'text/html',
-        fetchedAt: 1,
-        body: { kind: 'ftp' },
-      },
-    };
+    const msg = { ...parse, payload: { ...parse.payload, body: { kind: 'ftp' } } };
     expect(() => parseMessage(ParseMessage, JSON.stringify(msg))).toThrow(/payload.body.kind/);
   });
 
@@ -59,23 +65,6 @@ describe('message schemas', () => {
 });
 
 describe('message schema details', () => {
-  const parse = {
-    type: 'parse.page',
-    version: 1,
-    crawlId: 'c1',
-    correlationId: 'k1',
-    sentAt: '2026-11-23T00:00:00.000Z',
-    payload: {
-      url: 'http://a.example/',
-      finalUrl: 'http://a.example/',
-      depth: 0,
-      httpStatus: 200,
-      contentType: 'text/html',
-      fetchedAt: 1,
-      body: { kind: 'inline', encoding: 'br', data: '' },
-    },
-  };
-
   it('accepts both body kinds and nothing else', () => {
     expect(parseMessage(ParseMessage, JSON.stringify(parse)).payload.body.kind).toBe('inline');
     const s3 = {

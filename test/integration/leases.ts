@@ -1,0 +1,27 @@
+import { type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+
+/**
+ * Put an in-progress idempotency lease on a URL record, as a crawler attempt holding it would leave it:
+ * live for `ms` more milliseconds (negative: already run out), held by `owner` when given.
+ */
+export function holdLease(
+  ddb: DynamoDBDocumentClient,
+  table: string,
+  key: { crawlId: string; url: string },
+  ms: number,
+  owner?: string,
+) {
+  return ddb.send(
+    new UpdateCommand({
+      TableName: table,
+      Key: key,
+      UpdateExpression: `SET idemStatus = :s, idemExpiry = :e, idemLeaseMs = :l${owner ? ', idemOwner = :o' : ''}`,
+      ExpressionAttributeValues: {
+        ':s': 'INPROGRESS',
+        ':e': Math.floor(Date.now() / 1000) + 3600,
+        ':l': Date.now() + ms,
+        ...(owner ? { ':o': owner } : {}),
+      },
+    }),
+  );
+}
