@@ -13,6 +13,7 @@ import { canonicalizeUrl } from '../../functions/shared/url';
 import { type EventSourceSpec, toSqsRecord } from '../../sandbox/runner';
 import { type Sandbox, startSandbox } from '../../sandbox/sandbox';
 import { holdLease } from '../integration/leases';
+import canaryAddresses from './canaries.json';
 import { emulatorAddresses, guardConnections, startCanaries } from './connections';
 import { type DnsBehaviour, startHostileDns } from './hostile-dns';
 import { bombs, drip, http, type Misbehaviour, startHostileServer, withRobots404 } from './hostile-site';
@@ -21,8 +22,6 @@ import { bombs, drip, http, type Misbehaviour, startHostileServer, withRobots404
 // against hostile servers and a hostile name server on loopback. Run through isolate.mjs: inside a network
 // namespace where the forbidden addresses are canaries on loopback, so a bypass is a recorded hit.
 
-const CANARY_V4 = ['169.254.169.254', '10.0.0.1', '172.16.0.1', '192.168.1.1', '100.64.0.1', '192.0.0.170'];
-const CANARY_V6 = ['::7f00:1', 'fd00::1', '64:ff9b::a9fe:a9fe'];
 const FETCH_TIMEOUT_MS = 1_500;
 const FUNCTION_TIMEOUT_MS = 30_000;
 
@@ -388,7 +387,7 @@ const allowed = new Set<string>();
 beforeAll(async () => {
   sb = await startSandbox({ runFunctions: false });
   dns = await startHostileDns(DNS);
-  canaries = await startCanaries([...CANARY_V4, ...CANARY_V6], [80, 443]);
+  canaries = await startCanaries([...canaryAddresses.v4, ...canaryAddresses.v6], [80, 443]);
   for (const c of CASES) {
     if (!c.server) {
       caseUrl.set(c, c.url);
@@ -496,7 +495,7 @@ describe('the crawler handler against hostile servers, addresses and DNS (isolat
   it('runs in a network namespace with canaries on the forbidden addresses', () => {
     if (process.env.CI) expect(process.env.ADVERSARIAL_ISOLATED).toBe('1');
     if (process.env.ADVERSARIAL_ISOLATED === '1')
-      expect(canaries.listening).toBeGreaterThanOrEqual(CANARY_V4.length * 2);
+      expect(canaries.listening).toBeGreaterThanOrEqual(canaryAddresses.v4.length * 2);
   });
 
   it(`gives each of ${CASES.length} hostile cases its outcome, never connects where it must not, and never fails a batch-mate`, async () => {

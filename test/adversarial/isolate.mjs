@@ -7,6 +7,7 @@
 // Usage: node test/adversarial/isolate.mjs [vitest args]. CI requires the namespace; elsewhere, without
 // root or user namespaces, the suite runs with the in-process connection guard alone and says so.
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.join(import.meta.dirname, '..', '..');
@@ -18,31 +19,23 @@ const vitestArgs = [
   ...process.argv.slice(2),
 ];
 
-/** Addresses a bypass would aim at; each gets a canary listener inside the namespace. */
-export const CANARY_V4 = [
-  '169.254.169.254',
-  '10.0.0.1',
-  '172.16.0.1',
-  '192.168.1.1',
-  '100.64.0.1',
-  '192.0.0.170',
-];
-export const CANARY_V6 = ['::7f00:1', 'fd00::1', 'fe80::1', '64:ff9b::a9fe:a9fe'];
+/** Addresses a bypass would aim at; each gets a canary listener inside the namespace (crawler.test.ts). */
+const canaries = JSON.parse(readFileSync(path.join(import.meta.dirname, 'canaries.json'), 'utf8'));
 
 function run(cmd, args, opts = {}) {
   return spawnSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts });
 }
 
 if (process.env.ADVERSARIAL_INSIDE === '1') {
-  // Inside the namespace: bring up loopback and give it the canary and name-server addresses.
+  // Inside the namespace: bring up loopback and give it the canary addresses.
   const ip = (...a) => spawnSync('ip', a, { encoding: 'utf8' });
   const up = ip('link', 'set', 'lo', 'up');
   if (up.status !== 0) {
     console.error(`adversarial: cannot bring up loopback in the namespace: ${up.stderr}`);
     process.exit(1);
   }
-  for (const a of CANARY_V4) ip('addr', 'add', `${a}/32`, 'dev', 'lo');
-  for (const a of CANARY_V6) ip('-6', 'addr', 'add', `${a}/128`, 'dev', 'lo', 'nodad');
+  for (const a of canaries.v4) ip('addr', 'add', `${a}/32`, 'dev', 'lo');
+  for (const a of canaries.v6) ip('-6', 'addr', 'add', `${a}/128`, 'dev', 'lo', 'nodad');
   const result = run('npx', vitestArgs, { env: { ...process.env, ADVERSARIAL_ISOLATED: '1' } });
   process.exit(result.status ?? 1);
 }
