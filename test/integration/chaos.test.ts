@@ -111,11 +111,6 @@ describe(`chaos: faults between the functions and the emulators (seed ${SEED}, s
     }
     const urls = await listUrls(h.target, crawlId);
     const outcome = new Map(urls.map((u) => [String(u.url), u.outcome as string | undefined]));
-    if (process.env.CHAOS_DEBUG) {
-      const { writeFileSync } = await import('node:fs');
-      const pages = (await listPages(h.target, crawlId)).map((p) => String(p.url));
-      writeFileSync(`/tmp/chaos-debug-${SEED}.json`, JSON.stringify({ during, urls, pages }, null, 1));
-    }
     expect(urls.filter((u) => !u.outcome || u.outcome === 'dead-lettered').map((u) => u.url)).toEqual([]);
     const stored = (await listPages(h.target, crawlId)).map((p) => String(p.url)).sort();
     expect(stored).toEqual([...expected.stored].sort());
