@@ -74,8 +74,8 @@ export async function crawlBudget(
   );
   if (!Item) return undefined;
   const maxPages = Number(Item.maxPages);
-  // The counter can end below zero when the last admission asked for more than was left.
-  return { maxPages, admitted: maxPages - Math.max(0, Number(Item.pagesRemaining)) };
+  // Each admission takes exactly the places it claims URLs for, so the counter never goes below zero.
+  return { maxPages, admitted: maxPages - Number(Item.pagesRemaining) };
 }
 
 export interface QueueDepth {

@@ -21,6 +21,13 @@ const DDB_WRITES = new Set([
   'DeleteCommand',
   'BatchWriteCommand',
 ]);
+const DDB_TRANSACTIONS = new Set(['TransactWriteItemsCommand', 'TransactWriteCommand']);
+/**
+ * A transactional write bills two write units per item (per KB; these items are small). Counted from the
+ * request: DynamoDB Local reports 2 units for a whole transaction whatever its size. A cancelled one is
+ * counted the same way, to err on the side of cost (whether AWS bills it in full is not documented).
+ */
+const transactionUnits = (input) => 2 * (input?.TransactItems?.length ?? 1);
 
 /** @returns {Record<string, {requests: number, units: number}>} */
 export function newCounts() {
@@ -63,7 +70,8 @@ export function meterClient(client, counts) {
         const result = await next(args);
         const out = result.output;
         let units = 1;
-        if (isRead || isWrite) units = capacity(out);
+        if (DDB_TRANSACTIONS.has(op)) units = transactionUnits(args.input);
+        else if (isRead || isWrite) units = capacity(out);
         else if (op === 'SendMessageCommand') units = sqsChunks(bytes(args.input.MessageBody));
         else if (op === 'SendMessageBatchCommand')
           units = sqsChunks(args.input.Entries.reduce((n, e) => n + bytes(e.MessageBody), 0));
@@ -73,7 +81,12 @@ export function meterClient(client, counts) {
         return result;
       } catch (error) {
         // A failed conditional write is still billed: at least one write unit.
-        add(counts, key, 1, isWrite ? 1 : isRead ? 0.5 : 1);
+        add(
+          counts,
+          key,
+          1,
+          DDB_TRANSACTIONS.has(op) ? transactionUnits(args.input) : isWrite ? 1 : isRead ? 0.5 : 1,
+        );
         throw error;
       }
     },

@@ -1,22 +1,26 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { BatchGetCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ddb } from '../shared/clients';
-import { admitUrls, type CrawlJob } from '../shared/crawls';
+import { budgetDecrement, type CrawlJob } from '../shared/crawls';
 import { RetryableError } from '../shared/errors';
 import { sendToFrontier } from '../shared/frontier';
-import { recordOutcome } from '../shared/outcomes';
+import { outcomeUpdate } from '../shared/outcomes';
 import { hostKey } from '../shared/url';
 
 /**
- * Link discovery that never loses a URL and rarely pays for a known one.
+ * Link discovery that never loses a URL, admits each one exactly once, and rarely pays for a known one.
  *
- * A new link is claimed in the URLs table with `claimedBy` = the discovering page, under the condition
- * "absent, or already claimed by this same page". Only then is it sent to the frontier. If the function
- * dies between claim and send, the redelivered parse message finds its own claims and sends them again;
- * the frontier's dedup id (and the crawler's idempotency record) absorb any resend that did get through.
+ * A new link is claimed and admitted in one transaction: the URL record is created with `claimedBy` = the
+ * discovering page (condition: no record yet), and the crawl's page budget loses one place per claimed
+ * link (condition: enough places left). So a claimed link is an admitted link, whatever is retried: an SDK
+ * resend of a committed transaction, a page parsed twice, or a redelivery after a failed send all find the
+ * claim and send the link again without spending. If the function dies between claim and send, the
+ * redelivered parse message finds its own claims and sends them; the frontier's dedup id (and the
+ * crawler's idempotency record) absorb any resend that did get through.
  *
  * Cost: links already known to this container are dropped from memory, the rest are checked with one
- * BatchGetItem per 100, and only links absent from the table cost a conditional write.
+ * BatchGetItem per 100, and only links absent from the table go into a transaction (two write units per
+ * item, 99 links and the budget per transaction).
  */
 export interface DiscoverInput {
   readonly crawlId: string;
@@ -103,10 +107,11 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
   let alreadyKnown = inScope.length - unknown.length;
   let reclaimed = 0;
   const toClaim: string[] = [];
-  for (const url of unknown) {
+  for (const url of new Set(unknown)) {
     const owner = existing.get(url);
     if (owner === undefined) toClaim.push(url);
     else if (owner === claimant) {
+      // Claimed by this page on an earlier attempt, so already admitted: sent again, never paid again.
       toSend.push(url);
       reclaimed++;
     } else {
@@ -115,9 +120,9 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
     }
   }
 
-  // Once the budget is spent, new links are only counted; reclaimed ones still go through admission below.
+  // Once the budget is spent, new links are only counted.
   const overBudget = exhausted.has(crawlId) ? toClaim.splice(0).length : 0;
-  let refusedCount = 0;
+  const refused: string[] = [];
 
   // Pages of one batch run side by side and often find the same new links. A link another page in this
   // container is already claiming is left to that page: awaiting its claim-and-send costs no write, where a
@@ -136,8 +141,9 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
   done.promise.catch(() => undefined);
   for (const url of mine) inflight.set(keyOf(crawlId, url), done.promise);
   try {
-    const claimed = await claimAll(input, mine);
-    alreadyKnown += mine.length - claimed.length;
+    const first = await admitAll(input, mine);
+    alreadyKnown += first.known;
+    refused.push(...first.refused);
     // If the other page failed, its message comes back and claims again; claiming here too is still safe.
     const orphaned: string[] = [];
     for (const [url, pending] of waits) {
@@ -148,34 +154,15 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
         orphaned.push(url);
       }
     }
-    const adopted = await claimAll(input, orphaned);
-    alreadyKnown += orphaned.length - adopted.length;
-    toSend.push(...claimed, ...adopted);
+    const adopted = await admitAll(input, orphaned);
+    alreadyKnown += adopted.known;
+    refused.push(...adopted.refused);
+    toSend.push(...first.admitted, ...adopted.admitted);
 
     faultInjection.afterClaim?.(toSend);
     const nextDepth = input.depth + 1;
-    // Admission after the claims, so a lost claim race never spends budget. A crash between here and the
-    // send makes the redelivery admit its reclaimed links again: the crawl may stop a few pages short of
-    // maxPages, never beyond it.
-    const admitted = await admitUrls(input.crawlsTable, crawlId, toSend.length);
-    if (admitted < toSend.length) {
-      exhausted.add(crawlId);
-      const refused = toSend.splice(admitted);
-      await Promise.all(
-        refused.map((url) =>
-          recordOutcome(
-            input.urlsTable,
-            crawlId,
-            url,
-            'budget-exhausted',
-            { depth: nextDepth },
-            input.ttlSeconds,
-          ),
-        ),
-      );
-      for (const url of refused) remember(keyOf(crawlId, url));
-      refusedCount = refused.length;
-    }
+    await Promise.all(refused.map((url) => recordRefusal(input, url, nextDepth)));
+    for (const url of refused) remember(keyOf(crawlId, url));
     await sendToFrontier(
       input.frontierQueueUrl,
       crawlId,
@@ -199,7 +186,7 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
     outOfScope,
     tooDeep,
     reclaimed,
-    overBudget: overBudget + refusedCount,
+    overBudget: overBudget + refused.length,
   };
 }
 
@@ -247,47 +234,131 @@ async function readClaims(
   return owners;
 }
 
-/** Claim each URL for this page; returns those claimed (newly, or already by this page). */
-async function claimAll(input: DiscoverInput, urls: readonly string[]): Promise<string[]> {
-  const claimed: string[] = [];
-  const now = new Date().toISOString();
-  const expiresAt = Math.floor(Date.now() / 1000) + input.ttlSeconds;
-  const CONCURRENCY = 16;
-  for (let i = 0; i < urls.length; i += CONCURRENCY) {
-    await Promise.all(
-      urls.slice(i, i + CONCURRENCY).map(async (url) => {
-        try {
-          // UpdateItem, not PutItem: a claim must never erase an outcome the crawler already recorded.
-          await ddb.send(
-            new UpdateCommand({
-              TableName: input.urlsTable,
-              Key: { crawlId: input.crawlId, url },
-              UpdateExpression:
-                'SET claimedBy = :me, #d = if_not_exists(#d, :d), discoveredAt = if_not_exists(discoveredAt, :t), expiresAt = if_not_exists(expiresAt, :e)',
-              ConditionExpression: 'attribute_not_exists(#u) OR claimedBy = :me',
-              // On a lost race, learn who owns the link (no extra read), so only that page skips it.
-              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-              ExpressionAttributeNames: { '#u': 'url', '#d': 'depth' },
-              ExpressionAttributeValues: {
-                ':me': input.claimant,
-                ':d': input.depth + 1,
-                ':t': now,
-                ':e': expiresAt,
-              },
-            }),
-          );
-          claimed.push(url);
-        } catch (error) {
-          if (!(error instanceof ConditionalCheckFailedException)) throw error;
-          const owner = String(
-            (error.Item as { claimedBy?: { S?: string } } | undefined)?.claimedBy?.S ?? '',
-          );
-          remember(keyOf(input.crawlId, url), owner || SETTLED);
-        }
+/**
+ * A refused link gets a record with its outcome and no claim, so later pages count it as known. Only if it
+ * has no record: another page may have claimed it with the last place meanwhile, and its outcome is the
+ * crawler's to write.
+ */
+async function recordRefusal(input: DiscoverInput, url: string, depth: number): Promise<void> {
+  const { sets, names, values } = outcomeUpdate('budget-exhausted', { depth }, input.ttlSeconds);
+  try {
+    await ddb.send(
+      new UpdateCommand({
+        TableName: input.urlsTable,
+        Key: { crawlId: input.crawlId, url },
+        UpdateExpression: `SET ${sets.join(', ')}`,
+        ConditionExpression: 'attribute_not_exists(#u) OR outcome = :o',
+        ExpressionAttributeNames: { ...names, '#u': 'url' },
+        ExpressionAttributeValues: values,
       }),
     );
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
   }
-  return claimed;
+}
+
+/** Links per admission transaction: DynamoDB allows 100 items, and one is the budget. */
+const LINKS_PER_TRANSACTION = 99;
+/** Transactions cancelled by a concurrent one (the budget item is shared) before the record is retried. */
+const MAX_CONFLICTS = 8;
+
+/** A string or number attribute of an item read back from a failed condition (wire or plain form). */
+function attribute(item: Record<string, unknown> | undefined, name: string): string | undefined {
+  const value = item?.[name] as { S?: string; N?: string } | string | number | undefined;
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'object') return value.S ?? value.N;
+  return String(value);
+}
+
+/**
+ * Claim and admit each URL for this page, in transactions of up to 99 links and the budget. A cancelled
+ * transaction says why, item by item: a link that already has a record is dropped (claimed by this page
+ * before: admitted and sent; by another page or refused: known), too small a budget shrinks the next
+ * transaction to the places left, and a conflict with another page's transaction is retried after a pause.
+ */
+async function admitAll(
+  input: DiscoverInput,
+  urls: readonly string[],
+): Promise<{ admitted: string[]; refused: string[]; known: number }> {
+  const admitted: string[] = [];
+  const refused: string[] = [];
+  let known = 0;
+  let pending = [...urls];
+  let placesLeft = Number.POSITIVE_INFINITY;
+  let conflicts = 0;
+  const now = new Date().toISOString();
+  const expiresAt = Math.floor(Date.now() / 1000) + input.ttlSeconds;
+  while (pending.length > 0) {
+    if (placesLeft <= 0 || exhausted.has(input.crawlId)) {
+      exhausted.add(input.crawlId);
+      refused.push(...pending);
+      break;
+    }
+    const batch = pending.slice(0, Math.min(LINKS_PER_TRANSACTION, placesLeft));
+    try {
+      await ddb.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            budgetDecrement(input.crawlsTable, input.crawlId, batch.length),
+            ...batch.map((url) => ({
+              Update: {
+                TableName: input.urlsTable,
+                Key: { crawlId: input.crawlId, url },
+                UpdateExpression: 'SET claimedBy = :me, #d = :d, discoveredAt = :t, expiresAt = :e',
+                // No record yet: a record means the link was claimed (and so admitted) or given an outcome.
+                ConditionExpression: 'attribute_not_exists(#u)',
+                ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
+                ExpressionAttributeNames: { '#u': 'url', '#d': 'depth' },
+                ExpressionAttributeValues: {
+                  ':me': input.claimant,
+                  ':d': input.depth + 1,
+                  ':t': now,
+                  ':e': expiresAt,
+                },
+              },
+            })),
+          ],
+        }),
+      );
+      admitted.push(...batch);
+      pending = pending.slice(batch.length);
+      placesLeft -= batch.length;
+    } catch (error) {
+      if (!(error instanceof TransactionCanceledException)) throw error;
+      const reasons = error.CancellationReasons ?? [];
+      const settled = new Set<string>();
+      let progressed = false;
+      reasons.forEach((reason, i) => {
+        if (reason.Code !== 'ConditionalCheckFailed') return;
+        progressed = true;
+        const item = reason.Item as Record<string, unknown> | undefined;
+        if (i === 0) {
+          placesLeft = Math.max(0, Number(attribute(item, 'pagesRemaining') ?? 0));
+          return;
+        }
+        const url = batch[i - 1] as string;
+        settled.add(url);
+        const owner = attribute(item, 'claimedBy') ?? '';
+        // An earlier attempt of this page (or an SDK resend of this very transaction) already committed.
+        if (owner === input.claimant) admitted.push(url);
+        else {
+          known++;
+          remember(keyOf(input.crawlId, url), owner || SETTLED);
+        }
+      });
+      pending = pending.filter((url) => !settled.has(url));
+      if (!progressed) {
+        // TransactionConflict (or a throttled item): nothing was learned, so pause and try again.
+        if (++conflicts > MAX_CONFLICTS)
+          throw new RetryableError(
+            `admission cancelled ${conflicts} times (${reasons.map((r) => r.Code).join(',')})`,
+            { cause: error },
+          );
+        await new Promise((r) => setTimeout(r, Math.random() * 25 * 2 ** Math.min(conflicts, 6)));
+      }
+    }
+  }
+  return { admitted, refused, known };
 }
 
 /** Forget what this container knows (tests, and a crawl restarted under the same id). */

@@ -1,5 +1,5 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { ddb } from './clients';
 
 /**
@@ -75,29 +75,21 @@ export async function createCrawlJob(
 }
 
 /**
- * Admit up to `wanted` new URLs to the crawl's frontier: the managed form of a Redis DECR on a stock
- * counter. One write, whatever `wanted` is: the decrement runs only while some budget remains, and the
- * new value says how much of it this caller got. Two callers can never admit more than maxPages in total,
- * because each sees the value its own decrement produced. The counter may end below zero; that only
- * means the last caller asked for more than was left.
+ * The budget half of an admission: take `count` places from the crawl's page budget, only if that many are
+ * left (the managed form of a Redis DECR on a stock counter). It is one item of the parser's admission
+ * transaction, next to the claims of the URLs it admits, so a place is spent exactly when a URL is
+ * claimed and a retried admission can never spend twice. On a failed condition the item read back says
+ * how many places are left.
  */
-export async function admitUrls(table: string, crawlId: string, wanted: number): Promise<number> {
-  if (wanted <= 0) return 0;
-  try {
-    const { Attributes } = await ddb.send(
-      new UpdateCommand({
-        TableName: table,
-        Key: { crawlId },
-        UpdateExpression: 'SET pagesRemaining = pagesRemaining - :n',
-        ConditionExpression: 'pagesRemaining > :zero',
-        ExpressionAttributeValues: { ':n': wanted, ':zero': 0 },
-        ReturnValues: 'UPDATED_NEW',
-      }),
-    );
-    const after = Number(Attributes?.pagesRemaining ?? 0);
-    return after >= 0 ? wanted : Math.max(0, wanted + after);
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return 0;
-    throw error;
-  }
+export function budgetDecrement(table: string, crawlId: string, count: number) {
+  return {
+    Update: {
+      TableName: table,
+      Key: { crawlId },
+      UpdateExpression: 'SET pagesRemaining = pagesRemaining - :n',
+      ConditionExpression: 'pagesRemaining >= :n',
+      ExpressionAttributeValues: { ':n': count },
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
+    },
+  };
 }

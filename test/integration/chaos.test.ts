@@ -1,6 +1,6 @@
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listPages, listUrls, submitCrawl, waitFor, waitForIdle } from '../../cli/crawl-api';
+import { crawlBudget, listPages, listUrls, submitCrawl, waitFor, waitForIdle } from '../../cli/crawl-api';
 import { redrive } from '../../cli/operations';
 import { startFaultProxy } from './fault-proxy';
 import { type Harness, startHarness } from './harness';
@@ -120,5 +120,56 @@ describe(`chaos: faults between the functions and the emulators (seed ${SEED}, s
     // A URL is fetched again only when its message was retried: never more often than it can be received
     // (maxReceiveCount, plus the redrive's receives).
     for (const [path, n] of h.demo.hits) expect(n, path).toBeLessThanOrEqual(2 * 5);
+  }, 300_000);
+
+  it('spends the page budget exactly under faults: maxPages URLs admitted, each once, the rest refused', async () => {
+    // Admission is a small share of the requests, so lost responses and failed sends come often here: the
+    // retries they cause are what used to spend a place twice.
+    sqsProxy.setRates({ error: 0.1 * SCALE, throttle: 0, dropAfterCommit: 0.1 * SCALE, delay: 0.05 });
+    ddbProxy.setRates({
+      error: 0.05 * SCALE,
+      throttle: 0.02 * SCALE,
+      dropAfterCommit: 0.15 * SCALE,
+      delay: 0.05,
+    });
+    const before = { ...ddbProxy.counts };
+    // Well under the site's size, so the budget, not the site, ends the crawl.
+    const maxPages = 60;
+    const crawlId = await submitCrawl(h.target, { seeds: h.demo.seeds, maxPages, maxDepth: 20 });
+    await waitForIdle(h.target, 240_000);
+    expect(ddbProxy.counts.dropAfterCommit).toBeGreaterThan(before.dropAfterCommit);
+
+    sqsProxy.setRates(NO_FAULTS);
+    ddbProxy.setRates(NO_FAULTS);
+    await waitFor(
+      'the leases of failed attempts to lapse',
+      async () =>
+        (await listUrls(h.target, crawlId)).every(
+          (u) => u.idemStatus !== 'INPROGRESS' || Number(u.idemLeaseMs ?? 0) < Date.now(),
+        ),
+      { timeoutMs: CRAWLER_TIMEOUT_MS + 30_000, intervalMs: 500 },
+    );
+    for (let round = 0; round < 3; round++) {
+      const moved = (await redrive(h.target, 'frontier')).moved + (await redrive(h.target, 'parse')).moved;
+      if (moved === 0) break;
+      await waitForIdle(h.target, 120_000);
+    }
+
+    // A claimed URL (seeds included) is an admitted one: exactly maxPages of them, each with the crawler's
+    // outcome, and the counter spent exactly that much. Every other URL was refused and never fetched.
+    const urls = await listUrls(h.target, crawlId);
+    const reachedCrawler = urls.filter((u) => u.outcome && u.outcome !== 'budget-exhausted');
+    expect(reachedCrawler).toHaveLength(maxPages);
+    const admitted = urls.filter((u) => u.claimedBy);
+    expect(admitted).toHaveLength(maxPages);
+    expect(await crawlBudget(h.target, crawlId)).toEqual({ maxPages, admitted: maxPages });
+    expect(
+      admitted.filter((u) => !u.outcome || u.outcome === 'budget-exhausted' || u.outcome === 'dead-lettered'),
+    ).toEqual([]);
+    expect(urls.filter((u) => !u.claimedBy && u.outcome !== 'budget-exhausted')).toEqual([]);
+    const stored = new Set((await listPages(h.target, crawlId)).map((p) => String(p.url)));
+    const admittedUrls = new Set(admitted.map((u) => String(u.url)));
+    expect([...stored].filter((u) => !admittedUrls.has(u))).toEqual([]);
+    expect(stored.size).toBe(admitted.filter((u) => u.outcome === 'fetched').length);
   }, 300_000);
 });

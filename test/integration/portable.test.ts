@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { SendMessageBatchCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listPages, listUrls, submitCrawl, waitFor, waitForIdle } from '../../cli/crawl-api';
+import { crawlBudget, listPages, listUrls, submitCrawl, waitFor, waitForIdle } from '../../cli/crawl-api';
 import { peekDlq, redrive } from '../../cli/operations';
 import type { ParseMessage } from '../../functions/shared/schemas';
 import { parsePageMessage } from './messages';
@@ -78,27 +78,32 @@ describe(`portable pipeline checks (${process.env.INTEGRATION_TARGET ?? 'sandbox
     expect(pages.map((p) => p.title)).toEqual(['parent']);
   });
 
-  it('admits discovered links only up to the page budget and records the rest as budget-exhausted', async () => {
+  it('admits discovered links only up to the page budget, spends each place once, and records the rest as budget-exhausted', async () => {
     // maxPages 5: the seed holds one place, so 4 of the page's 12 new links are admitted.
     const crawlId = await newCrawl(5);
     const links = Array.from({ length: 12 }, (_, i) => `<a href="/b${i}">${i}</a>`).join('');
     const m = parseMessage(crawlId, '/budget', `<title>budget</title>${links}`);
+    // Delivered twice: the second parse finds the admitted links claimed and spends nothing again.
     await send(m);
-    const claimed = await waitFor(
-      'all 12 links claimed, the refused ones with their outcome',
+    await send(m);
+    const isLink = (u: Record<string, unknown>) => /\/b\d+$/.test(String(u.url));
+    const found = await waitFor(
+      'all 12 links recorded: 4 claimed by the page, 8 refused',
       async () => {
-        const c = (await listUrls(t.target, crawlId)).filter((u) => u.claimedBy === m.payload.url);
+        const c = (await listUrls(t.target, crawlId)).filter(isLink);
         return c.length === 12 && c.filter((u) => u.outcome === 'budget-exhausted').length === 8
           ? c
           : undefined;
       },
       { timeoutMs: t.effectTimeoutMs },
     );
-    const admitted = claimed.filter((u) => u.outcome !== 'budget-exhausted');
+    const admitted = found.filter((u) => u.claimedBy === m.payload.url);
     expect(admitted).toHaveLength(4);
+    expect(admitted.filter((u) => u.outcome === 'budget-exhausted')).toEqual([]);
     await waitForIdle(t.target, t.effectTimeoutMs);
-    const after = (await listUrls(t.target, crawlId)).filter((u) => u.claimedBy === m.payload.url);
-    expect(after.filter((u) => u.outcome === 'budget-exhausted')).toHaveLength(8);
+    const after = (await listUrls(t.target, crawlId)).filter(isLink);
+    expect(after.filter((u) => u.outcome === 'budget-exhausted' && !u.claimedBy)).toHaveLength(8);
+    expect(await crawlBudget(t.target, crawlId)).toEqual({ maxPages: 5, admitted: 5 });
   });
 
   it('keeps the newer page when an older fetch of the same URL arrives later', async () => {
