@@ -5,7 +5,11 @@ import { loadStageConfig } from '../lib/config';
 import { CrawlerStack } from '../lib/stacks/crawler-stack';
 
 const app = new App();
-const config = loadStageConfig(app.node.tryGetContext('stage'), app.node.tryGetContext('alarmEmail'));
+const config = loadStageConfig({
+  stage: app.node.tryGetContext('stage'),
+  alarmEmail: app.node.tryGetContext('alarmEmail'),
+  testAllowTargets: app.node.tryGetContext('testAllowTargets'),
+});
 
 new CrawlerStack(app, `Crawler-${config.stage}`, {
   config,

@@ -1,5 +1,6 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { parseAllowedTargets } from '../functions/crawler/ssrf';
 
 /** Crawl limits applied when a crawl job does not set its own. */
 export interface CrawlDefaults {
@@ -35,6 +36,11 @@ export interface StageConfig {
   /** How long URL first-seen records and idempotency records are kept. */
   readonly recordTtl: Duration;
   readonly crawl: CrawlDefaults;
+  /**
+   * Test-only: private ip:port pairs the crawler may fetch (the LocalStack fixture site). From
+   * `-c testAllowTargets=…`; refused for prod.
+   */
+  readonly testAllowTargets?: string;
 }
 
 const sharedCrawl: CrawlDefaults = {
@@ -72,23 +78,43 @@ export const stages: Record<string, StageConfig> = {
   },
 };
 
-/**
- * Resolve the stage config from the `stage` context value.
- * @param alarmEmail optional override from `-c alarmEmail=...`
- */
-export function loadStageConfig(stage: unknown, alarmEmail?: unknown): StageConfig {
+/** The CDK context values a stage config reads (`-c name=value`). */
+export interface StageContext {
+  readonly stage?: unknown;
+  readonly alarmEmail?: unknown;
+  readonly testAllowTargets?: unknown;
+}
+
+/** Stages that may never carry a test-only setting. */
+const PRODUCTION_STAGES = new Set(['prod']);
+
+/** Resolve the stage config from the `stage` context value and its optional overrides. */
+export function loadStageConfig(context: StageContext = {}): StageConfig {
+  const { stage, alarmEmail, testAllowTargets } = context;
   const name = typeof stage === 'string' && stage.length > 0 ? stage : 'dev';
-  const config = stages[name];
-  if (!config) {
+  const base = stages[name];
+  if (!base) {
     throw new Error(
       `Unknown stage "${name}". Pass one of ${Object.keys(stages).join(', ')} with -c stage=<name>, or add it to lib/config.ts.`,
     );
   }
-  if (alarmEmail === undefined || alarmEmail === '') return config;
-  if (typeof alarmEmail !== 'string' || !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(alarmEmail)) {
-    throw new Error(
-      `alarmEmail "${String(alarmEmail)}" is not an e-mail address. Pass -c alarmEmail=ops@example.com.`,
-    );
+  let config: StageConfig = base;
+  if (alarmEmail !== undefined && alarmEmail !== '') {
+    if (typeof alarmEmail !== 'string' || !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(alarmEmail)) {
+      throw new Error(
+        `alarmEmail "${String(alarmEmail)}" is not an e-mail address. Pass -c alarmEmail=ops@example.com.`,
+      );
+    }
+    config = { ...config, alarmEmail };
   }
-  return { ...config, alarmEmail };
+  if (testAllowTargets !== undefined && testAllowTargets !== '') {
+    if (PRODUCTION_STAGES.has(name))
+      throw new Error(
+        `-c testAllowTargets is test-only (it lets the crawler reach private addresses) and the ${name} stage refuses it. Deploy ${name} without it.`,
+      );
+    // Parsed here so a malformed list fails the synth, not the first fetch.
+    parseAllowedTargets(String(testAllowTargets));
+    config = { ...config, testAllowTargets: String(testAllowTargets) };
+  }
+  return config;
 }

@@ -16,7 +16,7 @@ import { boundedUrlKey, canonicalizeUrl, hostKey, urlHash } from '../shared/url'
 import { decideFetch } from './policy';
 import { loadRobots, RobotsCache } from './robots';
 import { type FetchPolicy, safeFetch, TransientFetchError } from './safe-fetch';
-import { dnsResolver, parseAllowedPorts } from './ssrf';
+import { dnsResolver, parseAllowedPorts, parseAllowedTargets } from './ssrf';
 import { type CollectResult, leaseOwner, UrlRecordPersistenceLayer } from './url-idempotency';
 
 const config = {
@@ -32,6 +32,7 @@ const config = {
   maxReceiveCount: intEnv(ENV.maxReceiveCount, 5),
   inlineBodyMaxBytes: intEnv(ENV.inlineBodyMaxBytes, 192 * 1024),
   allowLoopbackPorts: parseAllowedPorts(process.env[ENV.fetchAllowLoopbackPorts]),
+  allowTargets: parseAllowedTargets(process.env[ENV.fetchAllowTargets]),
   dnsServers: process.env[ENV.fetchDnsServers]?.split(',').filter(Boolean),
 };
 
@@ -42,6 +43,7 @@ const fetchPolicy: FetchPolicy = {
   allowedContentTypes: ['text/html', 'application/xhtml+xml'],
   maxRedirects: 5,
   allowLoopbackPorts: config.allowLoopbackPorts,
+  allowTargets: config.allowTargets,
   ...(config.dnsServers ? { resolver: dnsResolver(config.dnsServers) } : {}),
 };
 

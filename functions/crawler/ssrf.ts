@@ -16,6 +16,20 @@ export interface AddressPolicy {
    * Comes from an environment variable the stack never sets; message content cannot reach it.
    */
   readonly allowLoopbackPorts?: ReadonlySet<number>;
+  /**
+   * Test-only: exact private addresses and ports that may be reached, as `allowedTargetKey` values (the
+   * LocalStack fixture site on its Docker network). Set at deploy time from CDK context, which the prod
+   * stage refuses; never link-local (the metadata service), whatever is listed.
+   */
+  readonly allowTargets?: ReadonlySet<string>;
+}
+
+/** The key of an address and port in a test allow-list: the normalised address, then the port. */
+export function allowedTargetKey(address: string, port: number): string {
+  let parsed = ipaddr.parse(address);
+  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress())
+    parsed = (parsed as ipaddr.IPv6).toIPv4Address();
+  return `${parsed.toNormalizedString()} ${port}`;
 }
 
 /** IPv6 global unicast (2000::/3): the only IPv6 block a public web server can be in. */
@@ -41,6 +55,8 @@ export function blockedReason(address: string, port: number, policy: AddressPoli
   }
   const range = parsed.range();
   if (range === 'loopback' && policy.allowLoopbackPorts?.has(port)) return undefined;
+  if (range !== 'linkLocal' && policy.allowTargets?.has(allowedTargetKey(parsed.toString(), port)))
+    return undefined;
   if (parsed.kind() === 'ipv6' && !(parsed as ipaddr.IPv6).match(GLOBAL_UNICAST_V6))
     return `${address} is outside 2000::/3 global unicast (${range})`;
   if (range !== 'unicast') return `${address} is in the ${range} range`;
@@ -181,6 +197,26 @@ export class DnsUnavailableError extends RetryableError {
     super(`DNS for ${host} unavailable: ${(cause as Error)?.message ?? String(cause)}`, { cause });
     this.name = 'DnsUnavailableError';
   }
+}
+
+/**
+ * Parse the test-only allow-list "address:port,[v6address]:port" from its environment variable.
+ * Addresses must be literal IPs: a name could be re-pointed after the deploy.
+ */
+export function parseAllowedTargets(raw: string | undefined): ReadonlySet<string> {
+  if (!raw) return new Set();
+  const keys = new Set<string>();
+  for (const entry of raw.split(',').map((e) => e.trim())) {
+    const m = /^(?:\[([0-9a-fA-F:.]+)\]|(\d{1,3}(?:\.\d{1,3}){3})):(\d{1,5})$/.exec(entry);
+    const address = m?.[1] ?? m?.[2];
+    const port = Number(m?.[3]);
+    if (!address || !ipaddr.isValid(address) || !Number.isInteger(port) || port < 1 || port > 65_535)
+      throw new Error(
+        `CRAWLER_TEST_ALLOW_TARGETS must be comma-separated ip:port pairs (IPv6 in brackets), got "${entry}"`,
+      );
+    keys.add(allowedTargetKey(address, port));
+  }
+  return keys;
 }
 
 /** Parse the test-only allow-list "port,port" from its environment variable. */

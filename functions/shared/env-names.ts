@@ -19,8 +19,13 @@ export const ENV = {
   maxBodyBytes: 'MAX_BODY_BYTES',
   fetchTimeoutMs: 'FETCH_TIMEOUT_MS',
   recordTtlSeconds: 'RECORD_TTL_SECONDS',
-  /** Test-only: comma-separated host:port pairs the SSRF guard lets through. Never set by the stack. */
+  /** Test-only: comma-separated loopback ports the SSRF guard lets through. Never set by the stack. */
   fetchAllowLoopbackPorts: 'CRAWLER_TEST_ALLOW_LOOPBACK_PORTS',
+  /**
+   * Test-only: comma-separated ip:port pairs (private addresses) the SSRF guard lets through. Set by the
+   * stack only from `-c testAllowTargets=…`, which the prod stage refuses.
+   */
+  fetchAllowTargets: 'CRAWLER_TEST_ALLOW_TARGETS',
   /** Test-only: comma-separated name servers (ip:port) for the crawler's resolver. Never set by the stack. */
   fetchDnsServers: 'CRAWLER_TEST_DNS_SERVERS',
 } as const;

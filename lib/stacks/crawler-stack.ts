@@ -1,7 +1,8 @@
 import path from 'node:path';
-import { CfnOutput, Duration, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import { Dashboard, GraphWidget, type IMetric, Metric, TextWidget } from 'aws-cdk-lib/aws-cloudwatch';
 import { AttributeType, BillingMode, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
@@ -30,6 +31,23 @@ export class CrawlerStack extends Stack {
     const removalPolicy = config.removalPolicy;
 
     const alarmTopic = new Topic(this, 'AlarmTopic', { enforceSSL: true });
+    // enforceSSL gives the topic a resource policy holding only its Deny; once a topic has a policy,
+    // CloudWatch may publish alarm state changes to it only with an explicit Allow, limited to this
+    // account's alarms.
+    alarmTopic.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'AllowCloudWatchAlarms',
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [alarmTopic.topicArn],
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': this.account },
+          ArnLike: {
+            'aws:SourceArn': `arn:${this.partition}:cloudwatch:${this.region}:${this.account}:alarm:*`,
+          },
+        },
+      }),
+    );
     if (config.alarmEmail) {
       alarmTopic.addSubscription(new EmailSubscription(config.alarmEmail));
       Validations.of(alarmTopic).acknowledge({
@@ -95,6 +113,8 @@ export class CrawlerStack extends Stack {
       encryption: BucketEncryption.S3_MANAGED,
       lifecycleRules: [{ prefix: BODY_PREFIX, expiration: config.bodyExpiration }],
       removalPolicy,
+      // A stage whose data goes with the stack empties the bucket first, or `cdk destroy` fails on it.
+      autoDeleteObjects: removalPolicy === RemovalPolicy.DESTROY,
     });
     Validations.of(bodies).acknowledge({
       id: 'AwsSolutions-S1',
@@ -120,7 +140,10 @@ export class CrawlerStack extends Stack {
       logRetention: config.logRetention,
       logLevel: config.logLevel,
       removalPolicy,
-      environment: commonEnv,
+      environment: {
+        ...commonEnv,
+        ...(config.testAllowTargets ? { [ENV.fetchAllowTargets]: config.testAllowTargets } : {}),
+      },
     })
       .bindQueue(this.parseQueue.queue, ENV.parseQueueUrl)
       .bindTable(crawls, 'r', ENV.crawlsTable)

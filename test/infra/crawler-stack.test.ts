@@ -301,6 +301,45 @@ describe('CrawlerStack operations', () => {
     });
   });
 
+  it('lets CloudWatch publish to the alarm topic, for this account’s alarms only, next to the TLS deny', () => {
+    const topic = { Ref: logicalId('AWS::SNS::Topic', 'AlarmTopic') };
+    const policies = Object.values(resources).filter((r) => r.Type === 'AWS::SNS::TopicPolicy');
+    expect(policies).toHaveLength(1);
+    const statements = (
+      policies[0]?.Properties.PolicyDocument as { Statement: Array<Record<string, unknown>> }
+    ).Statement;
+    const allow = statements.filter((s) => s.Effect === 'Allow');
+    expect(allow).toEqual([
+      {
+        Sid: 'AllowCloudWatchAlarms',
+        Effect: 'Allow',
+        Principal: { Service: 'cloudwatch.amazonaws.com' },
+        Action: 'sns:Publish',
+        Resource: topic,
+        Condition: {
+          StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+          ArnLike: {
+            'aws:SourceArn': {
+              'Fn::Join': [
+                '',
+                [
+                  'arn:',
+                  { Ref: 'AWS::Partition' },
+                  ':cloudwatch:',
+                  { Ref: 'AWS::Region' },
+                  ':',
+                  { Ref: 'AWS::AccountId' },
+                  ':alarm:*',
+                ],
+              ],
+            },
+          },
+        },
+      },
+    ]);
+    expect(statements.filter((s) => s.Effect === 'Deny')).toHaveLength(1);
+  });
+
   it('outputs every queue URL, table, bucket and the alarm topic', () => {
     const outputs = Object.keys(template.findOutputs('*'));
     expect(outputs.sort()).toEqual(
@@ -358,6 +397,29 @@ describe('stages and cdk-nag', () => {
     expect(new Set(policies(prod, 'AWS::DynamoDB::Table'))).toEqual(new Set(['Retain']));
     expect(new Set(policies(resources, 'AWS::DynamoDB::Table'))).toEqual(new Set(['Delete']));
     expect(new Set(policies(prod, 'AWS::S3::Bucket'))).toEqual(new Set(['Retain']));
+    // dev empties its bucket before deleting it, or `cdk destroy` fails on stored bodies; prod never does.
+    expect(Object.values(resources).filter((r) => r.Type === 'Custom::S3AutoDeleteObjects')).toHaveLength(1);
+    expect(Object.values(prod).filter((r) => r.Type === 'Custom::S3AutoDeleteObjects')).toEqual([]);
+  });
+
+  it('passes a test allow-list from -c testAllowTargets to the crawler only, and the prod stage refuses it', () => {
+    const env = (rs: Record<string, Resource>, prefix: string) =>
+      (
+        Object.entries(rs).find(([id, r]) => r.Type === 'AWS::Lambda::Function' && id.startsWith(prefix))?.[1]
+          .Properties.Environment as { Variables: Record<string, unknown> }
+      ).Variables;
+    const withList = synthCrawlerStack('dev', undefined, {
+      testAllowTargets: '172.28.0.10:80',
+    }).template.toJSON().Resources as Record<string, Resource>;
+    expect(env(withList, 'CrawlerFunction').CRAWLER_TEST_ALLOW_TARGETS).toBe('172.28.0.10:80');
+    expect(env(withList, 'ParserFunction').CRAWLER_TEST_ALLOW_TARGETS).toBeUndefined();
+    expect(env(resources, 'CrawlerFunction').CRAWLER_TEST_ALLOW_TARGETS).toBeUndefined();
+    expect(() => synthCrawlerStack('prod', undefined, { testAllowTargets: '172.28.0.10:80' })).toThrow(
+      /-c testAllowTargets is test-only .* the prod stage refuses it/,
+    );
+    expect(() => loadStageConfig({ stage: 'dev', testAllowTargets: 'fixture-site:80' })).toThrow(
+      /ip:port pairs/,
+    );
   });
 
   it('subscribes the alarm e-mail when one is given', () => {
@@ -369,7 +431,9 @@ describe('stages and cdk-nag', () => {
   });
 
   it('rejects an unknown stage and a malformed alarm e-mail with the fix', () => {
-    expect(() => loadStageConfig('staging')).toThrow(/Unknown stage "staging".*-c stage=<name>/);
-    expect(() => loadStageConfig('dev', 'not-an-email')).toThrow(/alarmEmail "not-an-email"/);
+    expect(() => loadStageConfig({ stage: 'staging' })).toThrow(/Unknown stage "staging".*-c stage=<name>/);
+    expect(() => loadStageConfig({ stage: 'dev', alarmEmail: 'not-an-email' })).toThrow(
+      /alarmEmail "not-an-email"/,
+    );
   });
 });

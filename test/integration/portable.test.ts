@@ -5,8 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { crawlBudget, listPages, listUrls, submitCrawl, waitFor, waitForIdle } from '../../cli/crawl-api';
 import { peekDlq, redrive } from '../../cli/operations';
 import type { ParseMessage } from '../../functions/shared/schemas';
+import { expectedFixtureCrawl } from './fixture-site';
 import { parsePageMessage } from './messages';
-import { type ConnectedTarget, connectTarget } from './target';
+import { type ConnectedTarget, connectTarget, TARGET_TIMEOUTS, targetKind } from './target';
 
 // Runs unchanged against the sandbox (in `npm test`), LocalStack (`npm run test:localstack`) and AWS
 // (`npm run test:aws`). It drives only the parser with messages it writes itself, so it needs no website the
@@ -55,7 +56,40 @@ const send = (m: ParseMessage | string) =>
     }),
   );
 
-describe(`portable pipeline checks (${process.env.INTEGRATION_TARGET ?? 'sandbox'})`, () => {
+describe(`portable pipeline checks (${targetKind()})`, {
+  timeout: TARGET_TIMEOUTS[targetKind()].testMs,
+}, () => {
+  // The one test that crawls a real website through the deployed crawler: the fixture site is served next to
+  // every target that can reach one (AWS needs FIXTURE_SITE_URL: the same files on any public host).
+  if (targetKind() !== 'aws' || process.env.FIXTURE_SITE_URL)
+    it('crawls the fixture site: stores its pages once each, and records robots, 404 and non-HTML outcomes', async () => {
+      const root = t.fixtureSiteUrl as string;
+      const maxDepth = 2;
+      const expected = expectedFixtureCrawl(root, maxDepth);
+      const crawlId = `portable-site-${randomUUID()}`;
+      crawlIds.push(crawlId);
+      await submitCrawl(t.target, { crawlId, seeds: [root], maxPages: 50, maxDepth });
+      const urls = await waitFor(
+        'every URL of the fixture site to have its outcome',
+        async () => {
+          const u = await listUrls(t.target, crawlId);
+          return u.length >= expected.outcomes.size && u.every((r) => r.outcome) ? u : undefined;
+        },
+        { timeoutMs: t.effectTimeoutMs },
+      );
+      expect(new Map(urls.map((u) => [String(u.url), u.outcome]))).toEqual(expected.outcomes);
+      const pages = await waitFor(
+        'the fetched pages to be stored',
+        async () => {
+          const p = await listPages(t.target, crawlId);
+          return p.length >= expected.stored.size ? p : undefined;
+        },
+        { timeoutMs: t.effectTimeoutMs },
+      );
+      expect(pages.map((p) => String(p.url)).sort()).toEqual([...expected.stored].sort());
+      expect(pages.find((p) => p.url === new URL('/c.html', root).href)?.title).toBe('Fixture C');
+    });
+
   it('stores a page once and claims each of its links once when its parse message arrives five times at once', async () => {
     const crawlId = await newCrawl();
     const m = parseMessage(crawlId, '/parent', `<title>parent</title><a href="/x">x</a><a href="/y">y</a>`);

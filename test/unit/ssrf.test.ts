@@ -7,6 +7,7 @@ import {
   blockedReason,
   dnsResolver,
   parseAllowedPorts,
+  parseAllowedTargets,
   resolveSafeTarget,
 } from '../../functions/crawler/ssrf';
 import { startHostileDns } from '../adversarial/hostile-dns';
@@ -155,6 +156,35 @@ describe('SSRF guard', () => {
     expect(blockedReason('127.0.0.1', 4010, allow)).toBeUndefined();
     expect(blockedReason('127.0.0.1', 4011, allow)).toMatch(/loopback/);
     expect(blockedReason('10.0.0.1', 4010, allow)).toMatch(/private/);
+  });
+
+  it('lets a private address through only as an exact test-allowed address and port, never link-local', () => {
+    const allow = {
+      allowTargets: parseAllowedTargets('172.28.0.10:80, [fd00::10]:8080, 169.254.169.254:80'),
+    };
+    expect(blockedReason('172.28.0.10', 80, allow)).toBeUndefined();
+    expect(blockedReason('::ffff:172.28.0.10', 80, allow)).toBeUndefined();
+    expect(blockedReason('fd00:0:0::10', 8080, allow)).toBeUndefined();
+    expect(blockedReason('172.28.0.10', 81, allow)).toMatch(/private/);
+    expect(blockedReason('172.28.0.11', 80, allow)).toMatch(/private/);
+    expect(blockedReason('fd00::11', 8080, allow)).toMatch(/outside 2000::\/3/);
+    // The metadata service stays refused even when someone lists it.
+    expect(blockedReason('169.254.169.254', 80, allow)).toMatch(/linkLocal/);
+    expect(blockedReason('172.28.0.10', 80)).toMatch(/private/);
+  });
+
+  it('rejects a malformed target allow-list, and names in it, instead of guessing', () => {
+    expect(parseAllowedTargets(undefined)).toEqual(new Set());
+    expect(parseAllowedTargets('10.0.0.1:80')).toEqual(new Set(['10.0.0.1 80']));
+    for (const bad of [
+      'fixture-site:80',
+      '10.0.0.1',
+      '10.0.0.1:0',
+      '10.0.0.1:70000',
+      'fd00::1:80',
+      '999.1.1.1:80',
+    ])
+      expect(() => parseAllowedTargets(bad), bad).toThrow(/ip:port pairs/);
   });
 
   it('rejects a malformed test allow-list instead of guessing', () => {
