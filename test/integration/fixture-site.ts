@@ -10,8 +10,6 @@ import path from 'node:path';
  * the crawler's own parser, so the test and the code under test cannot share a mistake.
  */
 export const FIXTURE_DIR = path.join(import.meta.dirname, '..', '..', 'localstack', 'fixture-site');
-/** Where the compose file puts the site on the Lambda network (a fixed address, so the allow-list is exact). */
-export const LOCALSTACK_FIXTURE_URL = 'http://172.28.0.10/';
 
 const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.txt': 'text/plain' };
 

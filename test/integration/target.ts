@@ -1,6 +1,12 @@
 import { LOCALSTACK_CREDENTIALS, makeTarget, stackOutputs, type Target } from '../../cli/target';
 import { ENV } from '../../functions/shared/env-names';
-import { LOCALSTACK_FIXTURE_URL, serveFixtureSite } from './fixture-site';
+import {
+  LOCALSTACK_ENDPOINT,
+  LOCALSTACK_FIXTURE_URL,
+  STACK_NAME,
+  targetRegion,
+} from '../../localstack/settings';
+import { serveFixtureSite } from './fixture-site';
 
 /**
  * Which pipeline the portable suite runs against: INTEGRATION_TARGET=sandbox (default, what CI runs),
@@ -42,13 +48,10 @@ export const TARGET_TIMEOUTS: Record<TargetKind, { effectMs: number; testMs: num
   aws: { effectMs: 300_000, testMs: 900_000 },
 };
 
-export const LOCALSTACK_ENDPOINT = process.env.LOCALSTACK_ENDPOINT ?? 'http://localhost:4566';
-export const STACK_NAME = process.env.STACK_NAME ?? 'Crawler-dev';
-
 export async function connectTarget(): Promise<ConnectedTarget> {
   const kind = targetKind();
   const effectTimeoutMs = TARGET_TIMEOUTS[kind].effectMs;
-  const region = process.env.AWS_REGION ?? 'us-east-1';
+  const region = targetRegion();
   if (kind === 'localstack') {
     const credentials = LOCALSTACK_CREDENTIALS;
     const outputs = await stackOutputs(STACK_NAME, region, LOCALSTACK_ENDPOINT, credentials);
