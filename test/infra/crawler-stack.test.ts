@@ -305,9 +305,9 @@ describe('CrawlerStack operations', () => {
     const topic = { Ref: logicalId('AWS::SNS::Topic', 'AlarmTopic') };
     const policies = Object.values(resources).filter((r) => r.Type === 'AWS::SNS::TopicPolicy');
     expect(policies).toHaveLength(1);
-    const statements = (
-      policies[0]?.Properties.PolicyDocument as { Statement: Array<Record<string, unknown>> }
-    ).Statement;
+    const [policy] = policies as [Resource];
+    const statements = (policy.Properties.PolicyDocument as { Statement: Array<Record<string, unknown>> })
+      .Statement;
     const allow = statements.filter((s) => s.Effect === 'Allow');
     expect(allow).toEqual([
       {
@@ -403,11 +403,13 @@ describe('stages and cdk-nag', () => {
   });
 
   it('passes a test allow-list from -c testAllowTargets to the crawler only, and the prod stage refuses it', () => {
-    const env = (rs: Record<string, Resource>, prefix: string) =>
-      (
-        Object.entries(rs).find(([id, r]) => r.Type === 'AWS::Lambda::Function' && id.startsWith(prefix))?.[1]
-          .Properties.Environment as { Variables: Record<string, unknown> }
-      ).Variables;
+    const env = (rs: Record<string, Resource>, prefix: string) => {
+      const fn = Object.entries(rs).find(
+        ([id, r]) => r.Type === 'AWS::Lambda::Function' && id.startsWith(prefix),
+      );
+      if (!fn) throw new Error(`no function ${prefix}`);
+      return (fn[1].Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    };
     const withList = synthCrawlerStack('dev', undefined, {
       testAllowTargets: '172.28.0.10:80',
     }).template.toJSON().Resources as Record<string, Resource>;
