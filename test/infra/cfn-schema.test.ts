@@ -88,7 +88,9 @@ function check(value: unknown, type: PropType, at: string): string[] {
       break;
     case 'array':
       if (!Array.isArray(value)) problems.push(`${at}: expected a list`);
-      else value.forEach((v, i) => problems.push(...check(v, type.element as PropType, `${at}[${i}]`)));
+      else
+        for (const [i, v] of value.entries())
+          problems.push(...check(v, type.element as PropType, `${at}[${i}]`));
       break;
     case 'map':
       if (typeof value !== 'object' || value === null || Array.isArray(value))
