@@ -80,21 +80,24 @@ export function localstackEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.Pro
 
 /** The cdklocal commands of `deploy:local`, in order. */
 export function deployLocalCommands(region: string, bootstrap = true): string[][] {
-  const context = ['-c', 'stage=dev', '-c', `testAllowTargets=${FIXTURE_ADDRESS}:${FIXTURE_PORT}`];
-  // An explicit environment: bootstrap needs no synth and cannot pick another account or region.
-  const steps = [['bootstrap', `aws://${LOCALSTACK_ACCOUNT}/${region}`, ...context]];
-  // Its own output folder: cdk.out is the sandbox's, and must never carry the test allow-list.
-  const deploy = [
-    'deploy',
-    STACK_NAME,
-    ...context,
+  // Its own output folder, for both steps (bootstrap synthesizes the app too): cdk.out is the sandbox's, and
+  // must never carry the test allow-list nor be rewritten while a sandbox reads it.
+  const common = [
+    '-c',
+    'stage=dev',
+    '-c',
+    `testAllowTargets=${FIXTURE_ADDRESS}:${FIXTURE_PORT}`,
     '--output',
-    'cdk.out.localstack',
-    '--require-approval',
-    'never',
+    LOCAL_OUT,
   ];
+  // An explicit environment: bootstrap cannot pick another account or region.
+  const steps = [['bootstrap', `aws://${LOCALSTACK_ACCOUNT}/${region}`, ...common]];
+  const deploy = ['deploy', STACK_NAME, ...common, '--require-approval', 'never'];
   return [...(bootstrap ? steps : []), deploy];
 }
+
+/** The synth output of LocalStack deploys. */
+export const LOCAL_OUT = 'cdk.out.localstack';
 
 async function main(): Promise<number> {
   const [action, where] = process.argv.slice(2).filter((a) => !a.startsWith('--'));

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -87,6 +88,8 @@ function runRemote(args: string[], env: Record<string, string>) {
 
 describe('deploy:local against a LocalStack stub', () => {
   it('reaches LocalStack’s STS and CloudFormation, signed for the suite’s region with test credentials, and fails loudly when refused', async () => {
+    const sandboxOut = path.join(ROOT, 'cdk.out', 'Crawler-dev.template.json');
+    const before = existsSync(sandboxOut) ? statSync(sandboxOut).mtimeMs : undefined;
     const { code, stdout, stderr } = await runRemote(['deploy-local'], {
       LOCALSTACK_ENDPOINT: endpoint,
       AWS_REGION: REGION,
@@ -102,6 +105,8 @@ describe('deploy:local against a LocalStack stub', () => {
     expect(stdout).toContain(`region ${REGION}`);
     expect(code).not.toBe(0);
     expect(stderr).toContain('✖ cdklocal bootstrap failed');
+    // It synthesized into its own folder: the sandbox's cdk.out (read by other suites right now) is untouched.
+    expect(existsSync(sandboxOut) ? statSync(sandboxOut).mtimeMs : undefined).toBe(before);
   }, 120_000);
 
   it('deploys the stack in the suite’s region: the app is synthesized for it and CloudFormation is asked there', async () => {
@@ -147,6 +152,8 @@ describe('deploy:local against a LocalStack stub', () => {
 
   it('bootstraps the LocalStack account in that region and deploys dev with the fixture site allowed', () => {
     expect(deployLocalCommands('eu-west-3', false).map((c) => c[0])).toEqual(['deploy']);
+    for (const command of deployLocalCommands('eu-west-3'))
+      expect(command.join(' '), command[0]).toContain('--output cdk.out.localstack');
     const [bootstrap, deploy] = deployLocalCommands('eu-west-3');
     expect(bootstrap?.slice(0, 2)).toEqual(['bootstrap', 'aws://000000000000/eu-west-3']);
     expect(deploy).toEqual(
