@@ -24,6 +24,10 @@ const STS_IDENTITY =
   '<Arn>arn:aws:iam::000000000000:root</Arn><UserId>000000000000</UserId><Account>000000000000</Account>' +
   '</GetCallerIdentityResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></GetCallerIdentityResponse>';
 
+/** An error in the query protocol (STS, CloudFormation), as the real services send it. */
+const queryError = (code: string) =>
+  `<ErrorResponse><Error><Type>Sender</Type><Code>${code}</Code><Message>refused by the contract stub</Message></Error><RequestId>1</RequestId></ErrorResponse>`;
+
 let stub: http.Server;
 let endpoint: string;
 const requests: Recorded[] = [];
@@ -45,26 +49,8 @@ beforeAll(async () => {
           .writeHead(400, { 'content-type': 'application/x-amz-json-1.1' })
           .end('{"__type":"ValidationException","message":"refused by the contract stub"}');
       if (body.includes('Action=AssumeRole'))
-        return void res
-          .writeHead(403, { 'content-type': 'text/xml' })
-          .end(
-            '<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>refused by the contract stub</Message></Error><RequestId>1</RequestId></ErrorResponse>',
-          );
-      if (req.headers['x-amz-target'])
-        return void res
-          .writeHead(400, { 'content-type': 'application/x-amz-json-1.1' })
-          .end('{"__type":"ValidationException","message":"refused by the contract stub"}');
-      if (body.includes('Action=AssumeRole'))
-        return void res
-          .writeHead(403, { 'content-type': 'text/xml' })
-          .end(
-            '<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>refused by the contract stub</Message></Error><RequestId>1</RequestId></ErrorResponse>',
-          );
-      res
-        .writeHead(400, { 'content-type': 'text/xml' })
-        .end(
-          '<ErrorResponse><Error><Type>Sender</Type><Code>ValidationError</Code><Message>refused by the contract stub</Message></Error><RequestId>1</RequestId></ErrorResponse>',
-        );
+        return void res.writeHead(403, { 'content-type': 'text/xml' }).end(queryError('AccessDenied'));
+      res.writeHead(400, { 'content-type': 'text/xml' }).end(queryError('ValidationError'));
     });
   });
   await new Promise<void>((r) => stub.listen(0, '127.0.0.1', r));

@@ -49,6 +49,30 @@ afterAll(async () => {
 const CRAWLER_TIMEOUT_MS = 15_000;
 const NO_FAULTS = { error: 0, throttle: 0, dropAfterCommit: 0, delay: 0 };
 
+/**
+ * End the outage, then do what an operator does: wait for the leases of failed attempts to lapse and
+ * redrive both DLQs until nothing moves. An attempt whose lease release was lost to a fault keeps its lease
+ * until its invocation's time runs out. On AWS the next receive comes a visibility timeout (6 × the
+ * function timeout) later, so it is always gone by then; the sandbox retries after 1 s, hence the wait.
+ */
+async function endOutageAndRedrive(crawlId: string): Promise<void> {
+  sqsProxy.setRates(NO_FAULTS);
+  ddbProxy.setRates(NO_FAULTS);
+  await waitFor(
+    'the leases of failed attempts to lapse',
+    async () =>
+      (await listUrls(h.target, crawlId)).every(
+        (u) => u.idemStatus !== 'INPROGRESS' || Number(u.idemLeaseMs ?? 0) < Date.now(),
+      ),
+    { timeoutMs: CRAWLER_TIMEOUT_MS + 30_000, intervalMs: 500 },
+  );
+  for (let round = 0; round < 3; round++) {
+    const moved = (await redrive(h.target, 'frontier')).moved + (await redrive(h.target, 'parse')).moved;
+    if (moved === 0) break;
+    await waitForIdle(h.target, 120_000);
+  }
+}
+
 /** URLs of the messages in a DLQ, left in place (visibility 0). */
 async function peekUrls(queueUrl: string): Promise<string[]> {
   const urls: string[] = [];
@@ -91,24 +115,7 @@ describe(`chaos: faults between the functions and the emulators (seed ${SEED}, s
       expect(outcomeDuring.get(url), `parse DLQ: ${url}`).toBe('fetched');
 
     // The outage ends and the operator redrives the DLQs: then the crawl is exactly the fault-free one.
-    sqsProxy.setRates(NO_FAULTS);
-    ddbProxy.setRates(NO_FAULTS);
-    // An attempt whose lease release was lost to a fault leaves its lease until its invocation's time runs
-    // out. On AWS the next receive comes a visibility timeout (6 × the function timeout) later, so it is
-    // always gone by then; the sandbox retries after 1 s, so the operator waits for leases to lapse.
-    await waitFor(
-      'the leases of failed attempts to lapse',
-      async () =>
-        (await listUrls(h.target, crawlId)).every(
-          (u) => u.idemStatus !== 'INPROGRESS' || Number(u.idemLeaseMs ?? 0) < Date.now(),
-        ),
-      { timeoutMs: CRAWLER_TIMEOUT_MS + 30_000, intervalMs: 500 },
-    );
-    for (let round = 0; round < 3; round++) {
-      const moved = (await redrive(h.target, 'frontier')).moved + (await redrive(h.target, 'parse')).moved;
-      if (moved === 0) break;
-      await waitForIdle(h.target, 120_000);
-    }
+    await endOutageAndRedrive(crawlId);
     const urls = await listUrls(h.target, crawlId);
     const outcome = new Map(urls.map((u) => [String(u.url), u.outcome as string | undefined]));
     expect(urls.filter((u) => !u.outcome || u.outcome === 'dead-lettered').map((u) => u.url)).toEqual([]);
@@ -139,21 +146,7 @@ describe(`chaos: faults between the functions and the emulators (seed ${SEED}, s
     await waitForIdle(h.target, 240_000);
     expect(ddbProxy.counts.dropAfterCommit).toBeGreaterThan(before.dropAfterCommit);
 
-    sqsProxy.setRates(NO_FAULTS);
-    ddbProxy.setRates(NO_FAULTS);
-    await waitFor(
-      'the leases of failed attempts to lapse',
-      async () =>
-        (await listUrls(h.target, crawlId)).every(
-          (u) => u.idemStatus !== 'INPROGRESS' || Number(u.idemLeaseMs ?? 0) < Date.now(),
-        ),
-      { timeoutMs: CRAWLER_TIMEOUT_MS + 30_000, intervalMs: 500 },
-    );
-    for (let round = 0; round < 3; round++) {
-      const moved = (await redrive(h.target, 'frontier')).moved + (await redrive(h.target, 'parse')).moved;
-      if (moved === 0) break;
-      await waitForIdle(h.target, 120_000);
-    }
+    await endOutageAndRedrive(crawlId);
 
     // A claimed URL (seeds included) is an admitted one: exactly maxPages of them, each with the crawler's
     // outcome, and the counter spent exactly that much. Every other URL was refused and never fetched.
