@@ -5,6 +5,8 @@ export default defineConfig({
     // test/adversarial runs on its own, inside a network namespace (npm run test:adversarial).
     include: ['test/unit/**/*.test.ts', 'test/infra/**/*.test.ts', 'test/integration/**/*.test.ts'],
     testTimeout: 30_000,
+    // The AWS SDK's Node 20 notice, once per test process (see cli/quiet-sdk.ts).
+    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     hookTimeout: 120_000,
     // Integration suites share one sandbox per file; files run in parallel on separate emulators.
     pool: 'forks',

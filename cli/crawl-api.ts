@@ -1,17 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { type CrawlRequestInput, parseCrawlRequest } from '../functions/shared/crawl-request';
 import { createCrawlJob } from '../functions/shared/crawls';
 import { newCorrelationId, sendToFrontier } from '../functions/shared/frontier';
-import { canonicalizeUrl, hostKey } from '../functions/shared/url';
 import type { Target } from './target';
 
-export interface CrawlRequest {
-  readonly seeds: readonly string[];
-  readonly maxPages: number;
-  readonly maxDepth: number;
-  /** host[:port] values in scope. @default the seeds' hosts */
-  readonly allowedHosts?: readonly string[];
+export interface SubmitRequest extends CrawlRequestInput {
   /** @default a new UUID */
   readonly crawlId?: string;
 }
@@ -19,23 +14,17 @@ export interface CrawlRequest {
 const DAY = 24 * 3600;
 
 /** Create the crawl job, claim the seeds and put them on the frontier. Returns the crawlId. */
-export async function submitCrawl(target: Target, request: CrawlRequest): Promise<string> {
-  if (request.seeds.length === 0) throw new Error('a crawl needs at least one seed URL');
-  if (!Number.isInteger(request.maxPages) || request.maxPages < 1)
-    throw new Error(`--max-pages (${request.maxPages}) must be a whole number ≥ 1`);
-  if (!Number.isInteger(request.maxDepth) || request.maxDepth < 0)
-    throw new Error(`--max-depth (${request.maxDepth}) must be a whole number ≥ 0`);
-  const seeds = [...new Set(request.seeds.map((s) => canonicalizeUrl(s)))];
+export async function submitCrawl(target: Target, request: SubmitRequest): Promise<string> {
+  const { seeds, maxPages, maxDepth, allowedHosts } = parseCrawlRequest(request);
   const crawlId = request.crawlId ?? randomUUID();
-  const allowedHosts = [...new Set(request.allowedHosts ?? seeds.map(hostKey))];
   const { outputs } = target;
   await createCrawlJob(
     outputs.CrawlsTableName,
     {
       crawlId,
       seeds,
-      maxPages: request.maxPages,
-      maxDepth: request.maxDepth,
+      maxPages,
+      maxDepth,
       allowedHosts,
       createdAt: new Date().toISOString(),
     },

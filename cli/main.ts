@@ -1,6 +1,13 @@
+import './quiet-sdk';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import {
+  CrawlRequestError,
+  type CrawlRequestInput,
+  parseCrawlLimits,
+  parseCrawlRequest,
+} from '../functions/shared/crawl-request';
 import { crawlBudget, listPages, pipelineStatus, submitCrawl } from './crawl-api';
 import { peekDlq, type QueueName, redrive } from './operations';
 import { checkOutputs, LOCALSTACK_CREDENTIALS, makeTarget, stackOutputs, type Target } from './target';
@@ -25,7 +32,10 @@ target options:
   --endpoint URL                    LocalStack endpoint, default http://localhost:4566`;
 
 /** A user-facing failure: printed as one line, exit code 1. */
+/** A failure the CLI explains in one line: exit 1. */
 class CliError extends Error {}
+/** Arguments that can never work, found before anything is contacted: exit 2, as for any usage error. */
+class UsageError extends CliError {}
 
 interface SandboxFile {
   outputs: Record<string, string>;
@@ -87,20 +97,12 @@ async function resolveTarget(values: {
       { region, supportsMessageMoveTask: true },
     );
   }
-  throw new CliError(`--target must be sandbox, localstack or aws, not "${kind}"`);
+  throw new UsageError(`--target must be sandbox, localstack or aws, not "${kind}"`);
 }
 
 function queueArg(value: string | undefined): QueueName {
   if (value === 'frontier' || value === 'parse') return value;
-  throw new CliError(`name the queue: frontier or parse (got "${value ?? ''}")`);
-}
-
-function intArg(name: string, value: string | boolean | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0)
-    throw new CliError(`--${name} must be a whole number, got "${String(value)}"`);
-  return n;
+  throw new UsageError(`name the queue: frontier or parse (got "${value ?? ''}")`);
 }
 
 const OPTIONS = {
@@ -121,7 +123,7 @@ function parse(argv: string[]) {
   try {
     return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
   } catch (error) {
-    throw new CliError(`${(error as Error).message}\n${USAGE}`);
+    throw new UsageError(`${(error as Error).message}\n${USAGE}`);
   }
 }
 
@@ -131,23 +133,28 @@ async function run(argv: string[]): Promise<void> {
   const [command, ...rest] = positionals;
   if (values.help || !command) return void console.log(USAGE);
   if (!['submit', 'status', 'results', 'dlq', 'redrive'].includes(command))
-    throw new CliError(`unknown command "${command}"\n${USAGE}`);
+    throw new UsageError(`unknown command "${command}"\n${USAGE}`);
   // Arguments are checked before the target is looked up, so a typo fails fast whatever the target.
-  if (command === 'submit' && rest.length === 0) throw new CliError('submit needs at least one seed URL');
-  const maxPages = intArg('max-pages', values['max-pages'], 100);
-  const maxDepth = intArg('max-depth', values['max-depth'], 3);
-  if (command === 'results' && !rest[0]) throw new CliError('results needs a crawlId (printed by submit)');
+  if (command === 'submit' && rest.length === 0) throw new UsageError('submit needs at least one seed URL');
+  const limits = parseCrawlLimits({
+    maxPages: values['max-pages'] ?? 100,
+    maxDepth: values['max-depth'] ?? 3,
+  });
+  const request =
+    command === 'submit'
+      ? parseCrawlRequest({
+          ...limits,
+          seeds: rest,
+          allowedHosts: typeof values.allow === 'string' ? values.allow.split(',') : undefined,
+        })
+      : undefined;
+  if (command === 'results' && !rest[0]) throw new UsageError('results needs a crawlId (printed by submit)');
   if (command === 'dlq' || command === 'redrive') queueArg(rest[0]);
   const target = await resolveTarget(values);
 
   switch (command) {
     case 'submit': {
-      const crawlId = await submitCrawl(target, {
-        seeds: rest,
-        maxPages,
-        maxDepth,
-        allowedHosts: typeof values.allow === 'string' ? values.allow.split(',') : undefined,
-      });
+      const crawlId = await submitCrawl(target, request as CrawlRequestInput);
       console.log(crawlId);
       return;
     }
@@ -208,8 +215,9 @@ const isMain = process.argv[1] && path.resolve(process.argv[1]) === path.resolve
 if (isMain) {
   run(process.argv.slice(2)).catch((error: unknown) => {
     const e = error as Error & { name?: string; code?: string };
+    const usage = error instanceof UsageError || error instanceof CrawlRequestError;
     const message =
-      error instanceof CliError
+      error instanceof CliError || error instanceof CrawlRequestError
         ? e.message
         : e.name === 'CredentialsProviderError'
           ? 'no AWS credentials found; configure a profile or pass --target sandbox|localstack'
@@ -217,7 +225,7 @@ if (isMain) {
             ? `cannot reach the endpoint (${e.message}); is it running?`
             : `${e.name ?? 'Error'}: ${e.message}`;
     console.error(`✖ ${message}`);
-    process.exit(1);
+    process.exit(usage ? 2 : 1);
   });
 }
 

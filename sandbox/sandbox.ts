@@ -108,6 +108,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds,
     });
     const base: Record<string, string> = {
+      // The SDK's Node 20 notice would be the only non-JSON lines of the function logs (see cli/quiet-sdk.ts).
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       AWS_REGION: LOCAL_REGION,
       AWS_DEFAULT_REGION: LOCAL_REGION,
       AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,

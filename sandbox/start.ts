@@ -1,16 +1,20 @@
+import '../cli/quiet-sdk';
 import { createWriteStream, rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { isIdle, listPages, listUrls, pipelineStatus, submitCrawl } from '../cli/crawl-api';
-import { writeSandboxTarget } from '../cli/main';
-import { startDemoSite } from './demo-site';
-import { SandboxSetupError } from './emulators';
-import { PROJECT_ROOT, type Sandbox, startSandbox } from './sandbox';
+import { CrawlRequestError, parseCrawlLimits, parseCrawlRequest } from '../functions/shared/crawl-request';
+import type { Sandbox } from './sandbox';
 
 const USAGE = `usage: npm start -- [url] [--max-pages N] [--max-depth D] [--keep]
 
 With no URL, crawls the bundled demo site on loopback. With a URL, crawls that site (needs internet).
 --keep leaves the sandbox running after the crawl, for \`npm run cli -- …\` in another terminal.`;
+
+/** Arguments that can never work: one line, exit 2, before anything has started. */
+function usageError(message: string): never {
+  console.error(`✖ ${message}`);
+  process.exit(2);
+}
 
 async function main(): Promise<void> {
   let args: ReturnType<typeof parseArgs>;
@@ -25,13 +29,34 @@ async function main(): Promise<void> {
       },
     });
   } catch (error) {
-    console.error(`${(error as Error).message}\n${USAGE}`);
-    process.exit(2);
+    usageError(`${(error as Error).message}\n${USAGE}`);
   }
   if (args.values.help) return void console.log(USAGE);
+  if (args.positionals.length > 1) usageError(`one URL at most, got ${args.positionals.length}\n${USAGE}`);
   const url = args.positionals[0];
-  const maxPages = Number(args.values['max-pages'] ?? (url ? 50 : 500));
-  const maxDepth = Number(args.values['max-depth'] ?? (url ? 2 : 8));
+  // Every argument is checked before anything starts, by the rules the CLI and submitCrawl use.
+  let maxPages: number;
+  let maxDepth: number;
+  try {
+    ({ maxPages, maxDepth } = parseCrawlLimits({
+      maxPages: (args.values['max-pages'] as string | undefined) ?? (url ? 50 : 500),
+      maxDepth: (args.values['max-depth'] as string | undefined) ?? (url ? 2 : 8),
+    }));
+    if (url) parseCrawlRequest({ seeds: [url], maxPages, maxDepth });
+  } catch (error) {
+    if (error instanceof CrawlRequestError) usageError(error.message);
+    throw error;
+  }
+  // The rest (AWS SDK, CDK tooling) loads only once the arguments are known to be good: a typo answers at once.
+  const [
+    { isIdle, listPages, listUrls, pipelineStatus, submitCrawl },
+    { writeSandboxTarget },
+    { startDemoSite },
+  ] = await Promise.all([import('../cli/crawl-api'), import('../cli/main'), import('./demo-site')]);
+  const { checkJava } = await import('./emulators');
+  const { PROJECT_ROOT, startSandbox } = await import('./sandbox');
+  // The one thing the machine may lack: say so before the synth, not after it.
+  checkJava();
 
   const started = Date.now();
   console.log('▶ starting emulators (fauxqs, DynamoDB Local) and synthesizing the stack…');
@@ -126,7 +151,8 @@ async function main(): Promise<void> {
   await shutdown(0);
 }
 
-main().catch((error) => {
+main().catch(async (error) => {
+  const { SandboxSetupError } = await import('./emulators');
   console.error(error instanceof SandboxSetupError ? `✖ ${error.message}` : error);
   process.exit(1);
 });

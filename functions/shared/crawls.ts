@@ -42,7 +42,7 @@ export async function getCrawlJob(table: string, crawlId: string): Promise<Crawl
 
 /**
  * Create a crawl job whose seeds are already admitted: the budget left is maxPages minus the seeds.
- * Fails if the crawlId exists.
+ * The request was checked by parseCrawlRequest (crawl-request.ts). Fails if the crawlId exists.
  */
 export async function createCrawlJob(
   table: string,
@@ -50,10 +50,6 @@ export async function createCrawlJob(
   ttlSeconds: number,
   client: DynamoDBDocumentClient = ddb,
 ): Promise<void> {
-  if (job.seeds.length > job.maxPages)
-    throw new Error(
-      `--max-pages (${job.maxPages}) is below the number of seeds (${job.seeds.length}); raise it`,
-    );
   try {
     await client.send(
       new PutCommand({

@@ -6,6 +6,9 @@ import type { SQSRecord } from 'aws-lambda';
 export const logger = new Logger();
 export const metrics = new Metrics({
   namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'CrawlerPipeline',
+  // Its own warnings ("No application metrics to publish", …) as JSON log records, not bare console lines,
+  // so a function's log stays one JSON object per line.
+  logger,
 });
 
 /** Metric names shared by the functions and the dashboard. */

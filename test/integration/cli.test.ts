@@ -85,15 +85,42 @@ describe('operator CLI against the sandbox', () => {
     expect(dlq.stdout.trim()).toBe('DLQ is empty');
   });
 
+  // Arguments that can never work: refused before any target is contacted, with one line and exit 2.
   it.each([
     [['submit'], 'submit needs at least one seed URL'],
     [['frobnicate'], 'unknown command "frobnicate"'],
-    [['submit', 'http://x.example/', '--max-pages', 'abc'], '--max-pages must be a whole number, got "abc"'],
+    [
+      ['submit', 'http://x.example/', '--max-pages', 'abc'],
+      '--max-pages must be a whole number from 1 to 1000000, got "abc"',
+    ],
+    [
+      ['submit', 'http://x.example/', '--max-pages=-3'],
+      '--max-pages must be a whole number from 1 to 1000000, got "-3"',
+    ],
+    [
+      ['submit', 'http://x.example/', '--max-depth', '2.5'],
+      '--max-depth must be a whole number from 0 to 100, got "2.5"',
+    ],
+    [
+      ['submit', 'http://a.example/', 'http://b.example/', '--max-pages', '1'],
+      '--max-pages (1) is below the number of seeds (2)',
+    ],
     [['dlq', 'nope'], 'name the queue: frontier or parse (got "nope")'],
-    [['status', '--crawl', 'no-such-crawl'], 'no crawl no-such-crawl'],
-    [['submit', 'ftp://x.example/'], 'ftp'],
-    [['status', '--target', 'localstack', '--endpoint', 'http://127.0.0.1:9'], 'cannot reach the endpoint'],
+    [['submit', 'ftp://x.example/'], 'seed "ftp://x.example/" is not a crawlable URL'],
+    [['submit', 'not-a-url', '--target', 'aws'], 'seed "not-a-url" is not a crawlable URL'],
     [['status', '--target', 'mars'], '--target must be sandbox, localstack or aws, not "mars"'],
+  ])('refuses %j with one clear line and exit 2, never a stack trace', async (args, message) => {
+    const r = await cli(...args);
+    expect(r.code, r.stderr).toBe(2);
+    const lines = errorLines(r.stderr);
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toContain(message);
+  });
+
+  // Failures of the run itself: one line and exit 1.
+  it.each([
+    [['status', '--crawl', 'no-such-crawl'], 'no crawl no-such-crawl'],
+    [['status', '--target', 'localstack', '--endpoint', 'http://127.0.0.1:9'], 'cannot reach the endpoint'],
     [['status', '--target', 'aws'], 'no AWS credentials found'],
   ])('fails %j with one clear line and exit 1, never a stack trace', async (args, message) => {
     const r = await cli(...args);

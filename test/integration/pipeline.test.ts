@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import {
   PurgeQueueCommand,
   ReceiveMessageCommand,
@@ -80,6 +81,21 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     expect(pages.find((p) => String(p.url).endsWith('/big-ok'))?.title).toContain('/big-ok');
     const status = await pipelineStatus(h.target);
     expect(status.frontierDlq + status.parseDlq).toBe(0);
+
+    // The functions' log is one JSON record per line (`jq . .sandbox/functions-*.log` works): no SDK notice,
+    // no bare console warning from a library.
+    const lines = readFileSync(h.sandbox.logFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim());
+    expect(lines.length).toBeGreaterThan(0);
+    const notJson = lines.filter((l) => {
+      try {
+        return typeof JSON.parse(l) !== 'object';
+      } catch {
+        return true;
+      }
+    });
+    expect(notJson.slice(0, 5)).toEqual([]);
     // The trap is a 20-hop chain, and each hop waits out the parser's batching window.
   }, 120_000);
 
