@@ -8,7 +8,7 @@ import {
   parseCrawlLimits,
   parseCrawlRequest,
 } from '../functions/shared/crawl-request';
-import { crawlBudget, listPages, pipelineStatus, submitCrawl } from './crawl-api';
+import { crawlBudget, isIdle, listPages, pipelineStatus, submitCrawl } from './crawl-api';
 import { peekDlq, type QueueName, redrive } from './operations';
 import { checkOutputs, LOCALSTACK_CREDENTIALS, makeTarget, stackOutputs, type Target } from './target';
 
@@ -161,6 +161,10 @@ async function run(argv: string[]): Promise<void> {
     case 'status': {
       const crawlId = typeof values.crawl === 'string' ? values.crawl : undefined;
       let last: { pages: number; at: number } | undefined;
+      // --watch redraws one line in place on a terminal (a line per poll when piped), and ends with a summary
+      // once the queues have stayed empty for three polls in a row.
+      const tty = process.stdout.isTTY === true;
+      let idlePolls = 0;
       for (;;) {
         const budget = crawlId ? await crawlBudget(target, crawlId) : undefined;
         if (crawlId && !budget)
@@ -172,12 +176,21 @@ async function run(argv: string[]): Promise<void> {
         const now = Date.now();
         const rate =
           last && pages !== undefined ? ((pages - last.pages) / ((now - last.at) / 1000)).toFixed(1) : '-';
-        console.log(
+        const line =
           `frontier ${s.frontier.visible} queued / ${s.frontier.inFlight} in flight · parse ${s.parse.visible} / ${s.parse.inFlight}` +
-            ` · DLQ frontier ${s.frontierDlq}, parse ${s.parseDlq}${pages !== undefined ? ` · pages ${pages} · ${rate} pages/s` : ''}` +
-            `${budget ? ` · admitted ${budget.admitted}/${budget.maxPages}` : ''}`,
-        );
-        if (!values.watch) return;
+          ` · DLQ frontier ${s.frontierDlq}, parse ${s.parseDlq}${pages !== undefined ? ` · pages ${pages} · ${rate} pages/s` : ''}` +
+          `${budget ? ` · admitted ${budget.admitted}/${budget.maxPages}` : ''}`;
+        if (!values.watch) return void console.log(line);
+        idlePolls = isIdle(s) ? idlePolls + 1 : 0;
+        if (idlePolls >= 3) {
+          if (tty) process.stdout.write('\r\x1b[2K');
+          console.log(
+            `${line}\n✔ idle: nothing queued or in flight${pages !== undefined ? `; ${pages} pages stored` : ''}`,
+          );
+          return;
+        }
+        if (tty) process.stdout.write(`\r\x1b[2K${line}`);
+        else console.log(line);
         if (pages !== undefined) last = { pages, at: now };
         await new Promise((r) => setTimeout(r, 2_000));
       }
@@ -204,7 +217,7 @@ async function run(argv: string[]): Promise<void> {
       console.log(
         result.method === 'message-move-task'
           ? `started a message move task from the ${which} DLQ (watch it in the SQS console)`
-          : `\rmoved ${result.moved} messages from the ${which} DLQ back to its queue`,
+          : `\rmoved ${result.moved} ${result.moved === 1 ? 'message' : 'messages'} from the ${which} DLQ back to its queue`,
       );
       return;
     }

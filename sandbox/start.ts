@@ -3,6 +3,7 @@ import { createWriteStream, rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CrawlRequestError, parseCrawlLimits, parseCrawlRequest } from '../functions/shared/crawl-request';
+import { whyNothingStored } from './report';
 import type { Sandbox } from './sandbox';
 
 const USAGE = `usage: npm start -- [url] [--max-pages N] [--max-depth D] [--keep]
@@ -135,20 +136,25 @@ async function main(): Promise<void> {
   await new Promise<void>((r) => out.end(r));
   const seconds = (Date.now() - crawlStart) / 1000;
   console.log(
-    `\n✔ done in ${seconds.toFixed(1)} s: ${pages.length} pages stored (${(pages.length / seconds).toFixed(1)} pages/s)`,
+    `\n${pages.length > 0 ? '✔' : '■'} done in ${seconds.toFixed(1)} s: ${pages.length} pages stored (${(pages.length / seconds).toFixed(1)} pages/s)`,
   );
   console.log(`  outcomes: ${[...outcomes].map(([k, v]) => `${k} ${v}`).join(', ')}`);
   console.log(`  pages:    ${path.relative(PROJECT_ROOT, file)} (one JSON object per line)`);
   console.log(
     `  logs:     ${path.relative(PROJECT_ROOT, sandbox.logFile)} (Powertools JSON, grep by crawlId ${crawlId})`,
   );
+  const nothing = pages.length === 0 ? whyNothingStored(outcomes) : undefined;
+  if (nothing) console.error(`✖ ${nothing}`);
   if (args.values.keep) {
-    console.log(
-      '  sandbox still running (--keep): try `npm run cli -- status` in another terminal; Ctrl-C to stop',
-    );
+    console.log('  sandbox still running (--keep); Ctrl-C to stop. In another terminal:');
+    if (demo) {
+      console.log(`    demo site: ${demo.seeds[0]} (and ${demo.seeds.length - 1} more hosts on loopback)`);
+      console.log(`    npm run cli -- submit ${demo.seeds[0]} --max-pages 20`);
+    }
+    console.log('    npm run cli -- status --crawl <crawlId> --watch');
     return;
   }
-  await shutdown(0);
+  await shutdown(nothing ? 1 : 0);
 }
 
 main().catch(async (error) => {

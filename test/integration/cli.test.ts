@@ -85,6 +85,17 @@ describe('operator CLI against the sandbox', () => {
     expect(dlq.stdout.trim()).toBe('DLQ is empty');
   });
 
+  it('ends `status --watch` with a summary once the pipeline is idle', async () => {
+    await waitForIdle(h.target, 60_000);
+    const r = await cli('status', '--watch');
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    // Piped, it prints a line per poll (three idle polls), then the summary.
+    expect(lines.length).toBeGreaterThanOrEqual(4);
+    expect(lines.at(-1)).toBe('✔ idle: nothing queued or in flight');
+    expect(lines.at(-2)).toMatch(/^frontier 0 queued \/ 0 in flight · parse 0 \/ 0/);
+  });
+
   // Arguments that can never work: refused before any target is contacted, with one line and exit 2.
   it.each([
     [['submit'], 'submit needs at least one seed URL'],
