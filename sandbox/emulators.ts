@@ -111,11 +111,14 @@ async function startDynamoDbLocal(): Promise<{ endpoint: string; child: ChildPro
 }
 
 /** Start fauxqs (SQS + S3, in-process) and DynamoDB Local (Java child process) on free loopback ports. */
-export async function startEmulators(): Promise<Emulators> {
+export async function startEmulators(onStep?: (step: string) => void): Promise<Emulators> {
   const [fauxqs, dynamo] = await Promise.all([
     startFauxqs({ port: 0, logger: false, defaultRegion: LOCAL_REGION }),
     startDynamoDbLocal(),
   ]);
+  onStep?.(
+    `emulators up: fauxqs (SQS, S3) on port ${fauxqs.port}, DynamoDB Local (Java) on ${new URL(dynamo.endpoint).port}`,
+  );
   const killDynamo = () => dynamo.child.kill('SIGKILL');
   process.once('exit', killDynamo);
   const sqsEndpoint = `http://127.0.0.1:${fauxqs.port}`;

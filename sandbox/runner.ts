@@ -205,6 +205,13 @@ export class EventSourceRunner {
     private readonly options: RunnerOptions & { log?: WriteStream } = {},
   ) {}
 
+  /** "Crawler ← Frontier…fifo (batch 10, up to 2 at once)", for the start-up report. */
+  describe(): string {
+    const fn = this.fn.logicalId.replace(/Function[0-9A-F]{8}$/, '');
+    const queue = this.source.queueUrl.split('/').pop() ?? this.source.queueUrl;
+    return `${fn} ← ${queue} (batch ${this.source.batchSize}, up to ${this.source.maxConcurrency} at once)`;
+  }
+
   /** True while any poller is inside an invocation. */
   get busy(): boolean {
     return this.inFlight > 0;

@@ -36,6 +36,8 @@ export interface SandboxOptions {
   readonly onInvoke?: (stats: InvocationStats) => void;
   /** Folder for function logs. @default .sandbox/ */
   readonly logDir?: string;
+  /** Told each start-up step as it completes (npm start prints them), with the ms it took. */
+  readonly onStep?: (step: string, ms: number) => void;
   /** Count AWS requests of functions and pollers into this object (npm run bench). */
   readonly meter?: Counts;
   /** Receive long-poll wait in seconds; 20 matches Lambda's pollers. @default 1 */
@@ -100,13 +102,25 @@ function functionSpecs(
  */
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
   const stackName = opts.stackName ?? DEFAULT_STACK;
-  if (opts.synth === 'always' || !existsSync(path.join(CDK_OUT, `${stackName}.template.json`))) synthesize();
+  let since = Date.now();
+  const step = (what: string) => {
+    opts.onStep?.(what, Date.now() - since);
+    since = Date.now();
+  };
+  if (opts.synth === 'always' || !existsSync(path.join(CDK_OUT, `${stackName}.template.json`))) {
+    synthesize();
+    step(`synthesized ${stackName} and bundled its functions (cdk synth)`);
+  }
   const template = readTemplate(CDK_OUT, stackName);
-  const emulators = await startEmulators();
+  const emulators = await startEmulators(step);
   try {
     const provisioned = await provision(template, emulators, {
       visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds,
     });
+    const made = (type: string) => Object.values(template.Resources).filter((r) => r.Type === type).length;
+    step(
+      `created ${made('AWS::SQS::Queue')} queues, ${made('AWS::DynamoDB::Table')} tables and ${made('AWS::S3::Bucket')} bucket(s) from the template`,
+    );
     const base: Record<string, string> = {
       // The SDK's Node 20 notice would be the only non-JSON lines of the function logs (see cli/quiet-sdk.ts).
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
@@ -164,6 +178,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         runner.start();
         runners.push(runner);
       }
+      step(`functions ready: ${runners.map((r) => r.describe()).join(', ')}`);
     }
     const target = makeTarget(
       'sandbox',

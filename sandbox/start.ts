@@ -60,7 +60,7 @@ async function main(): Promise<void> {
   checkJava();
 
   const started = Date.now();
-  console.log('▶ starting emulators (fauxqs, DynamoDB Local) and synthesizing the stack…');
+  console.log('▶ starting the sandbox: Java found; synthesizing the stack, then the emulators…');
   const demo = url ? undefined : await startDemoSite();
   let sandbox: Sandbox | undefined;
   let stopping = false;
@@ -80,6 +80,7 @@ async function main(): Promise<void> {
 
   sandbox = await startSandbox({
     synth: 'always',
+    onStep: (step, ms) => console.log(`  ✓ ${step} (${(ms / 1000).toFixed(1)} s)`),
     retryDelaySeconds: 1,
     functionEnv: {
       POWERTOOLS_LOG_LEVEL: 'INFO',
