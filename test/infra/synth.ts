@@ -1,8 +1,16 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { App, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { loadStageConfig } from '../../lib/config';
 import { CrawlerStack } from '../../lib/stacks/crawler-stack';
+
+const CDK_JSON_CONTEXT = (
+  JSON.parse(readFileSync(path.join(import.meta.dirname, '..', '..', 'cdk.json'), 'utf8')) as {
+    context: Record<string, unknown>;
+  }
+).context;
 
 /** Build the crawler stack for a stage, with the same cdk-nag packs as bin/app.ts. */
 export function synthCrawlerStack(
@@ -10,7 +18,8 @@ export function synthCrawlerStack(
   alarmEmail?: string,
   context: { testAllowTargets?: string } = {},
 ) {
-  const app = new App();
+  // cdk.json's context (the feature flags) too, so the tests see the template `cdk synth` makes.
+  const app = new App({ context: CDK_JSON_CONTEXT });
   const config = loadStageConfig({ stage, alarmEmail, ...context });
   const stack = new CrawlerStack(app, `Crawler-${stage}`, { config });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new ServerlessChecks(app));
