@@ -498,7 +498,7 @@ async function benchDevLoop(): Promise<void> {
     const demo = await startDemoSite();
     const started = Date.now();
     const sandbox = await startSandbox({
-      synth: mode === 'cold' ? 'always' : 'if-missing',
+      synth: mode === 'cold' ? 'always' : 'if-stale',
       retryDelaySeconds: 1,
       functionEnv: { CRAWLER_TEST_ALLOW_LOOPBACK_PORTS: demo.ports.join(','), POWERTOOLS_LOG_LEVEL: 'WARN' },
     });

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { checkOutputs, makeTarget, type Target } from '../cli/target';
 import { type Emulators, LOCAL_CREDENTIALS, LOCAL_REGION, startEmulators } from './emulators';
@@ -21,8 +21,12 @@ export const DEFAULT_STACK = 'Crawler-dev';
 export interface SandboxOptions {
   /** @default 'Crawler-dev' */
   readonly stackName?: string;
-  /** 'always' re-synthesizes (npm start); 'if-missing' reuses cdk.out (tests, after npm test's synth). @default 'if-missing' */
-  readonly synth?: 'always' | 'if-missing';
+  /**
+   * 'always' re-synthesizes (npm start); 'if-stale' reuses cdk.out unless it is missing or older than the
+   * code it was built from (lib/, functions/, bin/, cdk.json), and then says which file made it stale.
+   * @default 'if-stale'
+   */
+  readonly synth?: 'always' | 'if-stale';
   /** Start the event-source runners. Tests that drive a handler themselves turn this off. @default true */
   readonly runFunctions?: boolean;
   /** Extra environment for every function (e.g. the test-only loopback allow-list). */
@@ -53,6 +57,72 @@ export interface Sandbox {
   /** Base environment a handler needs to run against these emulators (for in-process tests). */
   functionEnvironment(logicalIdPrefix: string): Record<string, string>;
   stop(): Promise<void>;
+}
+
+/** Folders and files a synthesized template is built from. */
+const SOURCES = ['lib', 'functions', 'bin', 'cdk.json'];
+
+/** The newest source file under `root` and its time, walking SOURCES. */
+function newestSource(root: string): { file: string; mtimeMs: number } | undefined {
+  let newest: { file: string; mtimeMs: number } | undefined;
+  const visit = (p: string) => {
+    const st = statSync(p, { throwIfNoEntry: false });
+    if (!st) return;
+    if (st.isDirectory()) for (const e of readdirSync(p)) visit(path.join(p, e));
+    else if (!newest || st.mtimeMs > newest.mtimeMs) newest = { file: p, mtimeMs: st.mtimeMs };
+  };
+  for (const s of SOURCES) visit(path.join(root, s));
+  return newest;
+}
+
+/** Why cdk.out cannot be reused for `stackName`, or undefined when it is up to date. */
+export function staleReason(stackName: string, root = PROJECT_ROOT): string | undefined {
+  const template = statSync(path.join(root, 'cdk.out', `${stackName}.template.json`), {
+    throwIfNoEntry: false,
+  });
+  if (!template) return `cdk.out has no ${stackName} template yet`;
+  const newest = newestSource(root);
+  if (newest && newest.mtimeMs > template.mtimeMs)
+    return `${path.relative(root, newest.file)} changed after the last synth`;
+  return undefined;
+}
+
+/**
+ * Synthesize when asked to or when cdk.out is stale, one process at a time: test files start sandboxes side
+ * by side, and two synths writing cdk.out at once would leave it half-written for both.
+ */
+async function ensureSynthesized(
+  stackName: string,
+  always: boolean,
+  step: (what: string) => void,
+): Promise<void> {
+  const lock = path.join(PROJECT_ROOT, '.sandbox', 'synth.lock');
+  mkdirSync(path.dirname(lock), { recursive: true });
+  for (const started = Date.now(); ; ) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      // A lock older than the slowest synth was left by a process that died.
+      const age = Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? 0);
+      if (age > 180_000) rmSync(lock, { recursive: true, force: true });
+      if (Date.now() - started > 300_000)
+        throw new Error(`waited 5 minutes for ${lock}; remove it if no synth runs`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  try {
+    const reason = always ? undefined : staleReason(stackName);
+    if (!always && !reason) return;
+    synthesize();
+    step(
+      reason
+        ? `re-synthesized ${stackName}: ${reason}`
+        : `synthesized ${stackName} and bundled its functions (cdk synth)`,
+    );
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
 }
 
 export function synthesize(): void {
@@ -107,10 +177,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     opts.onStep?.(what, Date.now() - since);
     since = Date.now();
   };
-  if (opts.synth === 'always' || !existsSync(path.join(CDK_OUT, `${stackName}.template.json`))) {
-    synthesize();
-    step(`synthesized ${stackName} and bundled its functions (cdk synth)`);
-  }
+  // Without an onStep listener (tests), a re-synth is still said, on stderr: a stale build is never silent.
+  await ensureSynthesized(stackName, opts.synth === 'always', (what) => {
+    if (opts.onStep) step(what);
+    else console.error(`sandbox: ${what}`);
+  });
   const template = readTemplate(CDK_OUT, stackName);
   const emulators = await startEmulators(step);
   try {
