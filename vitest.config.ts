@@ -4,7 +4,10 @@ export default defineConfig({
   test: {
     // test/adversarial runs on its own, inside a network namespace (npm run test:adversarial).
     include: ['test/unit/**/*.test.ts', 'test/infra/**/*.test.ts', 'test/integration/**/*.test.ts'],
-    testTimeout: 30_000,
+    // Integration tests wait on conditions with their own limits (up to 60 s per effect, more for the chaos
+    // and portable suites): the test's limit sits above them, so a loaded machine fails, if at all, on the
+    // condition's own message and not on a bare timeout. (A 30 s limit failed the CLI test under load.)
+    testTimeout: 120_000,
     // The AWS SDK's Node 20 notice, once per test process (see cli/quiet-sdk.ts).
     env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     hookTimeout: 120_000,
