@@ -494,6 +494,26 @@ async function benchCrawlee(): Promise<void> {
 // 4. Developer loop ---------------------------------------------------------------------------------------
 
 async function benchDevLoop(): Promise<void> {
+  // A typo answers at once: the slowest of the bad-argument cases, run as a user runs them (issue #14).
+  const badArgs = [['not-a-url'], ['--max-pages', 'abc'], ['--max-pages=-3'], ['--max-depth', '2.5']];
+  const times = badArgs.map((args) => {
+    const t = Date.now();
+    const run = spawnSync('npm', ['start', '--silent', '--', ...args], {
+      cwd: PROJECT_ROOT,
+      encoding: 'utf8',
+    });
+    if (run.status !== 2) throw new Error(`npm start ${args.join(' ')} exited ${run.status}, not 2`);
+    return Date.now() - t;
+  });
+  const worst = Math.max(...times);
+  report({
+    name: 'npm start answer to a bad argument',
+    value: round(worst / 1000, 2),
+    unit: `s, slowest of ${badArgs.length} (one line, exit 2, nothing started; all: ${times.join(', ')} ms)`,
+    budget: '≤ 1 s',
+    ok: worst <= 1_000,
+    reproduce: 'npm run bench -- --only devloop --skip-npm-test',
+  });
   for (const mode of ['cold', 'warm'] as const) {
     const demo = await startDemoSite();
     const started = Date.now();
