@@ -11,12 +11,20 @@ export interface SubmitRequest extends CrawlRequestInput {
   readonly crawlId?: string;
 }
 
-const DAY = 24 * 3600;
+/**
+ * How long the crawl and seed records live: the stage's recordTtl, from the stack's RecordTtlSeconds output
+ * (7 days for a stack deployed before that output existed, the dev stage's value).
+ */
+export function recordTtlSeconds(outputs: Partial<Record<string, string>>): number {
+  const ttl = Number(outputs.RecordTtlSeconds);
+  return Number.isInteger(ttl) && ttl > 0 ? ttl : 7 * 24 * 3600;
+}
 
 /** Create the crawl job, claim the seeds and put them on the frontier. Returns the crawlId. */
 export async function submitCrawl(target: Target, request: SubmitRequest): Promise<string> {
   const { seeds, maxPages, maxDepth, allowedHosts } = parseCrawlRequest(request);
   const crawlId = request.crawlId ?? randomUUID();
+  const ttlSeconds = recordTtlSeconds(target.outputs);
   const { outputs } = target;
   await createCrawlJob(
     outputs.CrawlsTableName,
@@ -28,7 +36,7 @@ export async function submitCrawl(target: Target, request: SubmitRequest): Promi
       allowedHosts,
       createdAt: new Date().toISOString(),
     },
-    7 * DAY,
+    ttlSeconds,
     target.ddb,
   );
   const claimant = `seed:${crawlId}`;
@@ -39,7 +47,11 @@ export async function submitCrawl(target: Target, request: SubmitRequest): Promi
         Key: { crawlId, url },
         UpdateExpression: 'SET claimedBy = :c, #d = :d, expiresAt = :e',
         ExpressionAttributeNames: { '#d': 'depth' },
-        ExpressionAttributeValues: { ':c': claimant, ':d': 0, ':e': Math.floor(Date.now() / 1000) + 7 * DAY },
+        ExpressionAttributeValues: {
+          ':c': claimant,
+          ':d': 0,
+          ':e': Math.floor(Date.now() / 1000) + ttlSeconds,
+        },
       }),
     );
   }

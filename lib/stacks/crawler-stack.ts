@@ -230,6 +230,8 @@ export class CrawlerStack extends Stack {
       CrawlsTableName: crawls.tableName,
       BodiesBucketName: bodies.bucketName,
       AlarmTopicArn: alarmTopic.topicArn,
+      // The stage's record lifetime, so the CLI gives the crawl and seed records it writes the same TTL.
+      RecordTtlSeconds: String(config.recordTtl.toSeconds()),
     };
     for (const [name, value] of Object.entries(outputs)) new CfnOutput(this, name, { value });
   }

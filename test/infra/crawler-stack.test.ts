@@ -353,7 +353,13 @@ describe('CrawlerStack operations', () => {
         'ParseDlqUrl',
         'ParseQueueUrl',
         'UrlsTableName',
+        'RecordTtlSeconds',
       ].sort(),
+    );
+    // The stage's TTL: 7 days in dev, 30 in prod.
+    expect(template.findOutputs('RecordTtlSeconds').RecordTtlSeconds?.Value).toBe('604800');
+    expect(synthCrawlerStack('prod').template.findOutputs('RecordTtlSeconds').RecordTtlSeconds?.Value).toBe(
+      '2592000',
     );
   });
 
