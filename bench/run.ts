@@ -64,9 +64,19 @@ function templateResources(): Record<
   return JSON.parse(readFileSync(path.join(CDK_OUT, 'Crawler-dev.template.json'), 'utf8')).Resources;
 }
 
+/**
+ * The pipeline's own functions: those an event source mapping invokes. CDK's helper functions (the dev
+ * bucket's auto-delete provider) are deploy-time plumbing with a CommonJS bundle of their own.
+ */
 function functionAssets(): Array<{ id: string; dir: string; memoryMb: number }> {
-  return Object.entries(templateResources())
-    .filter(([, r]) => r.Type === 'AWS::Lambda::Function')
+  const resources = templateResources();
+  const consumers = new Set(
+    Object.values(resources)
+      .filter((r) => r.Type === 'AWS::Lambda::EventSourceMapping')
+      .map((r) => (r.Properties.FunctionName as { Ref?: string } | undefined)?.Ref),
+  );
+  return Object.entries(resources)
+    .filter(([id, r]) => r.Type === 'AWS::Lambda::Function' && consumers.has(id))
     .map(([id, r]) => ({
       id,
       dir: path.join(CDK_OUT, r.Metadata?.['aws:asset:path'] ?? ''),
