@@ -8,6 +8,7 @@ import {
   parseCrawlLimits,
   parseCrawlRequest,
 } from '../functions/shared/crawl-request';
+import { LOCALSTACK_ENDPOINT } from '../localstack/settings';
 import { crawlBudget, isIdle, listPages, pipelineStatus, submitCrawl } from './crawl-api';
 import { peekDlq, type QueueName, redrive } from './operations';
 import { checkOutputs, LOCALSTACK_CREDENTIALS, makeTarget, stackOutputs, type Target } from './target';
@@ -31,7 +32,6 @@ target options:
   --region REGION                   default: AWS_REGION or us-east-1
   --endpoint URL                    LocalStack endpoint, default http://localhost:4566`;
 
-/** A user-facing failure: printed as one line, exit code 1. */
 /** A failure the CLI explains in one line: exit 1. */
 class CliError extends Error {}
 /** Arguments that can never work, found before anything is contacted: exit 2, as for any usage error. */
@@ -79,7 +79,7 @@ async function resolveTarget(values: {
     });
   }
   if (kind === 'localstack') {
-    const endpoint = String(values.endpoint ?? process.env.LOCALSTACK_ENDPOINT ?? 'http://localhost:4566');
+    const endpoint = String(values.endpoint ?? LOCALSTACK_ENDPOINT);
     const credentials = LOCALSTACK_CREDENTIALS;
     const outputs = await stackOutputs(stack, region, endpoint, credentials);
     return makeTarget(

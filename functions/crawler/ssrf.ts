@@ -24,12 +24,20 @@ export interface AddressPolicy {
   readonly allowTargets?: ReadonlySet<string>;
 }
 
-/** The key of an address and port in a test allow-list: the normalised address, then the port. */
+/** The address a socket really dials: an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is its IPv4 address. */
+function dialled(address: string): ipaddr.IPv4 | ipaddr.IPv6 {
+  const parsed = ipaddr.parse(address);
+  return parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()
+    ? (parsed as ipaddr.IPv6).toIPv4Address()
+    : parsed;
+}
+
+const targetKey = (address: ipaddr.IPv4 | ipaddr.IPv6, port: number) =>
+  `${address.toNormalizedString()} ${port}`;
+
+/** The key of an address and port in a test allow-list: the normalised dialled address, then the port. */
 export function allowedTargetKey(address: string, port: number): string {
-  let parsed = ipaddr.parse(address);
-  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress())
-    parsed = (parsed as ipaddr.IPv6).toIPv4Address();
-  return `${parsed.toNormalizedString()} ${port}`;
+  return targetKey(dialled(address), port);
 }
 
 /** IPv6 global unicast (2000::/3): the only IPv6 block a public web server can be in. */
@@ -49,14 +57,10 @@ const GLOBAL_UNICAST_V6 = ipaddr.parseCIDR('2000::/3');
  */
 export function blockedReason(address: string, port: number, policy: AddressPolicy = {}): string | undefined {
   if (!ipaddr.isValid(address)) return `"${address}" is not an IP address`;
-  let parsed = ipaddr.parse(address);
-  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) {
-    parsed = (parsed as ipaddr.IPv6).toIPv4Address();
-  }
+  const parsed = dialled(address);
   const range = parsed.range();
   if (range === 'loopback' && policy.allowLoopbackPorts?.has(port)) return undefined;
-  if (range !== 'linkLocal' && policy.allowTargets?.has(allowedTargetKey(parsed.toString(), port)))
-    return undefined;
+  if (range !== 'linkLocal' && policy.allowTargets?.has(targetKey(parsed, port))) return undefined;
   if (parsed.kind() === 'ipv6' && !(parsed as ipaddr.IPv6).match(GLOBAL_UNICAST_V6))
     return `${address} is outside 2000::/3 global unicast (${range})`;
   if (range !== 'unicast') return `${address} is in the ${range} range`;
