@@ -8,11 +8,12 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CheerioCrawler, Configuration, log as crawleeLog, LogLevel } from '@crawlee/cheerio';
 import { build } from 'esbuild';
-import { listPages, submitCrawl, waitFor, waitForIdle } from '../cli/crawl-api';
+import { CRAWLER_OUTPUTS, listPages, submitCrawl } from '../cli/crawl-api';
 import { type DemoSiteOptions, startDemoSite } from '../sandbox/demo-site';
 import type { Counts } from '../sandbox/meter.mjs';
 import type { InvocationStats } from '../sandbox/runner';
 import { CDK_OUT, PROJECT_ROOT, startSandbox, synthesize } from '../sandbox/sandbox';
+import { waitFor, waitForIdle } from '../tooling/queues';
 
 /**
  * `npm run bench`: measures what the budgets in issue #6 are about and exits non-zero when one is missed.
@@ -212,6 +213,7 @@ async function meteredCrawl(site: DemoSiteOptions, seedHosts: number, maxDepth: 
   const meter: Counts = {};
   const invocations: InvocationStats[] = [];
   const sandbox = await startSandbox({
+    outputs: CRAWLER_OUTPUTS,
     retryDelaySeconds: 1,
     meter,
     // Lambda's pollers long-poll 20 s; short polls would bill empty receives AWS does not make.
@@ -262,7 +264,7 @@ function costOf(run: CrawlRun): {
   const wru = sum((k) => isDdb(k) && !readOps.test(k));
   let gbSeconds = 0;
   for (const i of run.invocations) {
-    const modelled = i.functionId.startsWith('Crawler')
+    const modelled = i.functionId.startsWith('FrontierConsumer')
       ? i.durationMs + FETCH_LATENCY_MS * Math.ceil(i.records / Math.max(1, i.groups))
       : i.durationMs;
     gbSeconds += (modelled / 1000) * (i.memoryMb / 1024);
@@ -393,12 +395,13 @@ async function benchBatchConcurrency(): Promise<void> {
   const ports = servers.map((s) => (s.address() as AddressInfo).port);
   const invocations: InvocationStats[] = [];
   const sandbox = await startSandbox({
+    outputs: CRAWLER_OUTPUTS,
     retryDelaySeconds: 1,
     onInvoke: (s) => invocations.push(s),
     functionEnv: { CRAWLER_TEST_ALLOW_LOOPBACK_PORTS: ports.join(','), POWERTOOLS_LOG_LEVEL: 'WARN' },
   });
   const crawlerBatches = (from: number) =>
-    invocations.slice(from).filter((i) => i.functionId.startsWith('Crawler'));
+    invocations.slice(from).filter((i) => i.functionId.startsWith('FrontierConsumer'));
   const crawlOnce = async (path: string): Promise<InvocationStats[]> => {
     const from = invocations.length;
     const crawlId = await submitCrawl(sandbox.target, {
@@ -452,7 +455,7 @@ async function benchCrawlee(): Promise<void> {
   const crawlerMapping = Object.values(templateResources()).find(
     (r) =>
       r.Type === 'AWS::Lambda::EventSourceMapping' &&
-      JSON.stringify(r.Properties.FunctionName).includes('Crawler'),
+      JSON.stringify(r.Properties.FunctionName).includes('FrontierConsumer'),
   );
   const props = crawlerMapping?.Properties ?? {};
   const concurrency =
@@ -528,6 +531,7 @@ async function benchDevLoop(): Promise<void> {
     const demo = await startDemoSite();
     const started = Date.now();
     const sandbox = await startSandbox({
+      outputs: CRAWLER_OUTPUTS,
       synth: mode === 'cold' ? 'always' : 'if-stale',
       retryDelaySeconds: 1,
       functionEnv: { CRAWLER_TEST_ALLOW_LOOPBACK_PORTS: demo.ports.join(','), POWERTOOLS_LOG_LEVEL: 'WARN' },

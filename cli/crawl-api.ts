@@ -1,10 +1,25 @@
 import { randomUUID } from 'node:crypto';
-import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
-import { GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { type CrawlRequestInput, parseCrawlRequest } from '../functions/shared/crawl-request';
-import { createCrawlJob } from '../functions/shared/crawls';
-import { newCorrelationId, sendToFrontier } from '../functions/shared/frontier';
-import type { Target } from './target';
+import { QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { createCrawlJob, readCrawlBudget } from '../functions/crawl/crawl-record';
+import { type CrawlRequestInput, parseCrawlRequest } from '../functions/crawl/crawl-request';
+import { newCorrelationId, sendToFrontier } from '../functions/crawl/frontier';
+import { claimSeed } from '../functions/crawl/url-record';
+import type { Target } from '../tooling/target';
+
+/** The outputs the crawler's commands use, named as lib/stacks/crawler-stack.ts's PipelineStack names them. */
+export const CRAWLER_OUTPUTS = [
+  'FrontierQueueUrl',
+  'FrontierDlqUrl',
+  'ParseQueueUrl',
+  'ParseDlqUrl',
+  'PagesTableName',
+  'UrlsTableName',
+  'CrawlsTableName',
+  'BodiesBucketName',
+] as const;
+/** A target whose stack is checked to be a crawler stack. */
+export type CrawlerOutput = (typeof CRAWLER_OUTPUTS)[number];
+export type CrawlerTarget = Target<CrawlerOutput>;
 
 export interface SubmitRequest extends CrawlRequestInput {
   /** @default a new UUID */
@@ -21,7 +36,7 @@ export function recordTtlSeconds(outputs: Partial<Record<string, string>>): numb
 }
 
 /** Create the crawl job, claim the seeds and put them on the frontier. Returns the crawlId. */
-export async function submitCrawl(target: Target, request: SubmitRequest): Promise<string> {
+export async function submitCrawl(target: CrawlerTarget, request: SubmitRequest): Promise<string> {
   const { seeds, maxPages, maxDepth, allowedHosts } = parseCrawlRequest(request);
   const crawlId = request.crawlId ?? randomUUID();
   const ttlSeconds = recordTtlSeconds(target.outputs);
@@ -39,22 +54,7 @@ export async function submitCrawl(target: Target, request: SubmitRequest): Promi
     ttlSeconds,
     target.ddb,
   );
-  const claimant = `seed:${crawlId}`;
-  for (const url of seeds) {
-    await target.ddb.send(
-      new UpdateCommand({
-        TableName: outputs.UrlsTableName,
-        Key: { crawlId, url },
-        UpdateExpression: 'SET claimedBy = :c, #d = :d, expiresAt = :e',
-        ExpressionAttributeNames: { '#d': 'depth' },
-        ExpressionAttributeValues: {
-          ':c': claimant,
-          ':d': 0,
-          ':e': Math.floor(Date.now() / 1000) + ttlSeconds,
-        },
-      }),
-    );
-  }
+  for (const url of seeds) await claimSeed(target.ddb, outputs.UrlsTableName, crawlId, url, ttlSeconds);
   await sendToFrontier(
     outputs.FrontierQueueUrl,
     crawlId,
@@ -66,73 +66,12 @@ export async function submitCrawl(target: Target, request: SubmitRequest): Promi
 }
 
 /** How much of a crawl's page budget its parsers have admitted to the frontier; undefined if no such crawl. */
-export async function crawlBudget(
-  target: Target,
-  crawlId: string,
-): Promise<{ maxPages: number; admitted: number } | undefined> {
-  const { Item } = await target.ddb.send(
-    new GetCommand({ TableName: target.outputs.CrawlsTableName, Key: { crawlId }, ConsistentRead: true }),
-  );
-  if (!Item) return undefined;
-  const maxPages = Number(Item.maxPages);
-  // Each admission takes exactly the places it claims URLs for, so the counter never goes below zero.
-  return { maxPages, admitted: maxPages - Number(Item.pagesRemaining) };
-}
-
-export interface QueueDepth {
-  readonly visible: number;
-  readonly inFlight: number;
-  readonly delayed: number;
-}
-
-export async function queueDepth(target: Target, queueUrl: string): Promise<QueueDepth> {
-  const { Attributes: a = {} } = await target.sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: queueUrl,
-      AttributeNames: [
-        'ApproximateNumberOfMessages',
-        'ApproximateNumberOfMessagesNotVisible',
-        'ApproximateNumberOfMessagesDelayed',
-      ],
-    }),
-  );
-  return {
-    visible: Number(a.ApproximateNumberOfMessages ?? 0),
-    inFlight: Number(a.ApproximateNumberOfMessagesNotVisible ?? 0),
-    delayed: Number(a.ApproximateNumberOfMessagesDelayed ?? 0),
-  };
-}
-
-export interface PipelineStatus {
-  readonly frontier: QueueDepth;
-  readonly parse: QueueDepth;
-  readonly frontierDlq: number;
-  readonly parseDlq: number;
-}
-
-export async function pipelineStatus(target: Target): Promise<PipelineStatus> {
-  const o = target.outputs;
-  const [frontier, parse, fd, pd] = await Promise.all([
-    queueDepth(target, o.FrontierQueueUrl),
-    queueDepth(target, o.ParseQueueUrl),
-    queueDepth(target, o.FrontierDlqUrl),
-    queueDepth(target, o.ParseDlqUrl),
-  ]);
-  return { frontier, parse, frontierDlq: fd.visible + fd.inFlight, parseDlq: pd.visible + pd.inFlight };
-}
-
-export const isIdle = (s: PipelineStatus): boolean =>
-  s.frontier.visible +
-    s.frontier.inFlight +
-    s.frontier.delayed +
-    s.parse.visible +
-    s.parse.inFlight +
-    s.parse.delayed ===
-  0;
+export const crawlBudget = (target: CrawlerTarget, crawlId: string) =>
+  readCrawlBudget(target.ddb, target.outputs.CrawlsTableName, crawlId);
 
 /** Every item of one crawl in a table keyed (crawlId, url). */
 export async function queryCrawl(
-  target: Target,
+  target: CrawlerTarget,
   table: string,
   crawlId: string,
 ): Promise<Array<Record<string, unknown>>> {
@@ -155,49 +94,8 @@ export async function queryCrawl(
 }
 
 /** Pages stored for a crawl. */
-export const listPages = (target: Target, crawlId: string) =>
+export const listPages = (target: CrawlerTarget, crawlId: string) =>
   queryCrawl(target, target.outputs.PagesTableName, crawlId);
 /** URL records (claims and outcomes) for a crawl. */
-export const listUrls = (target: Target, crawlId: string) =>
+export const listUrls = (target: CrawlerTarget, crawlId: string) =>
   queryCrawl(target, target.outputs.UrlsTableName, crawlId);
-
-/**
- * Wait until `check` returns a value, polling every `intervalMs`, failing after `timeoutMs` with `what`.
- * The one waiting primitive for tests and tools: conditions, never fixed sleeps.
- */
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | undefined | false>,
-  { timeoutMs = 60_000, intervalMs = 200 } = {},
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
-
-/** Wait until both work queues are empty twice in a row (the ESM may be between receive and delete). */
-export async function waitForIdle(target: Target, timeoutMs = 120_000): Promise<PipelineStatus> {
-  let streak = 0;
-  return waitFor(
-    'the pipeline to go idle',
-    async () => {
-      const status = await pipelineStatus(target);
-      streak = isIdle(status) ? streak + 1 : 0;
-      return streak >= 3 ? status : undefined;
-    },
-    { timeoutMs, intervalMs: 300 },
-  );
-}

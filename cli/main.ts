@@ -1,5 +1,5 @@
 import './quiet-sdk';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
@@ -7,29 +7,39 @@ import {
   type CrawlRequestInput,
   parseCrawlLimits,
   parseCrawlRequest,
-} from '../functions/shared/crawl-request';
-import { LOCALSTACK_ENDPOINT } from '../localstack/settings';
-import { crawlBudget, isIdle, listPages, pipelineStatus, submitCrawl } from './crawl-api';
-import { peekDlq, type QueueName, redrive } from './operations';
-import { checkOutputs, LOCALSTACK_CREDENTIALS, makeTarget, stackOutputs, type Target } from './target';
-
-/** Where a running sandbox records itself; overridable so tests can point the CLI at their own sandbox. */
-const SANDBOX_FILE =
-  process.env.CRAWLER_SANDBOX_TARGET ?? path.join(import.meta.dirname, '..', '.sandbox', 'target.json');
+} from '../functions/crawl/crawl-request';
+import { LOCALSTACK_ENDPOINT, STACK_NAME, targetRegion } from '../localstack/settings';
+import {
+  formatStatus,
+  isIdle,
+  peekDlq,
+  redrive,
+  type StackQueue,
+  stackQueues,
+  stackStatus,
+} from '../tooling/queues';
+import { runningSandbox } from '../tooling/sandbox-file';
+import { connectDeployed, makeTarget, type Target } from '../tooling/target';
+import { CRAWLER_OUTPUTS, type CrawlerTarget, crawlBudget, listPages, submitCrawl } from './crawl-api';
 
 const USAGE = `usage: npm run cli -- <command> [options]
 
 commands:
+any pipeline stack:
+  status [--watch]                     every queue's depth and DLQ; --watch ends once all are idle
+  dlq <queue>                          a queue's DLQ messages with their failure reasons
+  redrive <queue>                      move a queue's DLQ messages back to it
+  (queue names come from the stack's outputs: frontier and parse for the crawler)
+
+the crawler stack:
   submit <url...> [--max-pages N] [--max-depth D] [--allow host,host]   start a crawl; prints its crawlId
-  status [--crawl ID] [--watch]                                        queue depths, DLQs, pages stored, rate
-  results <crawlId> [--out file.jsonl]                                  stored pages as JSON lines
-  dlq <frontier|parse>                                                  DLQ messages with their failure reasons
-  redrive <frontier|parse>                                              move DLQ messages back to their queue
+  status --crawl ID [--watch]          adds the crawl's pages stored, rate and admitted budget
+  results <crawlId> [--out file.jsonl] stored pages as JSON lines
 
 target options:
   --target sandbox|localstack|aws   default: sandbox if \`npm start -- --keep\` is running, else aws
-  --stack NAME                      default: Crawler-dev
-  --region REGION                   default: AWS_REGION or us-east-1
+  --stack NAME                      default: the running sandbox's stack, else STACK_NAME or Crawler-dev
+  --region REGION                   default: AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1
   --endpoint URL                    LocalStack endpoint, default http://localhost:4566`;
 
 /** A failure the CLI explains in one line: exit 1. */
@@ -37,72 +47,58 @@ class CliError extends Error {}
 /** Arguments that can never work, found before anything is contacted: exit 2, as for any usage error. */
 class UsageError extends CliError {}
 
-interface SandboxFile {
-  outputs: Record<string, string>;
-  endpoints: { sqs: string; dynamodb: string; s3: string };
-  pid: number;
-}
-
-/** The running sandbox records where it is, so the CLI can reach it from another terminal. */
-export function writeSandboxTarget(file: SandboxFile): void {
-  writeFileSync(SANDBOX_FILE, JSON.stringify(file, null, 2));
-}
-
-function sandboxRunning(): SandboxFile | undefined {
-  if (!existsSync(SANDBOX_FILE)) return undefined;
-  const file = JSON.parse(readFileSync(SANDBOX_FILE, 'utf8')) as SandboxFile;
-  try {
-    process.kill(file.pid, 0);
-    return file;
-  } catch {
-    return undefined;
-  }
-}
-
 async function resolveTarget(values: {
   target?: string;
   stack?: string;
   region?: string;
   endpoint?: string;
 }): Promise<Target> {
-  const region = String(values.region ?? process.env.AWS_REGION ?? 'us-east-1');
-  const stack = String(values.stack ?? 'Crawler-dev');
-  const sandbox = sandboxRunning();
+  const sandbox = runningSandbox();
   const kind = String(values.target ?? (sandbox ? 'sandbox' : 'aws'));
   if (kind === 'sandbox') {
     if (!sandbox)
       throw new CliError('no sandbox is running; start one with `npm start -- --keep` in another terminal');
-    return makeTarget('sandbox', checkOutputs(sandbox.outputs, 'the sandbox'), sandbox.endpoints, {
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'sandbox', secretAccessKey: 'sandbox' },
-      supportsMessageMoveTask: false,
-    });
-  }
-  if (kind === 'localstack') {
-    const endpoint = String(values.endpoint ?? LOCALSTACK_ENDPOINT);
-    const credentials = LOCALSTACK_CREDENTIALS;
-    const outputs = await stackOutputs(stack, region, endpoint, credentials);
+    if (values.stack && values.stack !== sandbox.stackName)
+      throw new CliError(
+        `the running sandbox holds ${sandbox.stackName}, not ${values.stack}; start it with \`npm start -- --stack ${values.stack} --keep\``,
+      );
     return makeTarget(
-      'localstack',
-      outputs,
-      { sqs: endpoint, dynamodb: endpoint, s3: endpoint },
-      { region, credentials, supportsMessageMoveTask: false },
+      'sandbox',
+      sandbox.stackName,
+      sandbox.outputs,
+      {
+        region: sandbox.region,
+        credentials: { accessKeyId: 'sandbox', secretAccessKey: 'sandbox' },
+        endpoints: sandbox.endpoints,
+      },
+      { supportsMessageMoveTask: false },
     );
   }
-  if (kind === 'aws') {
-    return makeTarget(
-      'aws',
-      await stackOutputs(stack, region),
-      {},
-      { region, supportsMessageMoveTask: true },
-    );
-  }
-  throw new UsageError(`--target must be sandbox, localstack or aws, not "${kind}"`);
+  if (kind !== 'localstack' && kind !== 'aws')
+    throw new UsageError(`--target must be sandbox, localstack or aws, not "${kind}"`);
+  const stack = String(values.stack ?? STACK_NAME);
+  const region = String(values.region ?? targetRegion());
+  return connectDeployed(kind, stack, region, { endpoint: String(values.endpoint ?? LOCALSTACK_ENDPOINT) });
 }
 
-function queueArg(value: string | undefined): QueueName {
-  if (value === 'frontier' || value === 'parse') return value;
-  throw new UsageError(`name the queue: frontier or parse (got "${value ?? ''}")`);
+/** The crawler's commands need the crawler's outputs: say which stack lacks them, as a one-line error. */
+function crawlerTarget(target: Target, command: string): CrawlerTarget {
+  const missing = CRAWLER_OUTPUTS.filter((n) => !target.outputs[n]);
+  if (missing.length > 0)
+    throw new CliError(
+      `${command} is a crawler command, and stack ${target.stackName} is not a crawler stack (it lacks ${missing.join(', ')})`,
+    );
+  return target as CrawlerTarget;
+}
+
+function queueArg(target: Target, value: string | undefined): StackQueue {
+  const queues = stackQueues(target.outputs);
+  const found = queues.find((q) => q.name === value);
+  if (!found)
+    throw new UsageError(
+      `name a queue of ${target.stackName}: ${queues.map((q) => q.name).join(' or ')} (got "${value ?? ''}")`,
+    );
+  return found;
 }
 
 const OPTIONS = {
@@ -149,39 +145,40 @@ async function run(argv: string[]): Promise<void> {
         })
       : undefined;
   if (command === 'results' && !rest[0]) throw new UsageError('results needs a crawlId (printed by submit)');
-  if (command === 'dlq' || command === 'redrive') queueArg(rest[0]);
+  if ((command === 'dlq' || command === 'redrive') && !rest[0])
+    throw new UsageError(`${command} needs a queue name (\`npm run cli -- status\` lists them)`);
   const target = await resolveTarget(values);
 
   switch (command) {
     case 'submit': {
-      const crawlId = await submitCrawl(target, request as CrawlRequestInput);
+      const crawlId = await submitCrawl(crawlerTarget(target, 'submit'), request as CrawlRequestInput);
       console.log(crawlId);
       return;
     }
     case 'status': {
       const crawlId = typeof values.crawl === 'string' ? values.crawl : undefined;
+      const crawler = crawlId ? crawlerTarget(target, 'status --crawl') : undefined;
       let last: { pages: number; at: number } | undefined;
       // --watch redraws one line in place on a terminal (a line per poll when piped), and ends with a summary
-      // once the queues have stayed empty for three polls in a row.
+      // once every queue has stayed empty for three polls in a row.
       const tty = process.stdout.isTTY === true;
       let idlePolls = 0;
       for (;;) {
-        const budget = crawlId ? await crawlBudget(target, crawlId) : undefined;
-        if (crawlId && !budget)
+        const budget = crawler && crawlId ? await crawlBudget(crawler, crawlId) : undefined;
+        if (crawler && !budget)
           throw new CliError(
-            `no crawl ${crawlId} in ${target.outputs.CrawlsTableName}; check the id printed by submit`,
+            `no crawl ${crawlId} in ${crawler.outputs.CrawlsTableName}; check the id printed by submit`,
           );
-        const s = await pipelineStatus(target);
-        const pages = crawlId ? (await listPages(target, crawlId)).length : undefined;
+        const status = await stackStatus(target);
+        const pages = crawler && crawlId ? (await listPages(crawler, crawlId)).length : undefined;
         const now = Date.now();
         const rate =
           last && pages !== undefined ? ((pages - last.pages) / ((now - last.at) / 1000)).toFixed(1) : '-';
         const line =
-          `frontier ${s.frontier.visible} queued / ${s.frontier.inFlight} in flight · parse ${s.parse.visible} / ${s.parse.inFlight}` +
-          ` · DLQ frontier ${s.frontierDlq}, parse ${s.parseDlq}${pages !== undefined ? ` · pages ${pages} · ${rate} pages/s` : ''}` +
+          `${formatStatus(status)}${pages !== undefined ? ` · pages ${pages} · ${rate} pages/s` : ''}` +
           `${budget ? ` · admitted ${budget.admitted}/${budget.maxPages}` : ''}`;
         if (!values.watch) return void console.log(line);
-        idlePolls = isIdle(s) ? idlePolls + 1 : 0;
+        idlePolls = isIdle(status) ? idlePolls + 1 : 0;
         if (idlePolls >= 3) {
           if (tty) process.stdout.write('\r\x1b[2K');
           console.log(
@@ -196,7 +193,7 @@ async function run(argv: string[]): Promise<void> {
       }
     }
     case 'results': {
-      const pages = await listPages(target, rest[0] as string);
+      const pages = await listPages(crawlerTarget(target, 'results'), rest[0] as string);
       const lines = pages.map((p) => JSON.stringify(p)).join('\n');
       if (typeof values.out === 'string') {
         writeFileSync(values.out, lines ? `${lines}\n` : '');
@@ -205,14 +202,14 @@ async function run(argv: string[]): Promise<void> {
       return;
     }
     case 'dlq': {
-      const entries = await peekDlq(target, queueArg(rest[0]));
+      const entries = await peekDlq(target, queueArg(target, rest[0]).name);
       if (entries.length === 0) return void console.log('DLQ is empty');
       for (const e of entries)
         console.log(`${e.messageId}  receives=${e.receiveCount}  ${e.reason}\n  ${e.body.slice(0, 200)}`);
       return;
     }
     case 'redrive': {
-      const which = queueArg(rest[0]);
+      const which = queueArg(target, rest[0]).name;
       const result = await redrive(target, which, (moved) => process.stderr.write(`\r  moved ${moved}…`));
       console.log(
         result.method === 'message-move-task'

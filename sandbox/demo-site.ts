@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { canonicalizeUrl } from '../functions/shared/url';
+import { canonicalizeUrl } from '../functions/crawl/url';
 
 /**
  * A generated website on loopback, several hosts (one port each), with what a crawler meets in the wild:

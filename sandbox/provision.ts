@@ -3,13 +3,14 @@ import path from 'node:path';
 import {
   type AttributeDefinition,
   CreateTableCommand,
-  DynamoDBClient,
+  type DynamoDBClient,
   type GlobalSecondaryIndex,
   type KeySchemaElement,
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { createClients } from '../functions/kit/clients';
 import { type Emulators, LOCAL_CREDENTIALS, LOCAL_REGION } from './emulators';
 
 type Json = Record<string, unknown>;
@@ -47,13 +48,14 @@ export function readTemplate(cdkOut: string, stackName: string): CfnTemplate {
   }
 }
 
+/** Clients for the emulators, from the project's one client factory. */
 export function localClients(emulators: Emulators) {
-  const common = { region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS };
-  return {
-    sqs: new SQSClient({ ...common, endpoint: emulators.sqsEndpoint, useQueueUrlAsEndpoint: false }),
-    dynamodb: new DynamoDBClient({ ...common, endpoint: emulators.dynamodbEndpoint }),
-    s3: new S3Client({ ...common, endpoint: emulators.s3Endpoint, forcePathStyle: true }),
-  };
+  const { sqs, dynamodb, s3 } = createClients({
+    region: LOCAL_REGION,
+    credentials: LOCAL_CREDENTIALS,
+    endpoints: { sqs: emulators.sqsEndpoint, dynamodb: emulators.dynamodbEndpoint, s3: emulators.s3Endpoint },
+  });
+  return { sqs, dynamodb, s3 };
 }
 
 /**

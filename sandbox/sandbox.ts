@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { checkOutputs, makeTarget, type Target } from '../cli/target';
+import { makeTarget, type Target } from '../tooling/target';
 import { type Emulators, LOCAL_CREDENTIALS, LOCAL_REGION, startEmulators } from './emulators';
 import { type Counts, meterClient } from './meter.mjs';
 import {
@@ -18,9 +18,11 @@ export const PROJECT_ROOT = path.join(import.meta.dirname, '..');
 export const CDK_OUT = path.join(PROJECT_ROOT, 'cdk.out');
 export const DEFAULT_STACK = 'Crawler-dev';
 
-export interface SandboxOptions {
-  /** @default 'Crawler-dev' */
+export interface SandboxOptions<O extends string = never> {
+  /** Any stack of this app built on PipelineStack. @default 'Crawler-dev' */
   readonly stackName?: string;
+  /** Outputs the caller needs; a template without them is refused, naming them. @default - none */
+  readonly outputs?: readonly O[];
   /**
    * 'always' re-synthesizes (npm start); 'if-stale' reuses cdk.out unless it is missing or older than the
    * code it was built from (lib/, functions/, bin/, cdk.json), and then says which file made it stale.
@@ -35,7 +37,7 @@ export interface SandboxOptions {
   readonly visibilityTimeoutSeconds?: number;
   /** Delay before a failed record is retried. @default - the queue's visibility timeout */
   readonly retryDelaySeconds?: number;
-  /** Override a function's Timeout (ms), by logical-id prefix, e.g. { Crawler: 5000 }. */
+  /** Override a function's Timeout (ms), by logical-id prefix, e.g. { FrontierConsumer: 5000 }. */
   readonly timeoutOverrides?: Record<string, number>;
   readonly onInvoke?: (stats: InvocationStats) => void;
   /** Folder for function logs. @default .sandbox/ */
@@ -48,8 +50,8 @@ export interface SandboxOptions {
   readonly pollWaitSeconds?: number;
 }
 
-export interface Sandbox {
-  readonly target: Target;
+export interface Sandbox<O extends string = never> {
+  readonly target: Target<O>;
   readonly emulators: Emulators;
   readonly provisioned: Provisioned;
   readonly functions: FunctionSpec[];
@@ -138,7 +140,7 @@ function functionSpecs(
   template: CfnTemplate,
   p: Provisioned,
   base: Record<string, string>,
-  opts: SandboxOptions,
+  opts: SandboxOptions<string>,
 ): FunctionSpec[] {
   return Object.entries(template.Resources)
     .filter(([, r]) => r.Type === 'AWS::Lambda::Function')
@@ -170,7 +172,9 @@ function functionSpecs(
  * The embedded local runtime: emulators on loopback, the synthesized template provisioned into them, and a
  * local event source mapping per AWS::Lambda::EventSourceMapping running the bundled function code.
  */
-export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
+export async function startSandbox<O extends string = never>(
+  opts: SandboxOptions<O> = {},
+): Promise<Sandbox<O>> {
   const stackName = opts.stackName ?? DEFAULT_STACK;
   let since = Date.now();
   const step = (what: string) => {
@@ -253,9 +257,18 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     }
     const target = makeTarget(
       'sandbox',
-      checkOutputs(provisioned.outputs, `the ${stackName} template`),
-      { sqs: emulators.sqsEndpoint, dynamodb: emulators.dynamodbEndpoint, s3: emulators.s3Endpoint },
-      { region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS, supportsMessageMoveTask: false },
+      stackName,
+      provisioned.outputs,
+      {
+        region: LOCAL_REGION,
+        credentials: LOCAL_CREDENTIALS,
+        endpoints: {
+          sqs: emulators.sqsEndpoint,
+          dynamodb: emulators.dynamodbEndpoint,
+          s3: emulators.s3Endpoint,
+        },
+      },
+      { supportsMessageMoveTask: false, required: opts.outputs },
     );
     return {
       target,
@@ -271,9 +284,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       async stop() {
         await Promise.all(runners.map((r) => r.stop()));
         for (const c of Object.values(clients)) c.destroy();
-        target.sqs.destroy();
-        target.ddb.destroy();
-        target.s3.destroy();
+        target.destroy();
         log?.end();
         await emulators.stop();
       },

@@ -1,15 +1,19 @@
 import '../cli/quiet-sdk';
-import { createWriteStream, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { CrawlRequestError, parseCrawlLimits, parseCrawlRequest } from '../functions/shared/crawl-request';
-import { whyNothingStored } from './report';
+import { type Demo, DemoUsageError } from './demo';
 import type { Sandbox } from './sandbox';
 
-const USAGE = `usage: npm start -- [url] [--max-pages N] [--max-depth D] [--keep]
+const ROOT = path.join(import.meta.dirname, '..');
+const DEFAULT_STACK = 'Crawler-dev';
 
-With no URL, crawls the bundled demo site on loopback. With a URL, crawls that site (needs internet).
---keep leaves the sandbox running after the crawl, for \`npm run cli -- …\` in another terminal.`;
+const USAGE = `usage: npm start -- [--stack NAME] [--keep] [demo arguments]
+
+Runs a stack of this app on your machine (emulators provisioned from its synthesized template, its functions
+on local event source mappings), then its demo, demos/<name>.ts, if it has one.
+--stack NAME   a stack of bin/app.ts, default ${DEFAULT_STACK}
+--keep         leave the sandbox running afterwards, for \`npm run cli -- …\` in another terminal`;
 
 /** Arguments that can never work: one line, exit 2, before anything has started. */
 function usageError(message: string): never {
@@ -17,59 +21,77 @@ function usageError(message: string): never {
   process.exit(2);
 }
 
+/** The demo of a stack, by the naming convention in sandbox/demo.ts; undefined if it has none. */
+async function loadDemo(stackName: string): Promise<Demo | undefined> {
+  const name = stackName.split('-')[0]?.toLowerCase() ?? '';
+  const file = path.join(ROOT, 'demos', `${name}.ts`);
+  if (!name || !existsSync(file)) return undefined;
+  return ((await import(file)) as { demo: Demo }).demo;
+}
+
 async function main(): Promise<void> {
-  let args: ReturnType<typeof parseArgs>;
+  let parsed: ReturnType<typeof parseArgs>;
   try {
-    args = parseArgs({
+    // The generic options; everything else is the demo's to check.
+    parsed = parseArgs({
+      strict: false,
       allowPositionals: true,
       options: {
-        'max-pages': { type: 'string' },
-        'max-depth': { type: 'string' },
+        stack: { type: 'string' },
         keep: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
+      tokens: true,
     });
   } catch (error) {
     usageError(`${(error as Error).message}\n${USAGE}`);
   }
-  if (args.values.help) return void console.log(USAGE);
-  if (args.positionals.length > 1) usageError(`one URL at most, got ${args.positionals.length}\n${USAGE}`);
-  const url = args.positionals[0];
-  // Every argument is checked before anything starts, by the rules the CLI and submitCrawl use.
-  let maxPages: number;
-  let maxDepth: number;
+  const stackName = typeof parsed.values.stack === 'string' ? parsed.values.stack : DEFAULT_STACK;
+  const demo = await loadDemo(stackName);
+  if (parsed.values.help) return void console.log(`${USAGE}${demo ? `\n\n${demo.usage}` : ''}`);
+  const generic = new Set(['stack', 'keep', 'help', 'h']);
+  const rest: string[] = [];
+  for (const t of parsed.tokens ?? []) {
+    if (t.kind === 'positional') rest.push(t.value);
+    else if (t.kind === 'option' && !generic.has(t.name))
+      rest.push(t.rawName, ...(t.value !== undefined && !t.inlineValue ? [t.value] : []));
+    if (t.kind === 'option' && t.inlineValue && !generic.has(t.name))
+      rest[rest.length - 1] = `${t.rawName}=${t.value}`;
+  }
+  let args: unknown;
   try {
-    ({ maxPages, maxDepth } = parseCrawlLimits({
-      maxPages: (args.values['max-pages'] as string | undefined) ?? (url ? 50 : 500),
-      maxDepth: (args.values['max-depth'] as string | undefined) ?? (url ? 2 : 8),
-    }));
-    if (url) parseCrawlRequest({ seeds: [url], maxPages, maxDepth });
+    if (demo) args = demo.parse(rest);
+    else if (rest.length > 0)
+      throw new DemoUsageError(`${stackName} has no demo (demos/…ts) to take ${rest.join(' ')}`);
   } catch (error) {
-    if (error instanceof CrawlRequestError) usageError(error.message);
+    if (error instanceof DemoUsageError)
+      usageError(
+        `${error.message}${/^one URL|^Unknown option/.test(error.message) ? `\n${USAGE}${demo ? `\n\n${demo.usage}` : ''}` : ''}`,
+      );
     throw error;
   }
+
   // The rest (AWS SDK, CDK tooling) loads only once the arguments are known to be good: a typo answers at once.
-  const [
-    { isIdle, listPages, listUrls, pipelineStatus, submitCrawl },
-    { writeSandboxTarget },
-    { startDemoSite },
-  ] = await Promise.all([import('../cli/crawl-api'), import('../cli/main'), import('./demo-site')]);
   const { checkJava } = await import('./emulators');
-  const { PROJECT_ROOT, startSandbox } = await import('./sandbox');
+  const { startSandbox } = await import('./sandbox');
+  const { removeSandboxFile, writeSandboxFile } = await import('../tooling/sandbox-file');
+  const { formatStatus, stackStatus } = await import('../tooling/queues');
   // The one thing the machine may lack: say so before the synth, not after it.
   checkJava();
 
   const started = Date.now();
-  console.log('▶ starting the sandbox: Java found; synthesizing the stack, then the emulators…');
-  const demo = url ? undefined : await startDemoSite();
+  console.log(
+    `▶ starting the sandbox for ${stackName}: Java found; synthesizing the stack, then the emulators…`,
+  );
+  const prepared = demo?.prepare ? await demo.prepare(args) : undefined;
   let sandbox: Sandbox | undefined;
   let stopping = false;
   const shutdown = async (code: number) => {
     if (stopping) return;
     stopping = true;
-    rmSync(path.join(PROJECT_ROOT, '.sandbox', 'target.json'), { force: true });
+    removeSandboxFile();
     await sandbox?.stop();
-    await demo?.stop();
+    await prepared?.stop();
     process.exit(code);
   };
   process.on('SIGINT', () => {
@@ -79,83 +101,42 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown(143));
 
   sandbox = await startSandbox({
+    stackName,
     synth: 'always',
     onStep: (step, ms) => console.log(`  ✓ ${step} (${(ms / 1000).toFixed(1)} s)`),
     retryDelaySeconds: 1,
-    functionEnv: {
-      POWERTOOLS_LOG_LEVEL: 'INFO',
-      ...(demo ? { CRAWLER_TEST_ALLOW_LOOPBACK_PORTS: demo.ports.join(','), FETCH_TIMEOUT_MS: '2000' } : {}),
-    },
+    functionEnv: { POWERTOOLS_LOG_LEVEL: 'INFO', ...prepared?.functionEnv },
   });
   const skipped = Object.entries(sandbox.provisioned.notProvisioned).map(([t, n]) => `${t}×${n}`);
   console.log(
-    `  ready in ${((Date.now() - started) / 1000).toFixed(1)} s. Not emulated locally: ${skipped.join(', ')}`,
+    `  ready in ${((Date.now() - started) / 1000).toFixed(1)} s. Not emulated locally: ${skipped.join(', ') || 'nothing'}`,
   );
-  console.log(`  function logs: ${path.relative(PROJECT_ROOT, sandbox.logFile)}`);
-  writeSandboxTarget({
+  console.log(`  function logs: ${path.relative(ROOT, sandbox.logFile)}`);
+  writeSandboxFile({
+    stackName,
     outputs: sandbox.provisioned.outputs,
     endpoints: {
       sqs: sandbox.emulators.sqsEndpoint,
       dynamodb: sandbox.emulators.dynamodbEndpoint,
       s3: sandbox.emulators.s3Endpoint,
     },
+    region: 'us-east-1',
     pid: process.pid,
   });
 
-  const seeds = url ? [url] : (demo?.seeds ?? []);
-  const crawlId = await submitCrawl(sandbox.target, { seeds, maxPages, maxDepth });
-  console.log(`▶ crawl ${crawlId}: ${seeds.length} seed(s), max ${maxPages} pages, depth ${maxDepth}`);
-
-  const crawlStart = Date.now();
-  let idleStreak = 0;
-  for (;;) {
-    await new Promise((r) => setTimeout(r, 1_000));
-    if (stopping) return;
-    const [status, pages, urls] = await Promise.all([
-      pipelineStatus(sandbox.target),
-      listPages(sandbox.target, crawlId),
-      listUrls(sandbox.target, crawlId),
-    ]);
-    const fetched = urls.filter((u) => u.outcome === 'fetched').length;
-    const rate = pages.length / ((Date.now() - crawlStart) / 1000);
-    process.stdout.write(
-      `\r  fetched ${fetched}  stored ${pages.length}  queued ${status.frontier.visible + status.frontier.inFlight}` +
-        `  parsing ${status.parse.visible + status.parse.inFlight}  DLQ ${status.frontierDlq + status.parseDlq}` +
-        `  ${rate.toFixed(1)} pages/s   `,
+  const result = demo ? await demo.run(sandbox, args, (line) => console.log(line)) : undefined;
+  if (stopping) return;
+  if (!demo)
+    console.log(
+      `  ${stackName} has no demo (demos/…ts); its queues: ${formatStatus(await stackStatus(sandbox.target))}`,
     );
-    idleStreak = isIdle(status) ? idleStreak + 1 : 0;
-    if (idleStreak >= 2) break;
-  }
-  const pages = await listPages(sandbox.target, crawlId);
-  const urls = await listUrls(sandbox.target, crawlId);
-  const outcomes = new Map<string, number>();
-  for (const u of urls)
-    outcomes.set(String(u.outcome ?? 'pending'), (outcomes.get(String(u.outcome ?? 'pending')) ?? 0) + 1);
-  const file = path.join(PROJECT_ROOT, '.sandbox', `results-${crawlId}.jsonl`);
-  const out = createWriteStream(file);
-  for (const p of pages) out.write(`${JSON.stringify(p)}\n`);
-  await new Promise<void>((r) => out.end(r));
-  const seconds = (Date.now() - crawlStart) / 1000;
-  console.log(
-    `\n${pages.length > 0 ? '✔' : '■'} done in ${seconds.toFixed(1)} s: ${pages.length} pages stored (${(pages.length / seconds).toFixed(1)} pages/s)`,
-  );
-  console.log(`  outcomes: ${[...outcomes].map(([k, v]) => `${k} ${v}`).join(', ')}`);
-  console.log(`  pages:    ${path.relative(PROJECT_ROOT, file)} (one JSON object per line)`);
-  console.log(
-    `  logs:     ${path.relative(PROJECT_ROOT, sandbox.logFile)} (Powertools JSON, grep by crawlId ${crawlId})`,
-  );
-  const nothing = pages.length === 0 ? whyNothingStored(outcomes) : undefined;
-  if (nothing) console.error(`✖ ${nothing}`);
-  if (args.values.keep) {
-    console.log('  sandbox still running (--keep); Ctrl-C to stop. In another terminal:');
-    if (demo) {
-      console.log(`    demo site: ${demo.seeds[0]} (and ${demo.seeds.length - 1} more hosts on loopback)`);
-      console.log(`    npm run cli -- submit ${demo.seeds[0]} --max-pages 20`);
-    }
-    console.log('    npm run cli -- status --crawl <crawlId> --watch');
+  if (parsed.values.keep || !demo) {
+    console.log('  sandbox still running; Ctrl-C to stop. In another terminal:');
+    for (const hint of [...(result?.keepHints ?? []), 'npm run cli -- status --watch'])
+      console.log(`    ${hint}`);
     return;
   }
-  await shutdown(nothing ? 1 : 0);
+  await shutdown(result?.ok === false ? 1 : 0);
 }
 
 main().catch(async (error) => {

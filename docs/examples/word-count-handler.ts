@@ -1,9 +1,9 @@
 // The example stage's handler: a thin adapter over a pure core, with the shared batch helpers.
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { poisonToDlq, processStandardBatch } from '../../functions/shared/batch';
-import { ddb } from '../../functions/shared/clients';
-import { requireEnv } from '../../functions/shared/env';
+import { poisonToDlq, processStandardBatch } from '../../functions/kit/batch';
+import { ddb } from '../../functions/kit/clients';
+import { requireEnv } from '../../functions/kit/env';
 
 const table = requireEnv('COUNTS_TABLE');
 const dlqUrl = requireEnv('DLQ_URL');

@@ -1,21 +1,23 @@
 import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { poisonToDlq, processFifoBatchByGroup, receiveCount } from '../shared/batch';
-import { planHandOff } from '../shared/body';
-import { ddb, s3, sqs } from '../shared/clients';
-import { getCrawlJob } from '../shared/crawls';
-import { intEnv, requireEnv } from '../shared/env';
-import { BODY_PREFIX, ENV } from '../shared/env-names';
-import { PermanentError } from '../shared/errors';
-import { type Outcome, type OutcomeDetail, recordOutcome } from '../shared/outcomes';
-import { type logger, METRIC, metrics, recordLogger } from '../shared/powertools';
-import { FrontierMessage, type ParseMessage, parseMessage } from '../shared/schemas';
-import { SendBatcher } from '../shared/send-batcher';
-import { boundedUrlKey, canonicalizeUrl, hostKey, urlHash } from '../shared/url';
+import { planHandOff } from '../crawl/body';
+import { getCrawlJob } from '../crawl/crawl-record';
+import { BODY_PREFIX, ENV } from '../crawl/env-names';
+import { METRIC } from '../crawl/metrics';
+import { crawlLogKeys, FrontierMessage, type ParseMessage, parsePageMessage } from '../crawl/schemas';
+import { boundedUrlKey, canonicalizeUrl, hostKey, urlHash } from '../crawl/url';
+import { type Outcome, type OutcomeDetail, recordOutcome } from '../crawl/url-record';
+import { poisonToDlq, processFifoBatchByGroup, receiveCount } from '../kit/batch';
+import { ddb, s3, sqs } from '../kit/clients';
+import { intEnv, requireEnv } from '../kit/env';
+import { parseMessage } from '../kit/envelope';
+import { type logger, metrics, recordLogger, startInvocation } from '../kit/powertools';
+import { SendBatcher } from '../kit/send-batcher';
+import { classifyFailure, TransientFetchError, transientRetries } from './failures';
 import { decideFetch } from './policy';
 import { loadRobots, RobotsCache } from './robots';
-import { type FetchPolicy, safeFetch, TransientFetchError } from './safe-fetch';
+import { type FetchPolicy, safeFetch } from './safe-fetch';
 import { dnsResolver, parseAllowedPorts, parseAllowedTargets } from './ssrf';
 import { type CollectResult, leaseOwner, UrlRecordPersistenceLayer } from './url-idempotency';
 
@@ -47,19 +49,8 @@ const fetchPolicy: FetchPolicy = {
   ...(config.dnsServers ? { resolver: dnsResolver(config.dnsServers) } : {}),
 };
 
-/**
- * A transient fetch failure is retried by SQS until this receive, then recorded as the URL's outcome. It
- * leaves two receives of the queue's maxReceiveCount for failures of the pipeline's own (a throttled
- * write), so a slow site alone never sends a URL to the DLQ.
- */
-const transientRetries = (maxReceiveCount: number): number => {
-  if (maxReceiveCount < 3)
-    throw new Error(
-      `${ENV.maxReceiveCount} (${maxReceiveCount}) must be at least 3: transient fetch retries need 2`,
-    );
-  return maxReceiveCount - 2;
-};
-const TRANSIENT_RETRIES = transientRetries(config.maxReceiveCount);
+// Checked at load too, so a queue redeployed with too few receives fails loudly, not by dead-lettering URLs.
+transientRetries(config.maxReceiveCount);
 
 const robotsCache = new RobotsCache();
 /** Last request time per host, for Crawl-delay. FIFO groups give one in-flight batch per host. */
@@ -92,7 +83,7 @@ async function collect(
   context: Context,
   parseSender: SendBatcher,
 ): Promise<CollectResult> {
-  const log = recordLogger(record, message);
+  const log = recordLogger(record, crawlLogKeys(message));
   const { crawlId, url } = key;
   const depth = message.payload.depth;
   const finish = (outcome: Outcome, extra: OutcomeDetail = {}): CollectResult => {
@@ -119,22 +110,19 @@ async function collect(
   } catch (error) {
     lastFetchAt.set(host, Date.now());
     const receives = receiveCount(record);
-    if (error instanceof TransientFetchError && receives < TRANSIENT_RETRIES) {
+    const decision = classifyFailure(error, receives, config.maxReceiveCount);
+    if (decision.kind === 'outcome')
+      return finish(decision.outcome, {
+        detail: decision.detail,
+        ...(decision.httpStatus ? { httpStatus: decision.httpStatus } : {}),
+      });
+    if (decision.kind === 'retry')
       log.warn('transient fetch failure, will retry', {
         url,
-        reason: error.reason,
+        reason: decision.reason,
         receives,
-        error: error.message,
+        error: (error as Error).message,
       });
-      throw error;
-    }
-    if (error instanceof TransientFetchError || error instanceof PermanentError) {
-      const status = (error as { status?: number }).status;
-      return finish(error.reason as Outcome, {
-        detail: error.message,
-        ...(status ? { httpStatus: status } : {}),
-      });
-    }
     throw error;
   }
 }
@@ -157,22 +145,15 @@ async function handOff(
     ref = { kind: 's3', encoding: 'br', bucket: config.bodiesBucket, key };
     log.debug('body sent through S3 claim check', { url, key, compressedBytes: plan.compressed.length });
   }
-  const parse: ParseMessage = {
-    type: 'parse.page',
-    version: 1,
-    crawlId: message.crawlId,
-    correlationId: message.correlationId,
-    sentAt: new Date().toISOString(),
-    payload: {
-      url,
-      finalUrl: page.finalUrl,
-      depth: message.payload.depth,
-      httpStatus: page.status,
-      contentType: page.contentType,
-      fetchedAt: Date.now(),
-      body: ref,
-    },
-  };
+  const parse = parsePageMessage(message.crawlId, message.correlationId, {
+    url,
+    depth: message.payload.depth,
+    finalUrl: page.finalUrl,
+    httpStatus: page.status,
+    contentType: page.contentType,
+    fetchedAt: Date.now(),
+    body: ref,
+  });
   await parseSender.send(JSON.stringify(parse));
 }
 
@@ -226,7 +207,9 @@ async function handleRecord(record: SQSRecord, context: Context, parseSender: Se
           { depth: message.payload.depth, detail: (error as Error).message },
         )
         .catch((e: unknown) =>
-          recordLogger(record, message).error('could not record dead-lettered', { error: e as Error }),
+          recordLogger(record, crawlLogKeys(message)).error('could not record dead-lettered', {
+            error: e as Error,
+          }),
         );
     }
     throw error;
@@ -234,6 +217,7 @@ async function handleRecord(record: SQSRecord, context: Context, parseSender: Se
 }
 
 export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+  startInvocation(context);
   idempotencyConfig.registerLambdaContext(context);
   try {
     // One batcher per invocation: the parse messages of groups that finish together go out in one call.

@@ -1,6 +1,6 @@
-import type { CrawlJob } from '../shared/crawls';
-import type { Outcome } from '../shared/outcomes';
-import { hostKey } from '../shared/url';
+import type { CrawlJob } from '../crawl/crawl-record';
+import { hostKey } from '../crawl/url';
+import type { Outcome } from '../crawl/url-record';
 import type { RobotsRules } from './robots';
 
 export type FetchDecision =

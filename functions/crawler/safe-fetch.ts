@@ -3,9 +3,9 @@ import https from 'node:https';
 import type { LookupFunction } from 'node:net';
 import type { Readable, Transform } from 'node:stream';
 import zlib from 'node:zlib';
-import { settleBy } from '../shared/deadline';
-import { PermanentError, RetryableError } from '../shared/errors';
-import { canonicalizeUrl } from '../shared/url';
+import { canonicalizeUrl } from '../crawl/url';
+import { settleBy } from '../kit/deadline';
+import { FetchOutcomeError, TransientFetchError } from './failures';
 import {
   type AddressPolicy,
   DnsUnavailableError,
@@ -44,27 +44,7 @@ export interface FetchedPage {
   readonly redirects: readonly string[];
 }
 
-/** A fetch that ended in a recorded outcome rather than a page. */
-export class FetchOutcomeError extends PermanentError {
-  readonly status?: number;
-  constructor(reason: string, message: string, status?: number) {
-    super(reason, message);
-    this.name = 'FetchOutcomeError';
-    this.status = status;
-  }
-}
-
-/** A fetch failure worth retrying later: timeouts, resets, 5xx, 429. */
-export class TransientFetchError extends RetryableError {
-  readonly reason: string;
-  readonly status?: number;
-  constructor(reason: string, message: string, status?: number) {
-    super(message);
-    this.name = 'TransientFetchError';
-    this.reason = reason;
-    this.status = status;
-  }
-}
+export { FetchOutcomeError, TransientFetchError } from './failures';
 
 const REDIRECT = new Set([301, 302, 303, 307, 308]);
 

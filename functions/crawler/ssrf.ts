@@ -1,7 +1,7 @@
 import { Resolver as CaresResolver } from 'node:dns/promises';
 import ipaddr from 'ipaddr.js';
-import { settleBy } from '../shared/deadline';
-import { PermanentError, RetryableError } from '../shared/errors';
+import { settleBy } from '../kit/deadline';
+import { PermanentError, RetryableError } from '../kit/errors';
 
 export class BlockedAddressError extends PermanentError {
   constructor(host: string, detail: string) {

@@ -8,16 +8,22 @@ import {
 import { BasePersistenceLayer, IdempotencyRecord } from '@aws-lambda-powertools/idempotency/persistence';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { OUTCOME_DETAIL_FIELDS, type Outcome, type OutcomeDetail, outcomeUpdate } from '../shared/outcomes';
+import {
+  OUTCOME_DETAIL_FIELDS,
+  type Outcome,
+  type OutcomeDetail,
+  outcomeUpdate,
+  URL_ATTR,
+} from '../crawl/url-record';
 
 /** What a fetch attempt returns, and what its completed idempotency record stores on the URL record. */
 export type CollectResult = { outcome: Outcome } & OutcomeDetail;
 
 /** Attributes this layer owns on a URL record, next to the parser's claim and the crawler's outcome. */
-const STATUS = 'idemStatus';
-const EXPIRY = 'idemExpiry';
-const LEASE = 'idemLeaseMs';
-const OWNER = 'idemOwner';
+const STATUS = URL_ATTR.idemStatus;
+const EXPIRY = URL_ATTR.idemExpiry;
+const LEASE = URL_ATTR.idemLeaseMs;
+const OWNER = URL_ATTR.idemOwner;
 
 /**
  * Who is taking a lease: one receive of one SQS message (its id and receive count), set around each
@@ -90,7 +96,7 @@ export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
         new UpdateCommand({
           TableName: this.tableName,
           Key: this.key(record.idempotencyKey),
-          UpdateExpression: `SET ${STATUS} = :inprogress, ${EXPIRY} = :expiry, ${LEASE} = :lease, ${OWNER} = :owner, expiresAt = if_not_exists(expiresAt, :ttl)`,
+          UpdateExpression: `SET ${STATUS} = :inprogress, ${EXPIRY} = :expiry, ${LEASE} = :lease, ${OWNER} = :owner, ${URL_ATTR.expiresAt} = if_not_exists(${URL_ATTR.expiresAt}, :ttl)`,
           // Free, expired, an in-progress lease whose invocation has run out of time, or this message's own.
           ConditionExpression: `attribute_not_exists(${STATUS}) OR ${EXPIRY} < :now OR (${STATUS} = :inprogress AND (${LEASE} < :nowMs OR ${OWNER} = :owner))`,
           ExpressionAttributeValues: {

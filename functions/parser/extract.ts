@@ -1,5 +1,5 @@
 import { Parser } from 'htmlparser2';
-import { canonicalizeUrl } from '../shared/url';
+import { canonicalizeUrl } from '../crawl/url';
 
 export interface ExtractLimits {
   /** Characters of visible text kept. */

@@ -1,14 +1,16 @@
 import { GetObjectCommand, NoSuchKey } from '@aws-sdk/client-s3';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { poisonToDlq, processStandardBatch, receiveCount } from '../shared/batch';
-import { decompressBody } from '../shared/body';
-import { s3 } from '../shared/clients';
-import { getCrawlJob } from '../shared/crawls';
-import { intEnv, requireEnv } from '../shared/env';
-import { ENV } from '../shared/env-names';
-import { recordOutcome } from '../shared/outcomes';
-import { METRIC, metrics, recordLogger } from '../shared/powertools';
-import { type BodyRef, ParseMessage, parseMessage } from '../shared/schemas';
+import { decompressBody } from '../crawl/body';
+import { getCrawlJob } from '../crawl/crawl-record';
+import { ENV } from '../crawl/env-names';
+import { METRIC } from '../crawl/metrics';
+import { type BodyRef, crawlLogKeys, ParseMessage } from '../crawl/schemas';
+import { recordOutcome } from '../crawl/url-record';
+import { poisonToDlq, processStandardBatch, receiveCount } from '../kit/batch';
+import { s3 } from '../kit/clients';
+import { intEnv, requireEnv } from '../kit/env';
+import { parseMessage } from '../kit/envelope';
+import { metrics, recordLogger, startInvocation } from '../kit/powertools';
 import { decodeHtml } from './charset';
 import { extractPage } from './extract';
 import { discoverLinks } from './links';
@@ -39,7 +41,7 @@ async function loadBody(ref: BodyRef): Promise<Buffer | undefined> {
 /** Parse one page, store it once, and claim and enqueue its new links. Every step is safe to repeat. */
 async function handleRecord(record: SQSRecord): Promise<string> {
   const message = parseMessage(ParseMessage, record.body);
-  const log = recordLogger(record, message);
+  const log = recordLogger(record, crawlLogKeys(message));
   const { url, finalUrl, depth } = message.payload;
 
   const body = await loadBody(message.payload.body);
@@ -89,6 +91,7 @@ async function handleRecord(record: SQSRecord): Promise<string> {
 }
 
 export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+  startInvocation(context);
   try {
     return await processStandardBatch(event, context, poisonToDlq(config.dlqUrl, handleRecord));
   } finally {

@@ -1,11 +1,11 @@
-import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { ddb } from '../shared/clients';
-import { budgetDecrement, type CrawlJob } from '../shared/crawls';
-import { RetryableError } from '../shared/errors';
-import { sendToFrontier } from '../shared/frontier';
-import { outcomeUpdate } from '../shared/outcomes';
-import { hostKey } from '../shared/url';
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { budgetDecrement, type CrawlJob, placesLeftOf } from '../crawl/crawl-record';
+import { sendToFrontier } from '../crawl/frontier';
+import { hostKey } from '../crawl/url';
+import { claimLinkItem, claimOwnerOf, readClaimOwners, recordRefusal } from '../crawl/url-record';
+import { ddb } from '../kit/clients';
+import { RetryableError } from '../kit/errors';
 
 /**
  * Link discovery that never loses a URL, admits each one exactly once, and rarely pays for a known one.
@@ -101,7 +101,13 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
   const unknown = inScope.filter((u) => !skippable(keyOf(crawlId, u), claimant));
   // A redelivered page may have claimed links before it died: read them consistently, so a stale read
   // cannot hide its own claims (and so count them over budget instead of sending them).
-  const existing = await readClaims(input.urlsTable, crawlId, unknown, input.redelivered === true);
+  const existing = await readClaimOwners(
+    input.urlsTable,
+    crawlId,
+    unknown,
+    input.redelivered === true,
+    staleReads.inject,
+  );
 
   const toSend: string[] = [];
   let alreadyKnown = inScope.length - unknown.length;
@@ -161,7 +167,9 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
 
     faultInjection.afterClaim?.(toSend);
     const nextDepth = input.depth + 1;
-    await Promise.all(refused.map((url) => recordRefusal(input, url, nextDepth)));
+    await Promise.all(
+      refused.map((url) => recordRefusal(input.urlsTable, crawlId, url, nextDepth, input.ttlSeconds)),
+    );
     for (const url of refused) remember(keyOf(crawlId, url));
     await sendToFrontier(
       input.frontierQueueUrl,
@@ -193,82 +201,10 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
 /** Test hook: drop the answer of an eventually consistent claim read, as a stale replica would. */
 export const staleReads: { inject?: boolean } = {};
 
-/**
- * claimedBy of each URL that has a record ('' for a record with no claim, such as a seed's).
- * Eventually consistent on a first delivery, where a stale miss only costs a conditional claim that
- * fails; strongly consistent on a redelivery, where a stale miss could hide the page's own claims.
- */
-async function readClaims(
-  table: string,
-  crawlId: string,
-  urls: readonly string[],
-  consistent: boolean,
-): Promise<Map<string, string>> {
-  const owners = new Map<string, string>();
-  for (let i = 0; i < urls.length; i += 100) {
-    let keys: Array<Record<string, unknown>> | undefined = urls
-      .slice(i, i + 100)
-      .map((url) => ({ crawlId, url }));
-    for (let attempt = 0; keys && keys.length > 0; attempt++) {
-      if (attempt >= 5)
-        throw new RetryableError(`BatchGetItem left ${keys.length} keys unprocessed after 5 attempts`);
-      const out = await ddb.send(
-        new BatchGetCommand({
-          RequestItems: {
-            [table]: {
-              Keys: keys,
-              ProjectionExpression: '#u, claimedBy',
-              ExpressionAttributeNames: { '#u': 'url' },
-              ConsistentRead: consistent,
-            },
-          },
-        }),
-      );
-      if (staleReads.inject && !consistent) out.Responses = { [table]: [] };
-      for (const item of out.Responses?.[table] ?? [])
-        owners.set(item.url as string, String(item.claimedBy ?? ''));
-      keys = out.UnprocessedKeys?.[table]?.Keys as Array<Record<string, unknown>> | undefined;
-      if (keys && keys.length > 0) await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
-    }
-  }
-  return owners;
-}
-
-/**
- * A refused link gets a record with its outcome and no claim, so later pages count it as known. Only if it
- * has no record: another page may have claimed it with the last place meanwhile, and its outcome is the
- * crawler's to write.
- */
-async function recordRefusal(input: DiscoverInput, url: string, depth: number): Promise<void> {
-  const { sets, names, values } = outcomeUpdate('budget-exhausted', { depth }, input.ttlSeconds);
-  try {
-    await ddb.send(
-      new UpdateCommand({
-        TableName: input.urlsTable,
-        Key: { crawlId: input.crawlId, url },
-        UpdateExpression: `SET ${sets.join(', ')}`,
-        ConditionExpression: 'attribute_not_exists(#u) OR outcome = :o',
-        ExpressionAttributeNames: { ...names, '#u': 'url' },
-        ExpressionAttributeValues: values,
-      }),
-    );
-  } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-  }
-}
-
 /** Links per admission transaction: DynamoDB allows 100 items, and one is the budget. */
 const LINKS_PER_TRANSACTION = 99;
 /** Transactions cancelled by a concurrent one (the budget item is shared) before the record is retried. */
 const MAX_CONFLICTS = 8;
-
-/** A string or number attribute of an item read back from a failed condition (wire or plain form). */
-function attribute(item: Record<string, unknown> | undefined, name: string): string | undefined {
-  const value = item?.[name] as { S?: string; N?: string } | string | number | undefined;
-  if (value === undefined || value === null) return undefined;
-  if (typeof value === 'object') return value.S ?? value.N;
-  return String(value);
-}
 
 /**
  * Claim and admit each URL for this page, in transactions of up to 99 links and the budget. A cancelled
@@ -286,8 +222,6 @@ async function admitAll(
   let pending = [...urls];
   let placesLeft = Number.POSITIVE_INFINITY;
   let conflicts = 0;
-  const now = new Date().toISOString();
-  const expiresAt = Math.floor(Date.now() / 1000) + input.ttlSeconds;
   while (pending.length > 0) {
     if (placesLeft <= 0 || exhausted.has(input.crawlId)) {
       exhausted.add(input.crawlId);
@@ -300,23 +234,16 @@ async function admitAll(
         new TransactWriteCommand({
           TransactItems: [
             budgetDecrement(input.crawlsTable, input.crawlId, batch.length),
-            ...batch.map((url) => ({
-              Update: {
-                TableName: input.urlsTable,
-                Key: { crawlId: input.crawlId, url },
-                UpdateExpression: 'SET claimedBy = :me, #d = :d, discoveredAt = :t, expiresAt = :e',
-                // No record yet: a record means the link was claimed (and so admitted) or given an outcome.
-                ConditionExpression: 'attribute_not_exists(#u)',
-                ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
-                ExpressionAttributeNames: { '#u': 'url', '#d': 'depth' },
-                ExpressionAttributeValues: {
-                  ':me': input.claimant,
-                  ':d': input.depth + 1,
-                  ':t': now,
-                  ':e': expiresAt,
-                },
-              },
-            })),
+            ...batch.map((url) =>
+              claimLinkItem(
+                input.urlsTable,
+                input.crawlId,
+                url,
+                input.claimant,
+                input.depth + 1,
+                input.ttlSeconds,
+              ),
+            ),
           ],
         }),
       );
@@ -333,12 +260,12 @@ async function admitAll(
         progressed = true;
         const item = reason.Item as Record<string, unknown> | undefined;
         if (i === 0) {
-          placesLeft = Math.max(0, Number(attribute(item, 'pagesRemaining') ?? 0));
+          placesLeft = placesLeftOf(input.crawlsTable, item);
           return;
         }
         const url = batch[i - 1] as string;
         settled.add(url);
-        const owner = attribute(item, 'claimedBy') ?? '';
+        const owner = claimOwnerOf(item);
         // An earlier attempt of this page (or an SDK resend of this very transaction) already committed.
         if (owner === input.claimant) admitted.push(url);
         else {

@@ -1,7 +1,7 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
-import { ddb } from '../shared/clients';
-import type { ParseMessage } from '../shared/schemas';
+import type { ParseMessage } from '../crawl/schemas';
+import { ddb } from '../kit/clients';
 import type { ExtractedPage } from './extract';
 
 export type PageRecord = Record<string, unknown> & { crawlId: string; url: string; fetchedAt: number };

@@ -8,7 +8,7 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { ENV } from '../../functions/shared/env-names';
+import { KIT_ENV } from '../../functions/kit/env-names';
 import type { QueueWithDlq } from './queue-with-dlq';
 
 /** Lambda scales an SQS event source's pollers to at most this (its documented limit). */
@@ -53,6 +53,18 @@ export interface QueueConsumerProps {
   readonly logLevel?: string;
   /** @default RemovalPolicy.DESTROY */
   readonly removalPolicy?: RemovalPolicy;
+  /**
+   * CloudWatch namespace of the function's Powertools metrics (POWERTOOLS_METRICS_NAMESPACE).
+   * @default 'Pipeline'
+   */
+  readonly metricsNamespace?: string;
+  /**
+   * X-Ray tracing. Off by default: X-Ray bills each recorded trace ($5 per million), more than a page costs
+   * the crawler in every other service together, and without an instrumented SDK a trace shows only the
+   * invocation. Turn it on (Tracing.ACTIVE) for a stage being debugged.
+   * @default Tracing.DISABLED
+   */
+  readonly tracing?: Tracing;
 }
 
 /**
@@ -62,7 +74,7 @@ export interface QueueConsumerProps {
  * - NodejsFunction on the newest Node.js runtime, arm64, esbuild-minified ESM with source maps;
  * - its own log group with retention, and a role that may write only to that log group;
  * - Powertools environment (service name, log level, metrics namespace);
- * - active X-Ray tracing;
+ * - no X-Ray tracing unless asked for (see `tracing`);
  * - an SQS event source with ReportBatchItemFailures, so one bad record does not retry its batch-mates;
  * - send access to the source's DLQ, with its URL in DLQ_URL, so poison messages skip their retries.
  *
@@ -80,7 +92,8 @@ export class QueueConsumer extends Construct {
     const timeout = props.timeout ?? Duration.seconds(30);
     const batchSize = props.batchSize ?? 10;
     const maxConcurrency = props.maxConcurrency ?? 2;
-    validate(props, timeout, batchSize, maxConcurrency);
+    validate(this, props, timeout, batchSize, maxConcurrency);
+    const tracing = props.tracing ?? Tracing.DISABLED;
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.DESTROY;
 
     this.logGroup = new LogGroup(this, 'Logs', {
@@ -105,14 +118,14 @@ export class QueueConsumer extends Construct {
       timeout,
       role: this.role,
       logGroup: this.logGroup,
-      tracing: Tracing.ACTIVE,
+      tracing: tracing,
       environment: {
         POWERTOOLS_SERVICE_NAME: props.serviceName,
         POWERTOOLS_LOG_LEVEL: props.logLevel ?? 'INFO',
-        POWERTOOLS_METRICS_NAMESPACE: 'CrawlerPipeline',
+        POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace ?? 'Pipeline',
         NODE_OPTIONS: '--enable-source-maps',
         // The handler knows a receive is the source's last before the DLQ, and records an outcome then.
-        [ENV.maxReceiveCount]: String(props.source.maxReceiveCount),
+        [KIT_ENV.maxReceiveCount]: String(props.source.maxReceiveCount),
         ...props.environment,
       },
       bundling: {
@@ -135,7 +148,7 @@ export class QueueConsumer extends Construct {
     });
     this.function.addEventSource(this.eventSource);
     // Poison messages are forwarded to the DLQ at once instead of burning maxReceiveCount retries.
-    this.bindQueue(props.source.deadLetterQueue, ENV.dlqUrl);
+    this.bindQueue(props.source.deadLetterQueue, KIT_ENV.dlqUrl);
 
     Validations.of(this).acknowledge(
       {
@@ -152,16 +165,26 @@ export class QueueConsumer extends Construct {
         id: 'Serverless-LambdaAsyncFailureDestination',
         reason: 'The function is never invoked asynchronously; the SQS redrive policy handles failures.',
       },
-      {
-        id: 'AwsSolutions-IAM5[Resource::*]',
-        reason: 'X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level permissions.',
-      },
-      {
-        id: 'Serverless-StarPermissions',
-        reason:
-          'Only the X-Ray actions use Resource "*", which X-Ray requires; every other grant names its resource.',
-      },
     );
+    if (tracing === Tracing.DISABLED) {
+      Validations.of(this).acknowledge({
+        id: 'Serverless-LambdaTracing',
+        reason:
+          'Tracing is off by default: X-Ray bills $5 per million traces, above the cost of a message in every other service, and an uninstrumented SDK adds little to a trace. Set tracing: Tracing.ACTIVE to turn it on.',
+      });
+    } else {
+      Validations.of(this).acknowledge(
+        {
+          id: 'AwsSolutions-IAM5[Resource::*]',
+          reason: 'X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level permissions.',
+        },
+        {
+          id: 'Serverless-StarPermissions',
+          reason:
+            'Only the X-Ray actions use Resource "*", which X-Ray requires; every other grant names its resource.',
+        },
+      );
+    }
   }
 
   /** Grant send (producer) access to a queue and put its URL in `envName`. */
@@ -215,6 +238,7 @@ export class QueueConsumer extends Construct {
 }
 
 function validate(
+  scope: Construct,
   props: QueueConsumerProps,
   timeout: Duration,
   batchSize: number,
@@ -222,7 +246,7 @@ function validate(
 ): void {
   if (props.source.fifo && props.maxBatchingWindow) {
     throw new Error(
-      `maxBatchingWindow (${props.maxBatchingWindow.toHumanString()}) is not allowed on a FIFO source; remove it.`,
+      `${scope.node.path}: maxBatchingWindow (${props.maxBatchingWindow.toHumanString()}) is not allowed on a FIFO source; remove it.`,
     );
   }
   const visibility = props.source.visibilityTimeout;
@@ -232,7 +256,7 @@ function validate(
     const needed = timeout.toSeconds() * 6 + window;
     if (visibility.toSeconds() < needed) {
       throw new Error(
-        `visibilityTimeout (${visibility.toSeconds()}s) of the source queue must be at least 6 × the function timeout ` +
+        `${scope.node.path}: visibilityTimeout (${visibility.toSeconds()}s) of the source queue must be at least 6 × the function timeout ` +
           `(${timeout.toSeconds()}s)${window ? ` plus the batching window (${window}s)` : ''} = ${needed}s. ` +
           `Raise the queue's visibilityTimeout or lower the function timeout.`,
       );
@@ -242,12 +266,12 @@ function validate(
     const max = props.source.fifo ? 10 : 10_000;
     if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > max) {
       throw new Error(
-        `batchSize (${batchSize}) must be a whole number from 1 to ${max}${props.source.fifo ? ' for a FIFO source' : ''}.`,
+        `${scope.node.path}: batchSize (${batchSize}) must be a whole number from 1 to ${max}${props.source.fifo ? ' for a FIFO source' : ''}.`,
       );
     }
     if (batchSize > 10 && !props.maxBatchingWindow) {
       throw new Error(
-        `batchSize (${batchSize}) above 10 needs a maxBatchingWindow; set one or lower batchSize.`,
+        `${scope.node.path}: batchSize (${batchSize}) above 10 needs a maxBatchingWindow; set one or lower batchSize.`,
       );
     }
   }
@@ -256,7 +280,7 @@ function validate(
     (!Number.isInteger(maxConcurrency) || maxConcurrency < 2 || maxConcurrency > MAX_CONCURRENCY_LIMIT)
   ) {
     throw new Error(
-      `maxConcurrency (${maxConcurrency}) must be a whole number from 2 to ${MAX_CONCURRENCY_LIMIT}.`,
+      `${scope.node.path}: maxConcurrency (${maxConcurrency}) must be a whole number from 2 to ${MAX_CONCURRENCY_LIMIT}.`,
     );
   }
 }

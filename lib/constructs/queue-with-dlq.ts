@@ -77,7 +77,7 @@ export class QueueWithDlq extends Construct {
     this.maxReceiveCount = props.maxReceiveCount ?? 5;
     const retentionPeriod = props.retentionPeriod ?? Duration.days(4);
     const alarmAge = props.oldestMessageAlarmAge ?? Duration.minutes(15);
-    validate(props, this.fifo, this.maxReceiveCount, this.visibilityTimeout, retentionPeriod);
+    validate(this, props, this.fifo, this.maxReceiveCount, this.visibilityTimeout, retentionPeriod);
 
     const common = {
       fifo: this.fifo ? true : undefined,
@@ -140,6 +140,7 @@ export class QueueWithDlq extends Construct {
 }
 
 function validate(
+  scope: Construct,
   props: QueueWithDlqProps,
   fifo: boolean,
   maxReceiveCount: number,
@@ -147,16 +148,18 @@ function validate(
   retentionPeriod: Duration,
 ): void {
   if (props.highThroughputFifo && !fifo) {
-    throw new Error('highThroughputFifo (true) needs fifo: true; a standard queue has no message groups.');
+    throw new Error(
+      `${scope.node.path}: highThroughputFifo (true) needs fifo: true; a standard queue has no message groups.`,
+    );
   }
   if (!Token.isUnresolved(maxReceiveCount) && (!Number.isInteger(maxReceiveCount) || maxReceiveCount < 1)) {
     throw new Error(
-      `maxReceiveCount (${maxReceiveCount}) must be a whole number of at least 1; 5 or more is recommended.`,
+      `${scope.node.path}: maxReceiveCount (${maxReceiveCount}) must be a whole number of at least 1; 5 or more is recommended.`,
     );
   }
   if (!visibilityTimeout.isUnresolved() && visibilityTimeout.toSeconds() > 43_200) {
     throw new Error(
-      `visibilityTimeout (${visibilityTimeout.toHumanString()}) must be at most 12 hours, the SQS limit.`,
+      `${scope.node.path}: visibilityTimeout (${visibilityTimeout.toHumanString()}) must be at most 12 hours, the SQS limit.`,
     );
   }
   if (
@@ -164,7 +167,7 @@ function validate(
     retentionPeriod.toSeconds() > QueueWithDlq.DLQ_RETENTION.toSeconds()
   ) {
     throw new Error(
-      `retentionPeriod (${retentionPeriod.toHumanString()}) must be at most 14 days, the SQS limit.`,
+      `${scope.node.path}: retentionPeriod (${retentionPeriod.toHumanString()}) must be at most 14 days, the SQS limit.`,
     );
   }
 }

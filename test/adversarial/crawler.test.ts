@@ -9,7 +9,8 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canonicalizeUrl } from '../../functions/shared/url';
+import { CRAWLER_OUTPUTS, type CrawlerOutput } from '../../cli/crawl-api';
+import { canonicalizeUrl } from '../../functions/crawl/url';
 import { type EventSourceSpec, toSqsRecord } from '../../sandbox/runner';
 import { type Sandbox, startSandbox } from '../../sandbox/sandbox';
 import { holdLease } from '../integration/leases';
@@ -374,7 +375,7 @@ const CASES: Case[] = [
   },
 ];
 
-let sb: Sandbox;
+let sb: Sandbox<CrawlerOutput>;
 let handler: (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 let api: typeof import('../../cli/crawl-api');
 let dns: Awaited<ReturnType<typeof startHostileDns>>;
@@ -385,7 +386,7 @@ const caseUrl = new Map<Case, string>();
 const allowed = new Set<string>();
 
 beforeAll(async () => {
-  sb = await startSandbox({ runFunctions: false });
+  sb = await startSandbox({ runFunctions: false, outputs: CRAWLER_OUTPUTS });
   dns = await startHostileDns(DNS);
   canaries = await startCanaries([...canaryAddresses.v4, ...canaryAddresses.v6], [80, 443]);
   for (const c of CASES) {
@@ -397,7 +398,7 @@ beforeAll(async () => {
     servers.push(server);
     caseUrl.set(c, c.url.replace('{host}', server.host));
   }
-  const env = sb.functionEnvironment('Crawler');
+  const env = sb.functionEnvironment('FrontierConsumer');
   // The emulators are the only other thing on loopback this process may reach.
   for (const address of emulatorAddresses(env)) allowed.add(address);
   for (const s of servers) allowed.add(`127.0.0.1:${s.port}`);

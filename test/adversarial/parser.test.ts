@@ -9,7 +9,8 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ParseMessage } from '../../functions/shared/schemas';
+import { CRAWLER_OUTPUTS, type CrawlerOutput } from '../../cli/crawl-api';
+import type { ParseMessage } from '../../functions/crawl/schemas';
 import { type EventSourceSpec, toSqsRecord } from '../../sandbox/runner';
 import { type Sandbox, startSandbox } from '../../sandbox/sandbox';
 import { emulatorAddresses, guardConnections } from './connections';
@@ -17,15 +18,15 @@ import { emulatorAddresses, guardConnections } from './connections';
 // The parser's own handler, in this process, on real parse-queue records: pages built to blow its time or
 // memory, or to poison its writes. Each must be stored (or get an outcome) without failing its batch-mates.
 
-let sb: Sandbox;
+let sb: Sandbox<CrawlerOutput>;
 let handler: (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 let api: typeof import('../../cli/crawl-api');
 let guard: ReturnType<typeof guardConnections>;
 const HOST = 'site.example';
 
 beforeAll(async () => {
-  sb = await startSandbox({ runFunctions: false });
-  const env = sb.functionEnvironment('Parser');
+  sb = await startSandbox({ runFunctions: false, outputs: CRAWLER_OUTPUTS });
+  const env = sb.functionEnvironment('ParseQueueConsumer');
   const allowed = emulatorAddresses(env);
   guard = guardConnections(() => allowed);
   Object.assign(process.env, env, { POWERTOOLS_LOG_LEVEL: 'SILENT', POWERTOOLS_METRICS_DISABLED: 'true' });

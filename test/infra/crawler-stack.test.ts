@@ -95,8 +95,8 @@ describe('CrawlerStack consumers', () => {
     template.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
     // The FIFO frontier cannot have a batching window; the standard parse queue gathers for 1 s.
     for (const [queue, fn, concurrency, window] of [
-      ['FrontierQueue', 'CrawlerFunction', 2, Match.absent()],
-      ['ParseQueue', 'ParserFunction', 2, 1],
+      ['FrontierQueue', 'FrontierConsumerFunction', 2, Match.absent()],
+      ['ParseQueue', 'ParseQueueConsumerFunction', 2, 1],
     ] as const) {
       template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
         EventSourceArn: { 'Fn::GetAtt': [logicalId('AWS::SQS::Queue', queue), 'Arn'] },
@@ -109,21 +109,21 @@ describe('CrawlerStack consumers', () => {
     }
   });
 
-  it('runs the functions on arm64 Node.js 24 with their own log groups, tracing and Powertools settings', () => {
+  it('runs the functions on arm64 Node.js 24 with their own log groups and Powertools settings, and no X-Ray tracing by default', () => {
     for (const [fn, service] of [
-      ['CrawlerFunction', 'crawler'],
-      ['ParserFunction', 'parser'],
+      ['FrontierConsumerFunction', 'crawler'],
+      ['ParseQueueConsumerFunction', 'parser'],
     ] as const) {
       const props = resources[logicalId('AWS::Lambda::Function', fn)]?.Properties;
       expect(props).toMatchObject({
         Runtime: 'nodejs24.x',
         Architectures: ['arm64'],
-        TracingConfig: { Mode: 'Active' },
         LoggingConfig: {
           LogGroup: { Ref: logicalId('AWS::Logs::LogGroup', fn.replace('Function', 'Logs')) },
         },
         Environment: { Variables: expect.objectContaining({ POWERTOOLS_SERVICE_NAME: service }) },
       });
+      expect(props?.TracingConfig).toBeUndefined();
     }
     template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 7 });
   });
@@ -135,10 +135,10 @@ describe('CrawlerStack consumers', () => {
           | { Variables: Record<string, unknown> }
           | undefined
       )?.Variables ?? {};
-    expect(Object.keys(env('CrawlerFunction'))).toEqual(
+    expect(Object.keys(env('FrontierConsumerFunction'))).toEqual(
       expect.arrayContaining(['PARSE_QUEUE_URL', 'CRAWLS_TABLE', 'URLS_TABLE', 'BODIES_BUCKET']),
     );
-    expect(Object.keys(env('ParserFunction'))).toEqual(
+    expect(Object.keys(env('ParseQueueConsumerFunction'))).toEqual(
       expect.arrayContaining([
         'FRONTIER_QUEUE_URL',
         'PAGES_TABLE',
@@ -147,32 +147,25 @@ describe('CrawlerStack consumers', () => {
         'BODIES_BUCKET',
       ]),
     );
-    expect(env('CrawlerFunction').PARSE_QUEUE_URL).toEqual({
+    expect(env('FrontierConsumerFunction').PARSE_QUEUE_URL).toEqual({
       Ref: logicalId('AWS::SQS::Queue', 'ParseQueue'),
     });
   });
 });
 
 describe('CrawlerStack least privilege', () => {
-  const xray = new Set(['xray:PutTraceSegments', 'xray:PutTelemetryRecords']);
-
-  it('scopes every IAM statement to named resources; only X-Ray actions, which need it, use "*"', () => {
+  it('scopes every IAM statement to named resources: none uses "*" (X-Ray, which would, is off)', () => {
     const all = statements();
     expect(all.length).toBeGreaterThan(5);
     for (const s of all) {
-      const wildcard = asArray(s.Resource).some((r) => r === '*');
-      if (wildcard)
-        expect(
-          asArray(s.Action).every((a) => xray.has(a)),
-          JSON.stringify(s),
-        ).toBe(true);
+      expect(asArray(s.Resource), JSON.stringify(s)).not.toContain('*');
       for (const action of asArray(s.Action))
         expect(action, JSON.stringify(s)).not.toMatch(/^[a-z0-9]+:\*$|^\*$/);
     }
   });
 
   it('lets the crawler send only to the parse queue and its own DLQ, and write only its own tables', () => {
-    const policy = logicalId('AWS::IAM::Policy', 'CrawlerRoleDefaultPolicy');
+    const policy = logicalId('AWS::IAM::Policy', 'FrontierConsumerRoleDefaultPolicy');
     const crawler = statements().filter((s) => s.policy === policy);
     const sqs = crawler.filter((s) => asArray(s.Action).includes('sqs:SendMessage'));
     expect(
@@ -198,8 +191,8 @@ describe('CrawlerStack least privilege', () => {
   });
 
   it.each([
-    ['Crawler', 'ParseQueue'],
-    ['Parser', 'FrontierQueue'],
+    ['FrontierConsumer', 'ParseQueue'],
+    ['ParseQueueConsumer', 'FrontierQueue'],
   ])('lets the %s only send to %s, never receive, delete or purge there', (fn, queue) => {
     const policy = logicalId('AWS::IAM::Policy', `${fn}RoleDefaultPolicy`);
     const arn = JSON.stringify({ 'Fn::GetAtt': [logicalId('AWS::SQS::Queue', queue), 'Arn'] });
@@ -213,10 +206,10 @@ describe('CrawlerStack least privilege', () => {
   });
 
   it('tells each function its source queue’s maxReceiveCount', () => {
-    for (const fn of ['Crawler', 'Parser'])
+    for (const service of ['crawler', 'parser'])
       template.hasResourceProperties('AWS::Lambda::Function', {
         Environment: {
-          Variables: Match.objectLike({ MAX_RECEIVE_COUNT: '5', POWERTOOLS_SERVICE_NAME: fn.toLowerCase() }),
+          Variables: Match.objectLike({ MAX_RECEIVE_COUNT: '5', POWERTOOLS_SERVICE_NAME: service }),
         },
       });
   });
@@ -224,7 +217,7 @@ describe('CrawlerStack least privilege', () => {
   it('gives the crawler read-only access to the crawls table, and the parser read-only access to bodies', () => {
     const crawlsArn = { 'Fn::GetAtt': [logicalId('AWS::DynamoDB::Table', 'CrawlsTable'), 'Arn'] };
     const crawler = statements().filter(
-      (s) => s.policy === logicalId('AWS::IAM::Policy', 'CrawlerRoleDefaultPolicy'),
+      (s) => s.policy === logicalId('AWS::IAM::Policy', 'FrontierConsumerRoleDefaultPolicy'),
     );
     const onCrawls = crawler.filter((s) =>
       asArray(s.Resource).some((r) => JSON.stringify(r) === JSON.stringify(crawlsArn)),
@@ -233,7 +226,7 @@ describe('CrawlerStack least privilege', () => {
     for (const s of onCrawls)
       expect(asArray(s.Action).some((a) => /Put|Update|Delete|Write/.test(a))).toBe(false);
     const parser = statements().filter(
-      (s) => s.policy === logicalId('AWS::IAM::Policy', 'ParserRoleDefaultPolicy'),
+      (s) => s.policy === logicalId('AWS::IAM::Policy', 'ParseQueueConsumerRoleDefaultPolicy'),
     );
     const s3 = parser.filter((s) => asArray(s.Action).some((a) => a.startsWith('s3:')));
     expect(s3.flatMap((s) => asArray(s.Action))).toEqual(['s3:GetObject']);
@@ -419,9 +412,9 @@ describe('stages and cdk-nag', () => {
     const withList = synthCrawlerStack('dev', undefined, {
       testAllowTargets: '172.28.0.10:80',
     }).template.toJSON().Resources as Record<string, Resource>;
-    expect(env(withList, 'CrawlerFunction').CRAWLER_TEST_ALLOW_TARGETS).toBe('172.28.0.10:80');
-    expect(env(withList, 'ParserFunction').CRAWLER_TEST_ALLOW_TARGETS).toBeUndefined();
-    expect(env(resources, 'CrawlerFunction').CRAWLER_TEST_ALLOW_TARGETS).toBeUndefined();
+    expect(env(withList, 'FrontierConsumerFunction').CRAWLER_TEST_ALLOW_TARGETS).toBe('172.28.0.10:80');
+    expect(env(withList, 'ParseQueueConsumerFunction').CRAWLER_TEST_ALLOW_TARGETS).toBeUndefined();
+    expect(env(resources, 'FrontierConsumerFunction').CRAWLER_TEST_ALLOW_TARGETS).toBeUndefined();
     expect(() => synthCrawlerStack('prod', undefined, { testAllowTargets: '172.28.0.10:80' })).toThrow(
       /-c testAllowTargets is test-only .* the prod stage refuses it/,
     );

@@ -1,7 +1,7 @@
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { crawlBudget, listPages, listUrls, submitCrawl, waitFor, waitForIdle } from '../../cli/crawl-api';
-import { redrive } from '../../cli/operations';
+import { crawlBudget, listPages, listUrls, submitCrawl } from '../../cli/crawl-api';
+import { redrive, waitFor, waitForIdle } from '../../tooling/queues';
 import { startFaultProxy } from './fault-proxy';
 import { type Harness, startHarness } from './harness';
 
@@ -29,7 +29,7 @@ beforeAll(async () => {
     sandbox: {
       // A short crawler timeout keeps the idempotency leases of failed attempts short (a lease lasts the
       // invocation's remaining time), so the test can wait them out before the redrive.
-      timeoutOverrides: { Crawler: CRAWLER_TIMEOUT_MS },
+      timeoutOverrides: { FrontierConsumer: CRAWLER_TIMEOUT_MS },
       functionEnv: {
         AWS_ENDPOINT_URL_SQS: sqsProxy.endpoint,
         AWS_ENDPOINT_URL_DYNAMODB: ddbProxy.endpoint,

@@ -3,8 +3,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listPages, waitForIdle } from '../../cli/crawl-api';
+import { listPages } from '../../cli/crawl-api';
 import { PROJECT_ROOT } from '../../sandbox/sandbox';
+import { waitForIdle } from '../../tooling/queues';
+import type { SandboxFile } from '../../tooling/sandbox-file';
 import { type Harness, startHarness } from './harness';
 
 // The operator CLI as a user runs it: a separate process, pointed at this suite's sandbox through the same
@@ -20,10 +22,12 @@ beforeAll(async () => {
   writeFileSync(
     file,
     JSON.stringify({
+      stackName: 'Crawler-dev',
       outputs: h.sandbox.provisioned.outputs,
       endpoints: { sqs: e.sqsEndpoint, dynamodb: e.dynamodbEndpoint, s3: e.s3Endpoint },
+      region: 'us-east-1',
       pid: process.pid,
-    }),
+    } satisfies SandboxFile),
   );
   // No AWS credentials reach the child: the sandbox target must not need them, and AWS must fail clearly.
   env = { ...process.env, CRAWLER_SANDBOX_TARGET: file, AWS_PROFILE: 'crawler-cli-test-none' };
@@ -69,7 +73,7 @@ describe('operator CLI against the sandbox', () => {
     expect(status.code, status.stderr).toBe(0);
     // The seed's home page links to two pages of its host (the third link is off-site): 3 of 6 admitted.
     expect(status.stdout).toMatch(
-      /frontier 0 queued .* DLQ frontier 0, parse 0 · pages 3 · .* · admitted 3\/6/,
+      /^frontier 0 queued \/ 0 in flight \(DLQ 0\) · parse 0 queued \/ 0 in flight \(DLQ 0\) · pages 3 · .* · admitted 3\/6$/m,
     );
 
     const out = path.join(dir, 'pages.jsonl');
@@ -93,7 +97,9 @@ describe('operator CLI against the sandbox', () => {
     // Piped, it prints a line per poll (three idle polls), then the summary.
     expect(lines.length).toBeGreaterThanOrEqual(4);
     expect(lines.at(-1)).toBe('✔ idle: nothing queued or in flight');
-    expect(lines.at(-2)).toMatch(/^frontier 0 queued \/ 0 in flight · parse 0 \/ 0/);
+    expect(lines.at(-2)).toBe(
+      'frontier 0 queued / 0 in flight (DLQ 0) · parse 0 queued / 0 in flight (DLQ 0)',
+    );
   });
 
   // Arguments that can never work: refused before any target is contacted, with one line and exit 2.
@@ -116,7 +122,8 @@ describe('operator CLI against the sandbox', () => {
       ['submit', 'http://a.example/', 'http://b.example/', '--max-pages', '1'],
       '--max-pages (1) is below the number of seeds (2)',
     ],
-    [['dlq', 'nope'], 'name the queue: frontier or parse (got "nope")'],
+    [['dlq', 'nope'], 'name a queue of Crawler-dev: frontier or parse (got "nope")'],
+    [['dlq'], 'dlq needs a queue name'],
     [['submit', 'ftp://x.example/'], 'seed "ftp://x.example/" is not a crawlable URL'],
     [['submit', 'not-a-url', '--target', 'aws'], 'seed "not-a-url" is not a crawlable URL'],
     [['status', '--target', 'mars'], '--target must be sandbox, localstack or aws, not "mars"'],
@@ -131,6 +138,7 @@ describe('operator CLI against the sandbox', () => {
   // Failures of the run itself: one line and exit 1.
   it.each([
     [['status', '--crawl', 'no-such-crawl'], 'no crawl no-such-crawl'],
+    [['status', '--stack', 'Gift-dev'], 'the running sandbox holds Crawler-dev, not Gift-dev'],
     [['status', '--target', 'localstack', '--endpoint', 'http://127.0.0.1:9'], 'cannot reach the endpoint'],
     [['status', '--target', 'aws'], 'no AWS credentials found'],
   ])('fails %j with one clear line and exit 1, never a stack trace', async (args, message) => {

@@ -8,22 +8,24 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CRAWLER_OUTPUTS, type CrawlerOutput } from '../../cli/crawl-api';
 import { type EventSourceSpec, toSqsRecord } from '../../sandbox/runner';
 import { type Sandbox, startSandbox } from '../../sandbox/sandbox';
+import { waitFor } from '../../tooling/queues';
 import { parsePageMessage } from './messages';
 
 // The parser runs in this process so a crash can be injected between "links claimed" and "links enqueued".
 // Everything it talks to is real: fauxqs for SQS and DynamoDB Local for the claims. Modules that create
 // AWS clients are imported only after the environment points them at the emulators.
-let sb: Sandbox;
+let sb: Sandbox<CrawlerOutput>;
 let handler: (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 let faultInjection: { afterClaim?: (urls: readonly string[]) => void };
 let staleReads: { inject?: boolean };
 let api: typeof import('../../cli/crawl-api');
 
 beforeAll(async () => {
-  sb = await startSandbox({ runFunctions: false });
-  Object.assign(process.env, sb.functionEnvironment('Parser'));
+  sb = await startSandbox({ runFunctions: false, outputs: CRAWLER_OUTPUTS });
+  Object.assign(process.env, sb.functionEnvironment('ParseQueueConsumer'));
   api = await import('../../cli/crawl-api');
   ({ handler } = await import('../../functions/parser/handler'));
   ({ faultInjection, staleReads } = await import('../../functions/parser/links'));
@@ -81,7 +83,7 @@ describe('crash between claiming links and enqueueing them', () => {
       }),
     );
     const receiveParse = () =>
-      api.waitFor('the parse message', async () => {
+      waitFor('the parse message', async () => {
         const out = await sb.target.sqs.send(
           new ReceiveMessageCommand({
             QueueUrl: outputs.ParseQueueUrl,
@@ -143,7 +145,7 @@ describe('crash between claiming links and enqueueing them', () => {
   /** Receive the parse message of `page` (others go back at once), hand it to the parser, delete it if done. */
   async function deliver(page: string) {
     const { outputs } = sb.target;
-    const m = await api.waitFor(`the parse message of ${page}`, async () => {
+    const m = await waitFor(`the parse message of ${page}`, async () => {
       const out = await sb.target.sqs.send(
         new ReceiveMessageCommand({
           QueueUrl: outputs.ParseQueueUrl,

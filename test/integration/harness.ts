@@ -1,5 +1,5 @@
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import type { Target } from '../../cli/target';
+import { CRAWLER_OUTPUTS, type CrawlerOutput, type CrawlerTarget } from '../../cli/crawl-api';
 import { type DemoSite, type DemoSiteOptions, startDemoSite } from '../../sandbox/demo-site';
 import type { InvocationStats } from '../../sandbox/runner';
 import { type Sandbox, type SandboxOptions, startSandbox } from '../../sandbox/sandbox';
@@ -11,20 +11,21 @@ import { type Sandbox, type SandboxOptions, startSandbox } from '../../sandbox/s
  * reachable from the functions.
  */
 export interface Harness {
-  readonly target: Target;
+  readonly target: CrawlerTarget;
   readonly demo: DemoSite;
   /** Invocations the local event-source runners made, for counting retries. Sandbox only. */
   readonly invocations: InvocationStats[];
-  readonly sandbox: Sandbox;
+  readonly sandbox: Sandbox<CrawlerOutput>;
   stop(): Promise<void>;
 }
 
 export async function startHarness(
-  options: { sandbox?: SandboxOptions; demo?: DemoSiteOptions } = {},
+  options: { sandbox?: SandboxOptions<CrawlerOutput>; demo?: DemoSiteOptions } = {},
 ): Promise<Harness> {
   const demo = await startDemoSite(options.demo);
   const invocations: InvocationStats[] = [];
   const sandbox = await startSandbox({
+    outputs: CRAWLER_OUTPUTS,
     retryDelaySeconds: 1,
     ...options.sandbox,
     functionEnv: {

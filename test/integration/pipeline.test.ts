@@ -7,10 +7,11 @@ import {
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listPages, listUrls, pipelineStatus, submitCrawl, waitFor, waitForIdle } from '../../cli/crawl-api';
-import { frontierMessage } from '../../functions/shared/frontier';
-import type { ParseMessage } from '../../functions/shared/schemas';
-import { hostKey, urlHash } from '../../functions/shared/url';
+import { listPages, listUrls, submitCrawl } from '../../cli/crawl-api';
+import { frontierMessage } from '../../functions/crawl/frontier';
+import type { ParseMessage } from '../../functions/crawl/schemas';
+import { hostKey, urlHash } from '../../functions/crawl/url';
+import { stackStatus, waitFor, waitForIdle } from '../../tooling/queues';
 import { type Harness, recordsHandled, startHarness } from './harness';
 import { parsePageMessage } from './messages';
 
@@ -79,8 +80,8 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     }
     // The body over the inline limit went through S3 and was still parsed.
     expect(pages.find((p) => String(p.url).endsWith('/big-ok'))?.title).toContain('/big-ok');
-    const status = await pipelineStatus(h.target);
-    expect(status.frontierDlq + status.parseDlq).toBe(0);
+    const status = await stackStatus(h.target);
+    expect(status.reduce((n, q) => n + q.dlq, 0)).toBe(0);
 
     // The functions' log is one JSON record per line (`jq . .sandbox/functions-*.log` works): no SDK notice,
     // no bare console warning from a library.
@@ -184,7 +185,10 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     );
     const from = h.invocations.length;
     await send(older);
-    await waitFor('the older message to be handled', async () => recordsHandled(h, 'Parser', from) >= 1);
+    await waitFor(
+      'the older message to be handled',
+      async () => recordsHandled(h, 'ParseQueueConsumer', from) >= 1,
+    );
     await waitForIdle(h.target);
     const pages = await listPages(h.target, crawlId);
     expect(pages.filter((p) => p.url === url).map((p) => [p.title, p.fetchedAt])).toEqual([
@@ -223,7 +227,7 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     const pages = await listPages(h.target, crawlId);
     expect(pages.map((p) => p.url).sort()).toEqual(good.map((g) => g.payload.url).sort());
     // 9 batch-mates handled once each, the poison record once per receive (maxReceiveCount 5).
-    expect(recordsHandled(h, 'Parser', from)).toBe(9 + 5);
+    expect(recordsHandled(h, 'ParseQueueConsumer', from)).toBe(9 + 5);
   });
 
   it('sends a schema-invalid message straight to the DLQ with its reason, without retries or holding up others', async () => {
@@ -248,7 +252,7 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     await waitForIdle(h.target);
     const pages = await listPages(h.target, crawlId);
     expect(pages).toHaveLength(4);
-    expect(recordsHandled(h, 'Parser', from)).toBe(6);
+    expect(recordsHandled(h, 'ParseQueueConsumer', from)).toBe(6);
     const dlq = await waitFor('both invalid messages in the DLQ', async () => {
       const all = [
         ...(await dlqMessages(h.target.outputs.ParseDlqUrl)),
@@ -318,7 +322,7 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
         MessageDeduplicationId: urlHash(crawlId, pageUrl),
       }),
     );
-    const { peekDlq, redrive } = await import('../../cli/operations');
+    const { peekDlq, redrive } = await import('../../tooling/queues');
     expect((await peekDlq(h.target, 'parse')).map((e) => JSON.parse(e.body).payload.url)).toContain(
       `http://${host}/redriven`,
     );
@@ -328,7 +332,7 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
       const urls = (await listPages(h.target, crawlId)).map((p) => p.url);
       return urls.includes(pageUrl) && urls.includes(`http://${host}/redriven`);
     });
-    const status = await pipelineStatus(h.target);
-    expect(status.frontierDlq + status.parseDlq).toBe(0);
+    const status = await stackStatus(h.target);
+    expect(status.reduce((n, q) => n + q.dlq, 0)).toBe(0);
   });
 });

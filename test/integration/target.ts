@@ -1,11 +1,12 @@
-import { LOCALSTACK_CREDENTIALS, makeTarget, stackOutputs, type Target } from '../../cli/target';
-import { ENV } from '../../functions/shared/env-names';
+import { CRAWLER_OUTPUTS, type CrawlerTarget } from '../../cli/crawl-api';
+import { ENV } from '../../functions/crawl/env-names';
 import {
   LOCALSTACK_ENDPOINT,
   LOCALSTACK_FIXTURE_URL,
   STACK_NAME,
   targetRegion,
 } from '../../localstack/settings';
+import { connectDeployed } from '../../tooling/target';
 import { serveFixtureSite } from './fixture-site';
 
 /**
@@ -15,7 +16,7 @@ import { serveFixtureSite } from './fixture-site';
  */
 export interface ConnectedTarget {
   readonly kind: 'sandbox' | 'localstack' | 'aws';
-  readonly target: Target;
+  readonly target: CrawlerTarget;
   /** Longest wait for an asynchronous effect: deployed functions are slower to scale from zero. */
   readonly effectTimeoutMs: number;
   /**
@@ -51,43 +52,26 @@ export const TARGET_TIMEOUTS: Record<TargetKind, { effectMs: number; testMs: num
 export async function connectTarget(): Promise<ConnectedTarget> {
   const kind = targetKind();
   const effectTimeoutMs = TARGET_TIMEOUTS[kind].effectMs;
-  const region = targetRegion();
-  if (kind === 'localstack') {
-    const credentials = LOCALSTACK_CREDENTIALS;
-    const outputs = await stackOutputs(STACK_NAME, region, LOCALSTACK_ENDPOINT, credentials);
-    const e = LOCALSTACK_ENDPOINT;
-    const target = makeTarget(
-      'localstack',
-      outputs,
-      { sqs: e, dynamodb: e, s3: e },
-      { region, credentials, supportsMessageMoveTask: false },
-    );
+  if (kind === 'localstack' || kind === 'aws') {
+    // The one target resolver, shared with the CLI.
+    const target = await connectDeployed(kind, STACK_NAME, targetRegion(), {
+      endpoint: LOCALSTACK_ENDPOINT,
+      required: CRAWLER_OUTPUTS,
+    });
+    const fixtureSiteUrl =
+      process.env.FIXTURE_SITE_URL ?? (kind === 'localstack' ? LOCALSTACK_FIXTURE_URL : undefined);
     return {
       kind,
       target,
       effectTimeoutMs,
-      fixtureSiteUrl: process.env.FIXTURE_SITE_URL ?? LOCALSTACK_FIXTURE_URL,
-      stop: async () => {},
-    };
-  }
-  if (kind === 'aws') {
-    const target = makeTarget(
-      'aws',
-      await stackOutputs(STACK_NAME, region),
-      {},
-      { region, supportsMessageMoveTask: true },
-    );
-    return {
-      kind,
-      target,
-      effectTimeoutMs,
-      ...(process.env.FIXTURE_SITE_URL ? { fixtureSiteUrl: process.env.FIXTURE_SITE_URL } : {}),
-      stop: async () => {},
+      ...(fixtureSiteUrl ? { fixtureSiteUrl } : {}),
+      stop: async () => target.destroy(),
     };
   }
   const { startSandbox } = await import('../../sandbox/sandbox');
   const site = await serveFixtureSite();
   const sandbox = await startSandbox({
+    outputs: CRAWLER_OUTPUTS,
     retryDelaySeconds: 1,
     functionEnv: { [ENV.fetchAllowLoopbackPorts]: String(site.port) },
   }).catch(async (error) => {

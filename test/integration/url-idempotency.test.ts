@@ -7,6 +7,7 @@ import {
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CRAWLER_OUTPUTS, type CrawlerOutput } from '../../cli/crawl-api';
 import {
   type CollectResult,
   leaseOwner,
@@ -17,9 +18,9 @@ import { holdLease } from './leases';
 
 // The crawler's Powertools persistence layer on DynamoDB Local, driven through makeIdempotent as the
 // handler drives it: what it writes on the URL record, and what it leaves alone.
-let sb: Sandbox;
+let sb: Sandbox<CrawlerOutput>;
 beforeAll(async () => {
-  sb = await startSandbox({ runFunctions: false });
+  sb = await startSandbox({ runFunctions: false, outputs: CRAWLER_OUTPUTS });
 });
 afterAll(async () => {
   await sb?.stop();

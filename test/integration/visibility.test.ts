@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listPages, listUrls, submitCrawl, waitForIdle } from '../../cli/crawl-api';
+import { listPages, listUrls, submitCrawl } from '../../cli/crawl-api';
+import { waitForIdle } from '../../tooling/queues';
 import { type Harness, recordsHandled, startHarness } from './harness';
 
 let h: Harness;
@@ -21,7 +22,7 @@ describe('visibility timeout expiring during slow processing', () => {
     const url = `http://${host}/slow`;
     const crawlId = await submitCrawl(h.target, { seeds: [url], maxPages: 10, maxDepth: 0 });
     await waitForIdle(h.target, 60_000);
-    expect(recordsHandled(h, 'Crawler')).toBeGreaterThanOrEqual(2);
+    expect(recordsHandled(h, 'FrontierConsumer')).toBeGreaterThanOrEqual(2);
     expect(h.demo.hits.get(`${host}/slow`)).toBe(1);
     expect((await listPages(h.target, crawlId)).map((p) => p.url)).toEqual([url]);
     expect((await listUrls(h.target, crawlId)).find((u) => u.url === url)?.outcome).toBe('fetched');

@@ -1,12 +1,12 @@
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { poisonToDlq, processFifoBatchByGroup, processStandardBatch } from '../../functions/shared/batch';
-import { InvalidMessageError } from '../../functions/shared/errors';
-import { logger } from '../../functions/shared/powertools';
+import { poisonToDlq, processFifoBatchByGroup, processStandardBatch } from '../../functions/kit/batch';
+import { InvalidMessageError } from '../../functions/kit/errors';
+import { logger } from '../../functions/kit/powertools';
 
 // The DLQ send is the only AWS call here; the SDK client is replaced by a recorder (unit tests may mock it).
 const { sent } = vi.hoisted(() => ({ sent: [] as Array<Record<string, unknown>> }));
-vi.mock('../../functions/shared/clients', () => ({
+vi.mock('../../functions/kit/clients', () => ({
   sqs: {
     send: async (command: { input: Record<string, unknown> }) => {
       sent.push(command.input);

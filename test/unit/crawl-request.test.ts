@@ -4,7 +4,7 @@ import {
   CrawlRequestError,
   parseCrawlLimits,
   parseCrawlRequest,
-} from '../../functions/shared/crawl-request';
+} from '../../functions/crawl/crawl-request';
 
 describe('the one rule set for crawl inputs', () => {
   it('accepts whole numbers in range, as numbers or as command-line text', () => {

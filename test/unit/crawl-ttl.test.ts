@@ -1,7 +1,6 @@
 import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it, vi } from 'vitest';
-import { recordTtlSeconds, submitCrawl } from '../../cli/crawl-api';
-import type { Target } from '../../cli/target';
+import { type CrawlerTarget, recordTtlSeconds, submitCrawl } from '../../cli/crawl-api';
 
 // The crawl and seed records the CLI writes live as long as the stage says (RecordTtlSeconds output), not a
 // fixed week. The SDK is mocked: what is checked is what submitCrawl asks DynamoDB to write.
@@ -25,7 +24,7 @@ describe('the TTL of the records submitCrawl writes', () => {
       },
       ddb: { send: ddbSend },
       sqs: { send: sqsSend },
-    } as unknown as Target;
+    } as unknown as CrawlerTarget;
     const now = Math.floor(Date.now() / 1000);
     await submitCrawl(target, { seeds: ['http://a.example/'], maxPages: 5, maxDepth: 1 });
     const put = ddbSend.mock.calls.map(([c]) => c).find((c) => c instanceof PutCommand) as PutCommand;

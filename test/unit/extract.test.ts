@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { decompressBody, planHandOff } from '../../functions/crawl/body';
 import { decodeHtml } from '../../functions/parser/charset';
 import { extractPage } from '../../functions/parser/extract';
 import { filterLinks } from '../../functions/parser/links';
 import { itemBytes, pageRecord, truncateUtf8, WRITE_UNIT_BYTES } from '../../functions/parser/store';
-import { decompressBody, planHandOff } from '../../functions/shared/body';
 
 const fixture = (name: string) => readFileSync(path.join(import.meta.dirname, 'fixtures', name));
 

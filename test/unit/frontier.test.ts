@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
-import { decompressBody, planHandOff, SQS_MAX_MESSAGE_BYTES } from '../../functions/shared/body';
-import { RetryableError } from '../../functions/shared/errors';
-import { sendToFrontier } from '../../functions/shared/frontier';
-import { urlHash } from '../../functions/shared/url';
+import { decompressBody, planHandOff, SQS_MAX_MESSAGE_BYTES } from '../../functions/crawl/body';
+import { sendToFrontier } from '../../functions/crawl/frontier';
+import { urlHash } from '../../functions/crawl/url';
+import { RetryableError } from '../../functions/kit/errors';
 
 type Entry = NonNullable<SendMessageBatchCommand['input']['Entries']>[number];
 

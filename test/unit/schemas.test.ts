@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidMessageError } from '../../functions/shared/errors';
-import { frontierMessage } from '../../functions/shared/frontier';
-import { FrontierMessage, looseIds, ParseMessage, parseMessage } from '../../functions/shared/schemas';
+import { frontierMessage } from '../../functions/crawl/frontier';
+import { FrontierMessage, ParseMessage } from '../../functions/crawl/schemas';
+import { looseIds, parseMessage } from '../../functions/kit/envelope';
+import { InvalidMessageError } from '../../functions/kit/errors';
 
 const valid = frontierMessage('crawl-1', 'corr-1', { url: 'http://a.example/', depth: 0 });
 
@@ -107,14 +108,16 @@ describe('message schema details', () => {
   });
 
   it('takes bounded ids from a message it could not validate, and nothing from other shapes', () => {
-    expect(looseIds(JSON.stringify({ crawlId: 'c'.repeat(100), correlationId: 'k'.repeat(200) }))).toEqual({
-      crawlId: 'c'.repeat(64),
-      correlationId: 'k'.repeat(128),
+    expect(
+      looseIds(JSON.stringify({ crawlId: 'c'.repeat(100), correlationId: 'k'.repeat(200), url: 'u' })),
+    ).toEqual({ crawlId: 'c'.repeat(100), correlationId: 'k'.repeat(128) });
+    // Any pipeline's ids, by the "…Id" naming rule; never other fields or non-strings.
+    expect(looseIds(JSON.stringify({ eventId: 'e1', userId: 'u1', answers: 'x' }))).toEqual({
+      eventId: 'e1',
+      userId: 'u1',
     });
-    expect(looseIds(JSON.stringify({ crawlId: 7, correlationId: ['x'] }))).toEqual({
-      crawlId: undefined,
-      correlationId: undefined,
-    });
+    expect(looseIds(JSON.stringify({ crawlId: 7, correlationId: ['x'] }))).toEqual({});
+    expect(looseIds('[1]')).toEqual({});
     expect(looseIds('{not json')).toEqual({});
   });
 });

@@ -1,6 +1,6 @@
 import type { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
-import { SendBatcher } from '../../functions/shared/send-batcher';
+import { SendBatcher } from '../../functions/kit/send-batcher';
 
 /** A stand-in SQS client that records each SendMessageBatch and fails the entries `refuse` names. */
 function fakeSqs(refuse: (body: string) => boolean = () => false) {

@@ -6,7 +6,7 @@ import {
   hostKey,
   InvalidUrlError,
   urlHash,
-} from '../../functions/shared/url';
+} from '../../functions/crawl/url';
 
 describe('canonicalizeUrl', () => {
   const cases: Array<[input: string, expected: string, base?: string]> = [

@@ -1,18 +1,17 @@
+import { KIT_ENV } from '../kit/env-names';
+
 /**
- * Names of the environment variables the stack sets and the functions read.
+ * Names of the environment variables the crawler stack sets and its functions read.
  * One list, imported by both sides, so a rename cannot leave them disagreeing.
  */
 export const ENV = {
+  ...KIT_ENV,
   frontierQueueUrl: 'FRONTIER_QUEUE_URL',
   parseQueueUrl: 'PARSE_QUEUE_URL',
   pagesTable: 'PAGES_TABLE',
   urlsTable: 'URLS_TABLE',
   crawlsTable: 'CRAWLS_TABLE',
   bodiesBucket: 'BODIES_BUCKET',
-  /** The consumer's own DLQ, for poison messages. Set by QueueConsumer. */
-  dlqUrl: 'DLQ_URL',
-  /** The source queue's maxReceiveCount: the receive after which a failing message is dead-lettered. */
-  maxReceiveCount: 'MAX_RECEIVE_COUNT',
   /** Parse messages whose base64 body is larger go through S3 instead. */
   inlineBodyMaxBytes: 'INLINE_BODY_MAX_BYTES',
   userAgent: 'CRAWLER_USER_AGENT',

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { PermanentError } from './errors';
+import { PermanentError } from '../kit/errors';
 
 /**
  * Longest canonical URL, in bytes: a URL is the sort key of its URL and page records, and DynamoDB caps a

@@ -6,9 +6,9 @@ import {
 } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { forwardToDlq } from './dlq';
+import { looseIds } from './envelope';
 import { InvalidMessageError } from './errors';
-import { logger, METRIC, metrics } from './powertools';
-import { looseIds } from './schemas';
+import { KIT_METRIC, logger, metrics } from './powertools';
 
 export type RecordHandler = (record: SQSRecord) => Promise<unknown>;
 
@@ -39,7 +39,7 @@ export function poisonToDlq(dlqUrl: string, handler: RecordHandler): RecordHandl
         messageId: record.messageId,
         reason: error.message,
       });
-      metrics.addMetric(METRIC.invalidMessages, 'Count', 1);
+      metrics.addMetric(KIT_METRIC.invalidMessages, 'Count', 1);
       await forwardToDlq(dlqUrl, record, error.message);
       return 'forwarded-to-dlq';
     }

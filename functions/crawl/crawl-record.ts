@@ -1,8 +1,13 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { ddb } from './clients';
+import { ddb } from '../kit/clients';
+import { type CounterRef, leftOf, takeItem } from '../kit/counter';
 
 /**
+ * The crawl record, one item per crawlId in the crawls table; this module is its owner. It holds the
+ * crawl's limits, its page budget (`pagesRemaining`, a kit counter) and `expiresAt`, the table's TTL
+ * attribute, from the stage's recordTtl (the stack's RecordTtlSeconds output, for the CLI that writes it).
+ *
  * A crawl job: its limits and its page budget. maxPages bounds the URLs admitted to the frontier, so it
  * bounds fetches: a URL that fails (404, robots) still used its place. Links found once the budget is
  * spent are counted, not enqueued.
@@ -70,22 +75,38 @@ export async function createCrawlJob(
   }
 }
 
+/** The crawl's page budget as a kit counter: the places left on its crawl record. */
+export const budgetCounter = (table: string, crawlId: string): CounterRef => ({
+  table,
+  key: { crawlId },
+  attribute: 'pagesRemaining',
+});
+
 /**
  * The budget half of an admission: take `count` places from the crawl's page budget, only if that many are
- * left (the managed form of a Redis DECR on a stock counter). It is one item of the parser's admission
- * transaction, next to the claims of the URLs it admits, so a place is spent exactly when a URL is
- * claimed and a retried admission can never spend twice. On a failed condition the item read back says
- * how many places are left.
+ * left (the kit's take-n counter). It is one item of the parser's admission transaction, next to the
+ * claims of the URLs it admits, so a place is spent exactly when a URL is claimed and a retried admission
+ * can never spend twice. On a failed condition the item read back says how many places are left
+ * (`placesLeftOf`).
  */
-export function budgetDecrement(table: string, crawlId: string, count: number) {
-  return {
-    Update: {
-      TableName: table,
-      Key: { crawlId },
-      UpdateExpression: 'SET pagesRemaining = pagesRemaining - :n',
-      ConditionExpression: 'pagesRemaining >= :n',
-      ExpressionAttributeValues: { ':n': count },
-      ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
-    },
-  };
+export const budgetDecrement = (table: string, crawlId: string, count: number) =>
+  takeItem(budgetCounter(table, crawlId), count);
+
+/** The places left according to the crawl item read back from a failed admission. */
+export const placesLeftOf = (table: string, item: Record<string, unknown> | undefined): number =>
+  leftOf(budgetCounter(table, ''), item);
+
+/** How much of a crawl's page budget its parsers have admitted; undefined if there is no such crawl. */
+export async function readCrawlBudget(
+  client: DynamoDBDocumentClient,
+  table: string,
+  crawlId: string,
+): Promise<{ maxPages: number; admitted: number } | undefined> {
+  const { Item } = await client.send(
+    new GetCommand({ TableName: table, Key: { crawlId }, ConsistentRead: true }),
+  );
+  if (!Item) return undefined;
+  const maxPages = Number(Item.maxPages);
+  // Each admission takes exactly the places it claims URLs for, so the counter never goes below zero.
+  return { maxPages, admitted: maxPages - Number(Item.pagesRemaining) };
 }

@@ -4,8 +4,9 @@ import {
   type SendMessageBatchRequestEntry,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { sqs } from './clients';
-import { RetryableError } from './errors';
+import { sqs } from '../kit/clients';
+import { envelopeFields } from '../kit/envelope';
+import { RetryableError } from '../kit/errors';
 import type { FrontierMessage } from './schemas';
 import { frontierGroupId, urlHash } from './url';
 
@@ -18,14 +19,11 @@ export interface FrontierItem {
 /** SendMessageBatch takes at most 10 entries. */
 const SQS_BATCH = 10;
 
-/** Build a frontier envelope for one canonical URL. */
+/** Build a frontier message for one canonical URL: the one place its envelope is filled in. */
 export function frontierMessage(crawlId: string, correlationId: string, item: FrontierItem): FrontierMessage {
   return {
-    type: 'frontier.url',
-    version: 1,
+    ...envelopeFields('frontier.url', correlationId),
     crawlId,
-    correlationId,
-    sentAt: new Date().toISOString(),
     payload: {
       url: item.url,
       depth: item.depth,

@@ -1,0 +1,73 @@
+// zod/mini: the same validation as zod, tree-shakable; full zod adds ~440 KB to each Lambda bundle.
+import * as z from 'zod/mini';
+import { envelope, envelopeFields, safeId } from '../kit/envelope';
+
+/**
+ * The crawler's message contracts, imported by every producer and consumer (the schema registry of this
+ * pipeline): the kit's versioned envelope, with the crawlId every crawler message carries.
+ */
+const crawlEnvelope = <T extends string, P extends z.ZodMiniType>(type: T, payload: P) =>
+  envelope(type, payload, { crawlId: safeId('crawlId') });
+
+const httpUrl = z.string().check(
+  z.maxLength(2048),
+  z.refine(
+    (u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol),
+    'must be an absolute http(s) URL',
+  ),
+);
+
+/** collect: one URL to fetch. Sent to the FIFO frontier with group = host and dedup id = hash(crawlId, URL). */
+export const FrontierMessage = crawlEnvelope(
+  'frontier.url',
+  z.object({
+    url: httpUrl,
+    depth: z.int().check(z.minimum(0), z.maximum(1000)),
+    /** The page that linked here; absent for seeds. */
+    discoveredFrom: z.optional(z.string().check(z.maxLength(2048))),
+  }),
+);
+export type FrontierMessage = z.infer<typeof FrontierMessage>;
+
+/** A fetched body, either inline (compressed, base64) or in S3 (claim check). */
+export const BodyRef = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('inline'), encoding: z.literal('br'), data: z.string() }),
+  z.object({
+    kind: z.literal('s3'),
+    encoding: z.literal('br'),
+    bucket: z.string().check(z.minLength(1)),
+    key: z.string().check(z.minLength(1)),
+  }),
+]);
+export type BodyRef = z.infer<typeof BodyRef>;
+
+/** parse: a fetched HTML page to parse and store. */
+export const ParseMessage = crawlEnvelope(
+  'parse.page',
+  z.object({
+    url: httpUrl,
+    finalUrl: httpUrl,
+    depth: z.int().check(z.minimum(0), z.maximum(1000)),
+    httpStatus: z.int(),
+    contentType: z.string().check(z.maxLength(256)),
+    /** Epoch milliseconds of the fetch; a stored page is only replaced by a newer fetch. */
+    fetchedAt: z.int().check(z.positive()),
+    body: BodyRef,
+  }),
+);
+export type ParseMessage = z.infer<typeof ParseMessage>;
+
+/** The keys every log line about a crawler message carries. */
+export const crawlLogKeys = (m: { crawlId: string; correlationId: string }) => ({
+  crawlId: m.crawlId,
+  correlationId: m.correlationId,
+});
+
+/** Build a parse message: the one place its envelope is filled in. */
+export function parsePageMessage(
+  crawlId: string,
+  correlationId: string,
+  payload: ParseMessage['payload'],
+): ParseMessage {
+  return { ...envelopeFields('parse.page', correlationId), crawlId, payload };
+}

@@ -1,0 +1,253 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { BatchGetCommand, type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ddb } from '../kit/clients';
+import { RetryableError } from '../kit/errors';
+
+/**
+ * The URL record: one item per (crawlId, url) in the URLs table, and this module is its owner. It holds
+ * the attribute names and builds every read and write of the item:
+ * - the claim, written when a page admits the link (`claimedBy` = that page, or `seed:<crawlId>`);
+ * - the outcome, written when the crawler is done with the URL, or when a link is refused;
+ * - the crawler's idempotency attributes (`idem*`), written through functions/crawler/url-idempotency.ts,
+ *   the Powertools persistence layer that keeps its record on this item;
+ * - `expiresAt`, the table's TTL attribute, from the stage's recordTtl (RECORD_TTL_SECONDS).
+ */
+export const URL_ATTR = {
+  claimedBy: 'claimedBy',
+  depth: 'depth',
+  discoveredAt: 'discoveredAt',
+  expiresAt: 'expiresAt',
+  outcome: 'outcome',
+  outcomeAt: 'outcomeAt',
+  idemStatus: 'idemStatus',
+  idemExpiry: 'idemExpiry',
+  idemLeaseMs: 'idemLeaseMs',
+  idemOwner: 'idemOwner',
+} as const;
+
+/** The claim of a seed: the crawl itself admitted it. */
+export const seedClaimant = (crawlId: string): string => `seed:${crawlId}`;
+
+const expiry = (ttlSeconds: number): number => Math.floor(Date.now() / 1000) + ttlSeconds;
+
+/** Every URL that enters the frontier ends with one of these, so nothing disappears silently. */
+export const OUTCOMES = [
+  'fetched',
+  'skipped-robots',
+  'blocked-address',
+  'dns-error',
+  'too-large',
+  'not-html',
+  'http-error',
+  'timeout',
+  'network-error',
+  'redirect-loop',
+  'too-many-redirects',
+  'bad-encoding',
+  'unsupported-encoding',
+  'out-of-scope',
+  'too-deep',
+  'budget-exhausted',
+  'unknown-crawl',
+  'invalid-url',
+  'body-missing',
+  /** The host's Crawl-delay did not fit any of the receives the URL was given. */
+  'crawl-delay-exceeded',
+  /** Failed on every receive; the message is in the DLQ. A redrive replaces this with the real outcome. */
+  'dead-lettered',
+] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+const outcomeSet: ReadonlySet<string> = new Set(OUTCOMES);
+export const isOutcome = (value: unknown): value is Outcome =>
+  typeof value === 'string' && outcomeSet.has(value);
+
+export interface OutcomeDetail {
+  readonly depth?: number;
+  readonly httpStatus?: number;
+  readonly finalUrl?: string;
+  readonly detail?: string;
+  readonly bytes?: number;
+}
+
+/** The detail attributes an outcome may carry on a URL record. */
+export const OUTCOME_DETAIL_FIELDS = ['depth', 'httpStatus', 'finalUrl', 'detail', 'bytes'] as const;
+
+/**
+ * The parts of an UpdateItem that record an outcome on a URL record, for callers that add their own
+ * attributes to the same write (the crawler's idempotency completion does).
+ */
+export function outcomeUpdate(
+  outcome: Outcome,
+  extra: OutcomeDetail,
+  ttlSeconds: number,
+): { sets: string[]; names: Record<string, string>; values: Record<string, unknown> } {
+  const values: Record<string, unknown> = {
+    ':o': outcome,
+    ':t': new Date().toISOString(),
+    ':e': expiry(ttlSeconds),
+  };
+  const sets = [
+    `${URL_ATTR.outcome} = :o`,
+    `${URL_ATTR.outcomeAt} = :t`,
+    `${URL_ATTR.expiresAt} = if_not_exists(${URL_ATTR.expiresAt}, :e)`,
+  ];
+  // Names are aliased because several (depth, bytes) are DynamoDB reserved words.
+  const names: Record<string, string> = {};
+  for (const key of OUTCOME_DETAIL_FIELDS) {
+    const value = extra[key];
+    if (value === undefined) continue;
+    values[`:${key}`] = typeof value === 'string' ? value.slice(0, 500) : value;
+    names[`#${key}`] = key;
+    sets.push(`#${key} = :${key}`);
+  }
+  return { sets, names, values };
+}
+
+/** Record a URL's outcome on its first-seen record (creating it for seeds). */
+export async function recordOutcome(
+  table: string,
+  crawlId: string,
+  url: string,
+  outcome: Outcome,
+  extra: OutcomeDetail,
+  ttlSeconds: number,
+  client: DynamoDBDocumentClient = ddb,
+): Promise<void> {
+  const { sets, names, values } = outcomeUpdate(outcome, extra, ttlSeconds);
+  await client.send(
+    new UpdateCommand({
+      TableName: table,
+      Key: { crawlId, url },
+      UpdateExpression: `SET ${sets.join(', ')}`,
+      ExpressionAttributeValues: values,
+      ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
+    }),
+  );
+}
+
+/** Claim a seed (depth 0) for its crawl; a seed is admitted by the crawl's creation, so no condition. */
+export async function claimSeed(
+  client: DynamoDBDocumentClient,
+  table: string,
+  crawlId: string,
+  url: string,
+  ttlSeconds: number,
+): Promise<void> {
+  await client.send(
+    new UpdateCommand({
+      TableName: table,
+      Key: { crawlId, url },
+      UpdateExpression: `SET ${URL_ATTR.claimedBy} = :c, #d = :d, ${URL_ATTR.expiresAt} = :e`,
+      ExpressionAttributeNames: { '#d': URL_ATTR.depth },
+      ExpressionAttributeValues: { ':c': seedClaimant(crawlId), ':d': 0, ':e': expiry(ttlSeconds) },
+    }),
+  );
+}
+
+/**
+ * The claim half of an admission, as a transaction item: create the record with `claimedBy` = the page,
+ * only where no record exists (a record means the link was claimed, and so admitted, or given an outcome).
+ * On a failed condition the old item says who owns it.
+ */
+export function claimLinkItem(
+  table: string,
+  crawlId: string,
+  url: string,
+  claimant: string,
+  depth: number,
+  ttlSeconds: number,
+) {
+  return {
+    Update: {
+      TableName: table,
+      Key: { crawlId, url },
+      UpdateExpression: `SET ${URL_ATTR.claimedBy} = :me, #d = :d, ${URL_ATTR.discoveredAt} = :t, ${URL_ATTR.expiresAt} = :e`,
+      ConditionExpression: 'attribute_not_exists(#u)',
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
+      ExpressionAttributeNames: { '#u': 'url', '#d': URL_ATTR.depth },
+      ExpressionAttributeValues: {
+        ':me': claimant,
+        ':d': depth,
+        ':t': new Date().toISOString(),
+        ':e': expiry(ttlSeconds),
+      },
+    },
+  };
+}
+
+/** The owner named by an item read back from a failed claim ('' for a record without a claim). */
+export function claimOwnerOf(item: Record<string, unknown> | undefined): string {
+  const value = item?.[URL_ATTR.claimedBy] as { S?: string } | string | undefined;
+  return (typeof value === 'object' ? value?.S : value) ?? '';
+}
+
+/**
+ * A link refused by the page budget gets a record with its outcome and no claim, so later pages count it as
+ * known. Only if it has no record: another page may have claimed it with the last place meanwhile, and its
+ * outcome is the crawler's to write.
+ */
+export async function recordRefusal(
+  table: string,
+  crawlId: string,
+  url: string,
+  depth: number,
+  ttlSeconds: number,
+): Promise<void> {
+  const { sets, names, values } = outcomeUpdate('budget-exhausted', { depth }, ttlSeconds);
+  try {
+    await ddb.send(
+      new UpdateCommand({
+        TableName: table,
+        Key: { crawlId, url },
+        UpdateExpression: `SET ${sets.join(', ')}`,
+        ConditionExpression: `attribute_not_exists(#u) OR ${URL_ATTR.outcome} = :o`,
+        ExpressionAttributeNames: { ...names, '#u': 'url' },
+        ExpressionAttributeValues: values,
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
+}
+
+/**
+ * claimedBy of each URL that has a record ('' for a record with no claim, such as a refused link's), read
+ * 100 keys at a time. `consistent` reads are for a redelivered page, whose own claims a stale read could
+ * hide; `dropAnswer` is a test hook that loses an eventually consistent answer, as a stale replica would.
+ */
+export async function readClaimOwners(
+  table: string,
+  crawlId: string,
+  urls: readonly string[],
+  consistent: boolean,
+  dropAnswer = false,
+): Promise<Map<string, string>> {
+  const owners = new Map<string, string>();
+  for (let i = 0; i < urls.length; i += 100) {
+    let keys: Array<Record<string, unknown>> | undefined = urls
+      .slice(i, i + 100)
+      .map((url) => ({ crawlId, url }));
+    for (let attempt = 0; keys && keys.length > 0; attempt++) {
+      if (attempt >= 5)
+        throw new RetryableError(`BatchGetItem left ${keys.length} keys unprocessed after 5 attempts`);
+      const out = await ddb.send(
+        new BatchGetCommand({
+          RequestItems: {
+            [table]: {
+              Keys: keys,
+              ProjectionExpression: `#u, ${URL_ATTR.claimedBy}`,
+              ExpressionAttributeNames: { '#u': 'url' },
+              ConsistentRead: consistent,
+            },
+          },
+        }),
+      );
+      if (dropAnswer && !consistent) out.Responses = { [table]: [] };
+      for (const item of out.Responses?.[table] ?? []) owners.set(item.url as string, claimOwnerOf(item));
+      keys = out.UnprocessedKeys?.[table]?.Keys as Array<Record<string, unknown>> | undefined;
+      if (keys && keys.length > 0) await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+    }
+  }
+  return owners;
+}

@@ -1,0 +1,10 @@
+/**
+ * Environment variables the kit's constructs set on every consumer and the kit's handler helpers read.
+ * A pipeline keeps its own names beside its functions (the crawler's are in functions/crawl/env-names.ts).
+ */
+export const KIT_ENV = {
+  /** The consumer's own DLQ, for poison messages. Set by QueueConsumer. */
+  dlqUrl: 'DLQ_URL',
+  /** The source queue's maxReceiveCount: the receive after which a failing message is dead-lettered. */
+  maxReceiveCount: 'MAX_RECEIVE_COUNT',
+} as const;
