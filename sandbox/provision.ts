@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   type AttributeDefinition,
@@ -8,10 +8,10 @@ import {
   type KeySchemaElement,
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
-import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { createClients } from '../functions/kit/clients';
-import { type Emulators, LOCAL_CREDENTIALS, LOCAL_REGION } from './emulators';
+import { type Emulators, LOCAL_CREDENTIALS, LOCAL_REGION, SandboxSetupError } from './emulators';
 
 type Json = Record<string, unknown>;
 export interface CfnResource {
@@ -41,6 +41,14 @@ const RUN_BY_RUNNER = new Set(['AWS::Lambda::Function', 'AWS::Lambda::EventSourc
 
 export function readTemplate(cdkOut: string, stackName: string): CfnTemplate {
   const file = path.join(cdkOut, `${stackName}.template.json`);
+  if (!existsSync(file)) {
+    const stacks = readdirSync(cdkOut, { withFileTypes: true })
+      .filter((e) => e.isFile() && e.name.endsWith('.template.json'))
+      .map((e) => e.name.replace(/\.template\.json$/, ''));
+    throw new SandboxSetupError(
+      `the app has no stack ${stackName} (bin/app.ts makes ${stacks.join(', ') || 'none'}); pass one of them with --stack`,
+    );
+  }
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as CfnTemplate;
   } catch (error) {

@@ -120,7 +120,7 @@ async function ensureSynthesized(
     step(
       reason
         ? `re-synthesized ${stackName}: ${reason}`
-        : `synthesized ${stackName} and bundled its functions (cdk synth)`,
+        : `synthesized the app and bundled its functions (cdk synth)`,
     );
   } finally {
     rmSync(lock, { recursive: true, force: true });
