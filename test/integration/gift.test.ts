@@ -1,5 +1,8 @@
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import {
   CreateTableCommand,
   DeleteTableCommand,
@@ -12,8 +15,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { entryHash, entryMessage } from '../../functions/gift/messages';
 import { countNotifications, listGrants, openEvent, stockLeft } from '../../functions/gift/records';
 import { submitEntry } from '../../functions/gift/submission';
-import { type Sandbox, startSandbox } from '../../sandbox/sandbox';
+import { PROJECT_ROOT, type Sandbox, startSandbox } from '../../sandbox/sandbox';
 import { peekDlq, redrive, stackStatus, waitFor, waitForIdle } from '../../tooling/queues';
+import type { SandboxFile } from '../../tooling/sandbox-file';
 
 // The gift pipeline (lib/stacks/gift-stack.ts) on the same sandbox, CLI and queue tooling as the crawler,
 // against fauxqs and DynamoDB Local: no mock stands in for a queue or a table.
@@ -31,7 +35,7 @@ let issue: typeof import('../../functions/gift/issue').issue;
 beforeAll(async () => {
   sb = await startSandbox({ stackName: 'Gift-dev', outputs: OUTPUTS, retryDelaySeconds: 1 });
   // The issue function in this process too, for deliveries the test makes itself (concurrent, or failing).
-  Object.assign(process.env, sb.functionEnvironment('EntriesConsumer'));
+  Object.assign(process.env, sb.functionEnvironment('EntriesConsumer'), { POWERTOOLS_LOG_LEVEL: 'WARN' });
   ({ issue } = await import('../../functions/gift/issue'));
 });
 afterAll(async () => {
@@ -233,5 +237,63 @@ describe('gift event: first come, one coupon per user, no oversell', () => {
     await waitFor('the notification to be logged', async () => sent(eventId) === 1);
     expect(await couponsOf(eventId)).toHaveLength(1);
     expect(await stockLeft(sb.target.ddb, o().StockTableName, eventId)).toBe(2);
+  });
+});
+
+describe('the operator CLI on the gift stack', () => {
+  // The CLI as a user runs it, pointed at this sandbox through the file `npm start -- --stack Gift-dev --keep` writes.
+  function cli(...args: string[]) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'gift-cli-'));
+    const file = path.join(dir, 'target.json');
+    const e = sb.emulators;
+    writeFileSync(
+      file,
+      JSON.stringify({
+        stackName: 'Gift-dev',
+        outputs: sb.provisioned.outputs,
+        endpoints: { sqs: e.sqsEndpoint, dynamodb: e.dynamodbEndpoint, s3: e.s3Endpoint },
+        region: 'us-east-1',
+        pid: process.pid,
+      } satisfies SandboxFile),
+    );
+    // Asynchronously: the emulators serve from this process, so a blocking spawn would deadlock the child.
+    return new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', path.join(PROJECT_ROOT, 'cli', 'main.ts'), ...args],
+        { cwd: PROJECT_ROOT, env: { ...process.env, CRAWLER_SANDBOX_TARGET: file } },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('close', (status) => resolve({ status, stdout, stderr }));
+    });
+  }
+
+  it('lists the stack’s own queues, peeks and redrives its DLQs by their names, and refuses crawler commands', async () => {
+    await waitForIdle(sb.target, 60_000);
+    const status = await cli('status');
+    expect(status.status, status.stderr).toBe(0);
+    expect(status.stdout.trim()).toMatch(
+      /^notify 0 queued \/ 0 in flight \(DLQ 0\) · entries 0 queued \/ 0 in flight \(DLQ 1\)$/,
+    );
+    const dlq = await cli('dlq', 'entries');
+    expect(dlq.status, dlq.stderr).toBe(0);
+    expect(dlq.stdout).toContain('schema validation failed');
+    const wrong = await cli('dlq', 'frontier');
+    expect(wrong.status).toBe(2);
+    expect(wrong.stderr).toContain('name a queue of Gift-dev: notify or entries (got "frontier")');
+    const submit = await cli('submit', 'http://a.example/');
+    expect(submit.status).toBe(1);
+    expect(submit.stderr).toContain('submit is a crawler command, and stack Gift-dev is not a crawler stack');
+    // The malformed entry goes back to its queue and, still malformed, straight back to the DLQ.
+    const redriven = await cli('redrive', 'entries');
+    expect(redriven.status, redriven.stderr).toBe(0);
+    expect(redriven.stdout).toContain('moved 1 message from the entries DLQ back to its queue');
+    await waitFor(
+      'the entry to be dead-lettered again',
+      async () => (await peekDlq(sb.target, 'entries')).length === 1,
+    );
   });
 });
