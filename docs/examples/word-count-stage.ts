@@ -1,29 +1,17 @@
-// Worked example for docs/forking.md: a new pipeline stage in a few lines of CDK.
+// Worked example for docs/forking.md: a new pipeline stage on the kit.
 // test/infra/forking-example.test.ts synthesizes it, so this example keeps working as the constructs change.
 import path from 'node:path';
-import { Duration, type Stack } from 'aws-cdk-lib';
-import { AttributeType, BillingMode, Table } from 'aws-cdk-lib/aws-dynamodb';
-import type { ITopic } from 'aws-cdk-lib/aws-sns';
-import { QueueConsumer } from '../../lib/constructs/queue-consumer';
-import { QueueWithDlq } from '../../lib/constructs/queue-with-dlq';
+import { Duration } from 'aws-cdk-lib';
+import type { PipelineStack } from '../../lib/constructs/pipeline-stack';
+import { PipelineStage } from '../../lib/constructs/pipeline-stage';
 
-/** Adds "count words of each stored page" behind its own queue, DLQ, alarms and consumer. */
-export function addWordCountStage(stack: Stack, alarmTopic: ITopic) {
-  const timeout = Duration.seconds(20);
-  const queue = new QueueWithDlq(stack, 'WordCountQueue', {
-    visibilityTimeout: Duration.seconds(timeout.toSeconds() * 6),
-    alarmTopic,
-  });
-  const counts = new Table(stack, 'WordCountTable', {
-    partitionKey: { name: 'url', type: AttributeType.STRING },
-    billingMode: BillingMode.PAY_PER_REQUEST,
-    pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-  });
-  const consumer = new QueueConsumer(stack, 'WordCounter', {
+/** Adds "count the words of each stored page" behind its own queue, DLQ, alarms, dashboard lines and outputs. */
+export function addWordCountStage(pipeline: PipelineStack) {
+  const counts = pipeline.addTable('WordCountTable', { partitionKey: 'url' });
+  const stage = new PipelineStage(pipeline, 'WordCount', {
     entry: path.join(import.meta.dirname, 'word-count-handler.ts'),
-    source: queue,
     serviceName: 'word-counter',
-    timeout,
+    timeout: Duration.seconds(20),
   }).bindTable(counts, 'rw', 'COUNTS_TABLE');
-  return { queue, counts, consumer };
+  return { stage, counts };
 }

@@ -65,10 +65,10 @@ export function outputName(id: string, kind: 'QueueUrl' | 'DlqUrl' | 'TableName'
  */
 export class PipelineStack extends Stack {
   /** The PipelineStack a construct belongs to; throws, naming the construct, if it is outside one. */
-  static pipelineOf(scope: IConstruct): PipelineStack {
+  static pipelineOf(scope: IConstruct, path = scope.node.path): PipelineStack {
     const stack = Stack.of(scope);
     if (!(stack instanceof PipelineStack))
-      throw new Error(`${scope.node.path}: a PipelineStage must be created inside a PipelineStack`);
+      throw new Error(`${path}: a PipelineStage must be created inside a PipelineStack`);
     return stack;
   }
 

@@ -32,7 +32,7 @@ export class PipelineStage extends QueueWithDlq {
   public readonly stageName: string;
 
   constructor(scope: Construct, id: string, props: PipelineStageProps) {
-    const pipeline = PipelineStack.pipelineOf(scope);
+    const pipeline = PipelineStack.pipelineOf(scope, `${scope.node.path}/${id}`);
     const timeout = props.timeout ?? Duration.seconds(30);
     const window = props.maxBatchingWindow?.toSeconds() ?? 0;
     super(scope, id, {
