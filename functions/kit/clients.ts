@@ -61,6 +61,7 @@ const get = (): Clients => {
  */
 function lazy<T extends object>(pick: (c: Clients) => T): T {
   return new Proxy({} as T, {
+    has: (_, prop) => Reflect.has(pick(get()), prop),
     get: (_, prop) => {
       const client = pick(get());
       const value = Reflect.get(client, prop, client);

@@ -34,8 +34,11 @@ export interface PipelineTableProps {
   readonly partitionKey: string;
   /** @default - no sort key */
   readonly sortKey?: string;
-  /** Expire items by their `expiresAt` attribute (epoch seconds). @default false */
-  readonly timeToLive?: boolean;
+  /**
+   * Expire items by an epoch-seconds attribute: `true` for `expiresAt`, or the attribute's name.
+   * @default false
+   */
+  readonly timeToLive?: boolean | string;
 }
 
 export interface PipelineBucketProps {
@@ -158,10 +161,20 @@ export class PipelineStack extends Stack {
       removalPolicy: this.removalPolicy,
       partitionKey: { name: props.partitionKey, type: AttributeType.STRING },
       ...(props.sortKey ? { sortKey: { name: props.sortKey, type: AttributeType.STRING } } : {}),
-      ...(props.timeToLive ? { timeToLiveAttribute: 'expiresAt' } : {}),
+      ...(props.timeToLive
+        ? { timeToLiveAttribute: props.timeToLive === true ? 'expiresAt' : props.timeToLive }
+        : {}),
     });
     this.output(outputName(id, 'TableName'), table.tableName);
     return table;
+  }
+
+  /**
+   * A table for Powertools idempotency records (functions/kit/idempotency.ts): key `id`, expiring by
+   * `expiration`, the attribute names Powertools writes.
+   */
+  addIdempotencyTable(id: string): Table {
+    return this.addTable(id, { partitionKey: 'id', timeToLive: 'expiration' });
   }
 
   /** A private, encrypted, TLS-only bucket (emptied on delete when the stack destroys its data), and its output. */

@@ -36,6 +36,17 @@ describe('the forking guide example (docs/forking.md)', () => {
     expect(stage.consumer.function.runtime.name).toBe('nodejs24.x');
   });
 
+  it('makes the table the kit’s idempotency helper expects: key id, expiring by expiration', () => {
+    const stack = new PipelineStack(new App(), 'Idem', { metricsNamespace: 'Idem' });
+    stack.addIdempotencyTable('IdempotencyTable');
+    Template.fromStack(stack).hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+      TimeToLiveSpecification: { AttributeName: 'expiration', Enabled: true },
+      BillingMode: 'PAY_PER_REQUEST',
+    });
+    expect(Template.fromStack(stack).findOutputs('IdempotencyTableName')).toBeDefined();
+  });
+
   it('refuses a stage outside a PipelineStack, naming its path', async () => {
     const { Stack } = await import('aws-cdk-lib');
     const { PipelineStage } = await import('../../lib/constructs/pipeline-stage');
