@@ -8,7 +8,7 @@ export default defineConfig({
     // and portable suites): the test's limit sits above them, so a loaded machine fails, if at all, on the
     // condition's own message and not on a bare timeout. (A 30 s limit failed the CLI test under load.)
     testTimeout: 120_000,
-    // The AWS SDK's Node 20 notice, once per test process (see cli/quiet-sdk.ts).
+    // The AWS SDK's Node 20 notice, once per test process (see tooling/quiet-sdk.ts).
     env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     hookTimeout: 120_000,
     // Integration suites share one sandbox per file; files run in parallel on separate emulators.

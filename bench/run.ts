@@ -1,4 +1,4 @@
-import '../cli/quiet-sdk';
+import '../tooling/quiet-sdk';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';

@@ -1,4 +1,4 @@
-import './quiet-sdk';
+import '../tooling/quiet-sdk';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';

@@ -2,8 +2,9 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
-import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { startFauxqs } from 'fauxqs';
+import { createClients } from '../functions/kit/clients';
 
 /** One region and one dummy key pair for every local client, so DynamoDB Local sees one database. */
 export const LOCAL_REGION = 'us-east-1';
@@ -88,7 +89,11 @@ async function startDynamoDbLocal(): Promise<{ endpoint: string; child: ChildPro
     stderr += String(d);
   });
   const endpoint = `http://127.0.0.1:${port}`;
-  const client = new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+  const client = createClients({
+    region: LOCAL_REGION,
+    credentials: LOCAL_CREDENTIALS,
+    endpoints: { dynamodb: endpoint },
+  }).dynamodb;
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null)

@@ -197,7 +197,7 @@ export async function startSandbox<O extends string = never>(
       `created ${made('AWS::SQS::Queue')} queues, ${made('AWS::DynamoDB::Table')} tables and ${made('AWS::S3::Bucket')} bucket(s) from the template`,
     );
     const base: Record<string, string> = {
-      // The SDK's Node 20 notice would be the only non-JSON lines of the function logs (see cli/quiet-sdk.ts).
+      // The SDK's Node 20 notice would be the only non-JSON lines of the function logs (see tooling/quiet-sdk.ts).
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       AWS_REGION: LOCAL_REGION,
       AWS_DEFAULT_REGION: LOCAL_REGION,

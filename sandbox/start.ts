@@ -1,4 +1,4 @@
-import '../cli/quiet-sdk';
+import '../tooling/quiet-sdk';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';

@@ -3,18 +3,14 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  CreateTableCommand,
-  DeleteTableCommand,
-  DescribeTableCommand,
-  DynamoDBClient,
-} from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DeleteTableCommand, DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { entryHash, entryMessage } from '../../functions/gift/messages';
 import { countNotifications, listGrants, openEvent, stockLeft } from '../../functions/gift/records';
 import { submitEntry } from '../../functions/gift/submission';
+import { createClients } from '../../functions/kit/clients';
 import { PROJECT_ROOT, type Sandbox, startSandbox } from '../../sandbox/sandbox';
 import { peekDlq, redrive, stackStatus, waitFor, waitForIdle } from '../../tooling/queues';
 import type { SandboxFile } from '../../tooling/sandbox-file';
@@ -200,10 +196,10 @@ describe('gift event: first come, one coupon per user, no oversell', () => {
     const eventId = await newEvent(3);
     await waitForIdle(sb.target, 60_000);
     // The notifications table goes away (a downstream outage): every notify attempt fails.
-    const ddb = new DynamoDBClient({
+    const { dynamodb: ddb } = createClients({
       region: 'us-east-1',
-      endpoint: sb.emulators.dynamodbEndpoint,
       credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+      endpoints: { dynamodb: sb.emulators.dynamodbEndpoint },
     });
     const { Table } = await ddb.send(new DescribeTableCommand({ TableName: o().NotificationsTableName }));
     await ddb.send(new DeleteTableCommand({ TableName: o().NotificationsTableName }));

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { CreateTableCommand, DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createClients } from '../../functions/kit/clients';
 import { type Emulators, LOCAL_CREDENTIALS, LOCAL_REGION, startEmulators } from '../../sandbox/emulators';
 
 // The kit's idempotency helper (Powertools over the kit's shared DynamoDB client) on DynamoDB Local, with
@@ -20,11 +21,11 @@ beforeAll(async () => {
     AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
     AWS_ENDPOINT_URL_DYNAMODB: emulators.dynamodbEndpoint,
   });
-  admin = new DynamoDBClient({
+  ({ dynamodb: admin } = createClients({
     region: LOCAL_REGION,
     credentials: LOCAL_CREDENTIALS,
-    endpoint: emulators.dynamodbEndpoint,
-  });
+    endpoints: { dynamodb: emulators.dynamodbEndpoint },
+  }));
   await admin.send(
     new CreateTableCommand({
       TableName: table,
