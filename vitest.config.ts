@@ -13,5 +13,9 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Integration suites share one sandbox per file; files run in parallel on separate emulators.
     pool: 'forks',
+    // Vitest's default is one worker per core but one, so a 2-core machine ran the files one at a time. The
+    // integration files mostly wait (on queues, retry delays, a JVM starting), so three side by side cut
+    // the suite from about 4 to 2.3 minutes on 2 cores, all green; each file keeps its own emulators.
+    maxWorkers: 3,
   },
 });

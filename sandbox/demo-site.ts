@@ -34,6 +34,11 @@ export interface DemoSiteOptions {
   readonly latencyMs?: number;
   /** Bytes of the page that exceeds the crawler's cap. @default 3 MiB */
   readonly largeBytes?: number;
+  /**
+   * Bytes of text on every regular page. 65,000 gives the median web page's compressed size, about 18 KB
+   * (HTTP Archive Web Almanac), at the crawler's Brotli quality. @default 600
+   */
+  readonly pageTextBytes?: number;
   /** Extra same-host links on every regular page, for link-heavy benchmarks. @default 0 */
   readonly extraLinksPerPage?: number;
   /** How long /slow takes to answer. @default 30 s, past any fetch timeout */
@@ -102,6 +107,7 @@ export async function startDemoSite(options: DemoSiteOptions = {}): Promise<Demo
       pages.set(`/page/${i}`, {
         kind: 'html',
         links: links.filter((l) => !l.startsWith('/page/') || Number(l.split('/')[2]) <= perHost),
+        ...(options.pageTextBytes ? { body: bulkyText(options.pageTextBytes, h * 100_003 + i) } : {}),
       });
     }
     site.set(host, pages);
