@@ -68,7 +68,7 @@ async function handleRecord(record: SQSRecord): Promise<string> {
   // Links are processed even for a duplicate: the first attempt may have died after storing the page.
   const job = await getCrawlJob(config.crawlsTable, message.crawlId);
   if (!job || page.nofollow) {
-    log.info('page stored', { url, stored, links: page.links.length, followed: false });
+    log.debug('page stored', { url, stored, links: page.links.length, followed: false });
     return stored;
   }
   const links = await discoverLinks({
@@ -86,7 +86,8 @@ async function handleRecord(record: SQSRecord): Promise<string> {
   });
   metrics.addMetric(METRIC.linksEnqueued, 'Count', links.enqueued);
   if (links.overBudget > 0) metrics.addMetric(METRIC.linksOverBudget, 'Count', links.overBudget);
-  log.info('page stored', { url, stored, links: page.links.length, ...links });
+  // DEBUG: at the prod level (INFO) a URL gets one line, the crawler's outcome; CloudWatch bills each byte.
+  log.debug('page stored', { url, stored, links: page.links.length, ...links });
   return stored;
 }
 
