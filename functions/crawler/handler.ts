@@ -216,6 +216,25 @@ async function handleRecord(record: SQSRecord, context: Context, parseSender: Se
   }
 }
 
+/**
+ * A URL skipped on its last receive, behind a failing URL of its host, goes to the DLQ unrun: say so on its
+ * record, as its own failure on a last receive would have. A message that does not parse has no URL to mark.
+ */
+async function recordSkippedDeadLettered(record: SQSRecord): Promise<void> {
+  let message: FrontierMessage;
+  let url: string;
+  try {
+    message = parseMessage(FrontierMessage, record.body);
+    url = canonicalizeUrl(message.payload.url);
+  } catch {
+    return;
+  }
+  await persistenceStore.recordDeadLettered(
+    { crawlId: message.crawlId, url },
+    { depth: message.payload.depth, detail: 'not attempted: an earlier URL of its host kept failing' },
+  );
+}
+
 export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
   startInvocation(context);
   idempotencyConfig.registerLambdaContext(context);
@@ -226,7 +245,11 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
       event,
       context,
       poisonToDlq(config.dlqUrl, (record) => handleRecord(record, context, parseSender)),
-      (run) => parseSender.participate(run),
+      {
+        aroundGroup: (run) => parseSender.participate(run),
+        maxReceiveCount: config.maxReceiveCount,
+        onSkippedLastReceive: recordSkippedDeadLettered,
+      },
     );
   } finally {
     metrics.publishStoredMetrics();

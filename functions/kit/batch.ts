@@ -6,6 +6,7 @@ import {
 } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { forwardToDlq } from './dlq';
+import { KIT_ENV } from './env-names';
 import { looseIds } from './envelope';
 import { InvalidMessageError } from './errors';
 import { KIT_METRIC, logger, metrics } from './powertools';
@@ -59,17 +60,35 @@ export async function processStandardBatch(
   });
 }
 
+export interface FifoBatchOptions {
+  /** Wraps each group's run (the crawler uses it to batch its sends across groups). */
+  readonly aroundGroup?: <T>(run: () => Promise<T>) => Promise<T>;
+  /**
+   * Called for each record that was skipped, not attempted, on what is its last receive (at least
+   * `maxReceiveCount`): an earlier record of its group failed, so this one goes back unrun and, next time,
+   * to the DLQ without its handler ever seeing it fail. A pipeline records an outcome for it here. Errors
+   * it throws are logged, not raised: the record is reported failed either way.
+   */
+  readonly onSkippedLastReceive?: (record: SQSRecord) => Promise<void>;
+  /** The source queue's maxReceiveCount. @default - MAX_RECEIVE_COUNT, which QueueConsumer sets */
+  readonly maxReceiveCount?: number;
+}
+
 /**
  * FIFO queue: message groups run concurrently, and each group's records run in order. After a failure the
  * rest of that group is reported too (skipGroupOnError), so its order holds; other groups go on.
- * `aroundGroup` wraps each group's run (the crawler uses it to batch its sends across groups).
+ *
+ * The records skipped after a failure still use up a receive each, as on AWS: a record behind a message
+ * that keeps failing can reach the DLQ without ever being attempted. `onSkippedLastReceive` is told of
+ * each such record on its last receive.
  */
 export async function processFifoBatchByGroup(
   event: SQSEvent,
   context: Context,
   handler: RecordHandler,
-  aroundGroup: <T>(run: () => Promise<T>) => Promise<T> = (run) => run(),
+  options: FifoBatchOptions = {},
 ): Promise<SQSBatchResponse> {
+  const aroundGroup = options.aroundGroup ?? ((run) => run());
   const groups = new Map<string, SQSRecord[]>();
   for (const record of event.Records) {
     const id = record.attributes.MessageGroupId ?? '';
@@ -77,10 +96,15 @@ export async function processFifoBatchByGroup(
     list.push(record);
     groups.set(id, list);
   }
+  const attempted = new Set<string>();
+  const tracked: RecordHandler = (record) => {
+    attempted.add(record.messageId);
+    return handler(record);
+  };
   const results = await Promise.all(
     [...groups.values()].map((records) =>
       aroundGroup(() =>
-        processPartialResponse({ Records: records }, handler, new SqsFifoPartialProcessorAsync(), {
+        processPartialResponse({ Records: records }, tracked, new SqsFifoPartialProcessorAsync(), {
           context,
           skipGroupOnError: true,
           throwOnFullBatchFailure: false,
@@ -89,5 +113,24 @@ export async function processFifoBatchByGroup(
     ),
   );
   const batchItemFailures: SQSBatchItemFailure[] = results.flatMap((r) => r.batchItemFailures);
+  if (options.onSkippedLastReceive) {
+    const limit =
+      options.maxReceiveCount ?? Number(process.env[KIT_ENV.maxReceiveCount] ?? Number.POSITIVE_INFINITY);
+    const failed = new Set(batchItemFailures.map((f) => f.itemIdentifier));
+    const givenUp = event.Records.filter(
+      (r) => failed.has(r.messageId) && !attempted.has(r.messageId) && receiveCount(r) >= limit,
+    );
+    await Promise.all(
+      givenUp.map((record) =>
+        options.onSkippedLastReceive?.(record).catch((error: unknown) =>
+          logger.error('could not record the outcome of a record skipped on its last receive', {
+            ...looseIds(record.body),
+            messageId: record.messageId,
+            error: error as Error,
+          }),
+        ),
+      ),
+    );
+  }
   return { batchItemFailures };
 }

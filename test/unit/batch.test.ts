@@ -138,16 +138,69 @@ describe('processFifoBatchByGroup around each group', () => {
   it('wraps each message group once', async () => {
     const groups: number[] = [];
     const event: SQSEvent = { Records: [record('a1', 'A'), record('a2', 'A'), record('b1', 'B')] };
-    await processFifoBatchByGroup(
-      event,
-      context,
-      async () => undefined,
-      async (run) => {
+    await processFifoBatchByGroup(event, context, async () => undefined, {
+      aroundGroup: async (run) => {
         groups.push(1);
         return run();
       },
-    );
+    });
     expect(groups).toHaveLength(2);
+  });
+});
+
+describe('records skipped on their last receive', () => {
+  const at = (r: SQSRecord, receives: number): SQSRecord => ({
+    ...r,
+    attributes: { ...r.attributes, ApproximateReceiveCount: String(receives) },
+  });
+
+  it('tells the pipeline of each record skipped, never attempted, on its last receive', async () => {
+    // a1 fails; a2 and a3 are skipped behind it. a2 is on its 5th receive of 5, a3 on its 4th; b1 succeeds.
+    const event: SQSEvent = {
+      Records: [
+        at(record('a1', 'A'), 5),
+        at(record('a2', 'A'), 5),
+        at(record('a3', 'A'), 4),
+        at(record('b1', 'B'), 5),
+      ],
+    };
+    const told: string[] = [];
+    const out = await processFifoBatchByGroup(
+      event,
+      context,
+      async (r) => {
+        if (r.messageId === 'a1') throw new Error('down');
+      },
+      { maxReceiveCount: 5, onSkippedLastReceive: async (r) => void told.push(r.messageId) },
+    );
+    expect(out.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(['a1', 'a2', 'a3']);
+    // a1 was attempted (its own handler records its failure); a3 has a receive left; b1 succeeded.
+    expect(told).toEqual(['a2']);
+  });
+
+  it('reads maxReceiveCount from the environment QueueConsumer sets, and survives a failing hook', async () => {
+    process.env.MAX_RECEIVE_COUNT = '3';
+    try {
+      const event: SQSEvent = { Records: [at(record('a1', 'A'), 3), at(record('a2', 'A'), 3)] };
+      const told: string[] = [];
+      const out = await processFifoBatchByGroup(
+        event,
+        context,
+        async () => {
+          throw new Error('down');
+        },
+        {
+          onSkippedLastReceive: async (r) => {
+            told.push(r.messageId);
+            throw new Error('table gone');
+          },
+        },
+      );
+      expect(told).toEqual(['a2']);
+      expect(out.batchItemFailures).toHaveLength(2);
+    } finally {
+      delete process.env.MAX_RECEIVE_COUNT;
+    }
   });
 });
 
