@@ -1,6 +1,7 @@
 // One Lambda "execution environment": a worker thread that imports a function bundle once (cold start)
 // and then serves invocations one at a time, as a Lambda container does. Plain JS so it needs no loader.
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 
 const { bundlePath, handlerName, functionName, memorySize, timeoutMs, meter } = workerData;
@@ -38,15 +39,20 @@ parentPort.on('message', async ({ id, event }) => {
     for (const k of Object.keys(counts)) delete counts[k];
     return out;
   };
+  // The JS thread's busy time during the invocation (event-loop utilization): its CPU, short of the work
+  // Node hands to its thread pool (zlib, crypto).
+  const elu = performance.eventLoopUtilization();
+  const activeMs = () => performance.eventLoopUtilization(elu).active;
   try {
     const result = await handler(event, context);
-    parentPort.postMessage({ type: 'result', id, result, counts: takeCounts() });
+    parentPort.postMessage({ type: 'result', id, result, counts: takeCounts(), activeMs: activeMs() });
   } catch (error) {
     parentPort.postMessage({
       type: 'error',
       id,
       error: { name: error?.name, message: String(error?.message ?? error) },
       counts: takeCounts(),
+      activeMs: activeMs(),
     });
   }
 });

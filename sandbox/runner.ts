@@ -63,6 +63,8 @@ export interface InvocationStats {
   readonly container: number;
   readonly outcome: 'ok' | 'partial' | 'error' | 'timeout';
   readonly durationMs: number;
+  /** Busy time of the function's JS thread in this invocation (undefined after a timeout). */
+  readonly activeMs?: number;
 }
 
 /** One execution environment: a worker that keeps its module state between invocations until it times out. */
@@ -109,7 +111,11 @@ class ExecutionEnvironment {
   /** Invoke with Lambda's timeout: past it the environment is torn down, as Lambda does. */
   async invoke(
     event: SQSEvent,
-  ): Promise<{ kind: 'result'; value: unknown } | { kind: 'error'; message: string } | { kind: 'timeout' }> {
+  ): Promise<
+    | { kind: 'result'; value: unknown; activeMs?: number }
+    | { kind: 'error'; message: string; activeMs?: number }
+    | { kind: 'timeout' }
+  > {
     if (!this.worker) this.ready = this.start();
     await this.ready;
     const worker = this.worker as Worker;
@@ -127,6 +133,7 @@ class ExecutionEnvironment {
         result?: unknown;
         error?: { message: string };
         counts?: Counts;
+        activeMs?: number;
       }) => {
         if (m.id !== id) return;
         if (this.meter && m.counts) mergeCounts(this.meter, m.counts);
@@ -134,8 +141,8 @@ class ExecutionEnvironment {
         worker.off('message', onMessage);
         resolve(
           m.type === 'result'
-            ? { kind: 'result', value: m.result }
-            : { kind: 'error', message: m.error?.message ?? '?' },
+            ? { kind: 'result', value: m.result, activeMs: m.activeMs }
+            : { kind: 'error', message: m.error?.message ?? '?', activeMs: m.activeMs },
         );
       };
       worker.on('message', onMessage);
@@ -341,6 +348,7 @@ export class EventSourceRunner {
       container,
       outcome,
       durationMs: Date.now() - started,
+      ...(result.kind !== 'timeout' && result.activeMs !== undefined ? { activeMs: result.activeMs } : {}),
     });
   }
 }
