@@ -118,3 +118,18 @@ export function loadStageConfig(context: StageContext = {}): StageConfig {
   }
   return config;
 }
+
+/**
+ * The stage settings every pipeline stack takes from its stage: pass them to PipelineStack next to the
+ * stack's own metrics namespace (`super(scope, id, { ...props, ...stageDefaults(config), metricsNamespace })`).
+ */
+export function stageDefaults(config: StageConfig) {
+  return {
+    alarmEmail: config.alarmEmail,
+    removalPolicy: config.removalPolicy,
+    logRetention: config.logRetention,
+    logLevel: config.logLevel,
+    oldestMessageAlarmAge: config.oldestMessageAlarmAge,
+    recordTtl: config.recordTtl,
+  };
+}

@@ -4,7 +4,7 @@ import type { Construct } from 'constructs';
 import { BODY_PREFIX, ENV } from '../../functions/crawl/env-names';
 import { METRIC, METRICS_NAMESPACE } from '../../functions/crawl/metrics';
 import { MIN_RECEIVES } from '../../functions/crawler/failures';
-import type { StageConfig } from '../config';
+import { type StageConfig, stageDefaults } from '../config';
 import { PipelineStack } from '../constructs/pipeline-stack';
 import { PipelineStage } from '../constructs/pipeline-stage';
 
@@ -21,16 +21,7 @@ export class CrawlerStack extends PipelineStack {
 
   constructor(scope: Construct, id: string, props: CrawlerStackProps) {
     const { config } = props;
-    super(scope, id, {
-      ...props,
-      metricsNamespace: METRICS_NAMESPACE,
-      alarmEmail: config.alarmEmail,
-      removalPolicy: config.removalPolicy,
-      logRetention: config.logRetention,
-      logLevel: config.logLevel,
-      oldestMessageAlarmAge: config.oldestMessageAlarmAge,
-      recordTtl: config.recordTtl,
-    });
+    super(scope, id, { ...props, ...stageDefaults(config), metricsNamespace: METRICS_NAMESPACE });
 
     const pages = this.addTable('PagesTable', { partitionKey: 'crawlId', sortKey: 'url' });
     const urls = this.addTable('UrlsTable', { partitionKey: 'crawlId', sortKey: 'url', timeToLive: true });

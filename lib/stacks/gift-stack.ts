@@ -3,7 +3,7 @@ import { Duration, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { GIFT_ENV } from '../../functions/gift/env-names';
 import { GIFT_METRIC, GIFT_METRICS_NAMESPACE } from '../../functions/gift/metrics';
-import type { StageConfig } from '../config';
+import { type StageConfig, stageDefaults } from '../config';
 import { PipelineStack } from '../constructs/pipeline-stack';
 import { PipelineStage } from '../constructs/pipeline-stage';
 
@@ -25,16 +25,7 @@ export class GiftStack extends PipelineStack {
 
   constructor(scope: Construct, id: string, props: GiftStackProps) {
     const { config } = props;
-    super(scope, id, {
-      ...props,
-      metricsNamespace: GIFT_METRICS_NAMESPACE,
-      alarmEmail: config.alarmEmail,
-      removalPolicy: config.removalPolicy,
-      logRetention: config.logRetention,
-      logLevel: config.logLevel,
-      oldestMessageAlarmAge: config.oldestMessageAlarmAge,
-      recordTtl: config.recordTtl,
-    });
+    super(scope, id, { ...props, ...stageDefaults(config), metricsNamespace: GIFT_METRICS_NAMESPACE });
     const stock = this.addTable('StockTable', { partitionKey: 'eventId' });
     const grants = this.addTable('GrantsTable', {
       partitionKey: 'eventId',
