@@ -154,11 +154,27 @@ describe('gift event: first come, one coupon per user, no oversell', () => {
   it('survives a crash between the grant and the notify send: the redelivery sends it, nothing is granted twice', async () => {
     const eventId = await newEvent(2);
     const send = SQSClient.prototype.send;
-    const spy = vi.spyOn(SQSClient.prototype, 'send').mockImplementationOnce(async () => {
-      throw new Error('process died before the send');
-    });
+    // Only the coupon send to the notify queue fails: the sandbox's own pollers share this process and its
+    // SQSClient class, and must not take the fault instead.
+    let died = 0;
+    const spy = vi.spyOn(SQSClient.prototype, 'send').mockImplementation(function (
+      this: SQSClient,
+      ...args: Parameters<SQSClient['send']>
+    ) {
+      const [command] = args as unknown as [{ input?: { QueueUrl?: string } }];
+      if (
+        died === 0 &&
+        command instanceof SendMessageCommand &&
+        command.input.QueueUrl === o().NotifyQueueUrl
+      ) {
+        died++;
+        return Promise.reject(new Error('process died before the send'));
+      }
+      return (send as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+    } as SQSClient['send']);
     await expect(issue(record(eventId, 'crasher'))).rejects.toThrow('process died');
     spy.mockRestore();
+    expect(died).toBe(1);
     expect(SQSClient.prototype.send).toBe(send);
     expect(await couponsOf(eventId)).toHaveLength(1);
     expect(await notified(eventId)).toBe(0);
