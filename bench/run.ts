@@ -29,7 +29,7 @@ const { values: flags } = parseArgs({
   options: {
     quick: { type: 'boolean' },
     'skip-npm-test': { type: 'boolean' },
-    // Comma-separated subset of: packages, crawl, onehost, batch, crawlee, devloop. Budgets of the parts left
+    // Comma-separated subset of: packages, crawl, onehost, chain, batch, crawlee, devloop. Budgets of the parts left
     // out are not checked, and the results go to bench/results/partial/ instead of the committed files.
     only: { type: 'string' },
   },
@@ -530,6 +530,48 @@ async function benchSingleHost(): Promise<void> {
   });
 }
 
+/**
+ * Latency of a deep chain: every page links only to the next, so each hop waits for a whole pass through
+ * both queues (the parse queue's batching window included). Reported, not budgeted.
+ */
+async function benchChain(): Promise<void> {
+  const hops = 30;
+  const demo = await startDemoSite();
+  const sandbox = await startSandbox({
+    outputs: CRAWLER_OUTPUTS,
+    retryDelaySeconds: 1,
+    pollWaitSeconds: 20,
+    functionEnv: { CRAWLER_TEST_ALLOW_LOOPBACK_PORTS: demo.ports.join(','), POWERTOOLS_LOG_LEVEL: 'WARN' },
+  });
+  try {
+    const seed = `http://${demo.hosts[0]}/trap/1`;
+    const submitted = Date.now();
+    const crawlId = await submitCrawl(sandbox.target, { seeds: [seed], maxPages: hops + 5, maxDepth: hops });
+    await waitForIdle(sandbox.target, 300_000);
+    const pages = await listPages(sandbox.target, crawlId);
+    const last = Math.max(...pages.map((p) => Date.parse(String(p.storedAt))));
+    const seconds = (last - submitted) / 1000;
+    const window = Number(
+      (
+        Object.values(templateResources()).find(
+          (r) =>
+            r.Type === 'AWS::Lambda::EventSourceMapping' &&
+            JSON.stringify(r.Properties.FunctionName).includes('ParseQueueConsumer'),
+        )?.Properties ?? {}
+      ).MaximumBatchingWindowInSeconds ?? 0,
+    );
+    report({
+      name: 'deep chain, submit to last page',
+      value: round(seconds, 1),
+      unit: `s for ${pages.length} pages, one link deep each (${round(seconds / Math.max(1, pages.length), 2)} s per hop; the parse queue's batching window is ${window} s of each hop)`,
+      reproduce: 'npm run bench -- --only chain',
+    });
+  } finally {
+    await sandbox.stop();
+    await demo.stop();
+  }
+}
+
 /** Ten hosts that each answer after 200 ms: one crawler batch must fetch them concurrently. */
 async function benchBatchConcurrency(): Promise<void> {
   const servers = await Promise.all(
@@ -763,13 +805,16 @@ async function main(): Promise<void> {
     `bench on ${os.cpus().length} cores, Node ${process.version}${flags.quick ? ' (quick)' : ''}\n`,
   );
   const parts = new Set(
-    flags.only ? flags.only.split(',') : ['packages', 'crawl', 'onehost', 'batch', 'crawlee', 'devloop'],
+    flags.only
+      ? flags.only.split(',')
+      : ['packages', 'crawl', 'onehost', 'chain', 'batch', 'crawlee', 'devloop'],
   );
   // Every part runs the bundles in cdk.out, so they are rebuilt from the current source first.
   synthesize();
   if (parts.has('packages')) await benchPackages();
   if (parts.has('crawl')) await benchCrawl();
   if (parts.has('onehost')) await benchSingleHost();
+  if (parts.has('chain')) await benchChain();
   if (parts.has('batch')) await benchBatchConcurrency();
   if (parts.has('crawlee')) await benchCrawlee();
   if (parts.has('devloop')) await benchDevLoop();
