@@ -551,15 +551,12 @@ async function benchChain(): Promise<void> {
     const pages = await listPages(sandbox.target, crawlId);
     const last = Math.max(...pages.map((p) => Date.parse(String(p.storedAt))));
     const seconds = (last - submitted) / 1000;
-    const window = Number(
-      (
-        Object.values(templateResources()).find(
-          (r) =>
-            r.Type === 'AWS::Lambda::EventSourceMapping' &&
-            JSON.stringify(r.Properties.FunctionName).includes('ParseQueueConsumer'),
-        )?.Properties ?? {}
-      ).MaximumBatchingWindowInSeconds ?? 0,
+    const parseMapping = Object.values(templateResources()).find(
+      (r) =>
+        r.Type === 'AWS::Lambda::EventSourceMapping' &&
+        JSON.stringify(r.Properties.FunctionName).includes('ParseQueueConsumer'),
     );
+    const window = Number(parseMapping?.Properties.MaximumBatchingWindowInSeconds ?? 0);
     report({
       name: 'deep chain, submit to last page',
       value: round(seconds, 1),
