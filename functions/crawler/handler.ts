@@ -190,37 +190,19 @@ async function handleRecord(record: SQSRecord, context: Context, parseSender: Se
     );
     return 'invalid-url';
   }
-  const receives = receiveCount(record);
-  try {
-    // The lease belongs to this receive of this message, so an SDK resend of its write never waits on it.
-    const result = await leaseOwner.run(`${record.messageId}:${receives}`, () =>
-      collectOnce({ crawlId: message.crawlId, url }, message, record, context, parseSender),
-    );
-    return result.outcome;
-  } catch (error) {
-    // This was the last receive before the DLQ: leave the URL an outcome that says so. A redrive that
-    // later succeeds replaces it with the real one.
-    if (receives >= config.maxReceiveCount) {
-      await persistenceStore
-        .recordDeadLettered(
-          { crawlId: message.crawlId, url },
-          { depth: message.payload.depth, detail: (error as Error).message },
-        )
-        .catch((e: unknown) =>
-          recordLogger(record, crawlLogKeys(message)).error('could not record dead-lettered', {
-            error: e as Error,
-          }),
-        );
-    }
-    throw error;
-  }
+  // The lease belongs to this receive of this message, so an SDK resend of its write never waits on it.
+  const result = await leaseOwner.run(`${record.messageId}:${receiveCount(record)}`, () =>
+    collectOnce({ crawlId: message.crawlId, url }, message, record, context, parseSender),
+  );
+  return result.outcome;
 }
 
 /**
- * A URL skipped on its last receive, behind a failing URL of its host, goes to the DLQ unrun: say so on its
- * record, as its own failure on a last receive would have. A message that does not parse has no URL to mark.
+ * A URL whose message failed its last receive goes to the DLQ next: leave it an outcome that says so (a
+ * redrive that later succeeds replaces it). That covers a URL skipped unrun behind a failing URL of its host
+ * (`error` undefined). A message that does not parse has no URL to mark.
  */
-async function recordSkippedDeadLettered(record: SQSRecord): Promise<void> {
+async function recordDeadLettered(record: SQSRecord, error: unknown): Promise<void> {
   let message: FrontierMessage;
   let url: string;
   try {
@@ -231,7 +213,13 @@ async function recordSkippedDeadLettered(record: SQSRecord): Promise<void> {
   }
   await persistenceStore.recordDeadLettered(
     { crawlId: message.crawlId, url },
-    { depth: message.payload.depth, detail: 'not attempted: an earlier URL of its host kept failing' },
+    {
+      depth: message.payload.depth,
+      detail:
+        error === undefined
+          ? 'not attempted: an earlier URL of its host kept failing'
+          : (error as Error).message,
+    },
   );
 }
 
@@ -248,7 +236,7 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
       {
         aroundGroup: (run) => parseSender.participate(run),
         maxReceiveCount: config.maxReceiveCount,
-        onSkippedLastReceive: recordSkippedDeadLettered,
+        onLastReceiveFailure: recordDeadLettered,
       },
     );
   } finally {

@@ -64,12 +64,13 @@ export interface FifoBatchOptions {
   /** Wraps each group's run (the crawler uses it to batch its sends across groups). */
   readonly aroundGroup?: <T>(run: () => Promise<T>) => Promise<T>;
   /**
-   * Called for each record that was skipped, not attempted, on what is its last receive (at least
-   * `maxReceiveCount`): an earlier record of its group failed, so this one goes back unrun and, next time,
-   * to the DLQ without its handler ever seeing it fail. A pipeline records an outcome for it here. Errors
-   * it throws are logged, not raised: the record is reported failed either way.
+   * Called for each record reported failed on what is its last receive (at least `maxReceiveCount`), so a
+   * pipeline can record an outcome before the record goes to the DLQ. `error` is what its handler threw;
+   * it is undefined for a record that was skipped, never attempted, because an earlier record of its group
+   * failed: such a record uses up its receives all the same and would otherwise reach the DLQ unseen.
+   * Errors the callback throws are logged, not raised: the record is reported failed either way.
    */
-  readonly onSkippedLastReceive?: (record: SQSRecord) => Promise<void>;
+  readonly onLastReceiveFailure?: (record: SQSRecord, error: unknown) => Promise<void>;
   /** The source queue's maxReceiveCount. @default - MAX_RECEIVE_COUNT, which QueueConsumer sets */
   readonly maxReceiveCount?: number;
 }
@@ -79,8 +80,8 @@ export interface FifoBatchOptions {
  * rest of that group is reported too (skipGroupOnError), so its order holds; other groups go on.
  *
  * The records skipped after a failure still use up a receive each, as on AWS: a record behind a message
- * that keeps failing can reach the DLQ without ever being attempted. `onSkippedLastReceive` is told of
- * each such record on its last receive.
+ * that keeps failing can reach the DLQ without ever being attempted. `onLastReceiveFailure` is told of
+ * every failed record on its last receive, attempted or skipped.
  */
 export async function processFifoBatchByGroup(
   event: SQSEvent,
@@ -96,10 +97,15 @@ export async function processFifoBatchByGroup(
     list.push(record);
     groups.set(id, list);
   }
-  const attempted = new Set<string>();
-  const tracked: RecordHandler = (record) => {
-    attempted.add(record.messageId);
-    return handler(record);
+  // What each attempted record threw; a failed record absent from it was skipped.
+  const errors = new Map<string, unknown>();
+  const tracked: RecordHandler = async (record) => {
+    try {
+      return await handler(record);
+    } catch (error) {
+      errors.set(record.messageId, error);
+      throw error;
+    }
   };
   const results = await Promise.all(
     [...groups.values()].map((records) =>
@@ -113,17 +119,16 @@ export async function processFifoBatchByGroup(
     ),
   );
   const batchItemFailures: SQSBatchItemFailure[] = results.flatMap((r) => r.batchItemFailures);
-  if (options.onSkippedLastReceive) {
+  const onLastReceiveFailure = options.onLastReceiveFailure;
+  if (onLastReceiveFailure) {
     const limit =
       options.maxReceiveCount ?? Number(process.env[KIT_ENV.maxReceiveCount] ?? Number.POSITIVE_INFINITY);
     const failed = new Set(batchItemFailures.map((f) => f.itemIdentifier));
-    const givenUp = event.Records.filter(
-      (r) => failed.has(r.messageId) && !attempted.has(r.messageId) && receiveCount(r) >= limit,
-    );
+    const givenUp = event.Records.filter((r) => failed.has(r.messageId) && receiveCount(r) >= limit);
     await Promise.all(
       givenUp.map((record) =>
-        options.onSkippedLastReceive?.(record).catch((error: unknown) =>
-          logger.error('could not record the outcome of a record skipped on its last receive', {
+        onLastReceiveFailure(record, errors.get(record.messageId)).catch((error: unknown) =>
+          logger.error('could not record the outcome of a record on its last receive', {
             ...looseIds(record.body),
             messageId: record.messageId,
             error: error as Error,

@@ -148,13 +148,13 @@ describe('processFifoBatchByGroup around each group', () => {
   });
 });
 
-describe('records skipped on their last receive', () => {
+describe('records failed on their last receive', () => {
   const at = (r: SQSRecord, receives: number): SQSRecord => ({
     ...r,
     attributes: { ...r.attributes, ApproximateReceiveCount: String(receives) },
   });
 
-  it('tells the pipeline of each record skipped, never attempted, on its last receive', async () => {
+  it('tells the pipeline of each failed record on its last receive, with its error, or none if it was skipped', async () => {
     // a1 fails; a2 and a3 are skipped behind it. a2 is on its 5th receive of 5, a3 on its 4th; b1 succeeds.
     const event: SQSEvent = {
       Records: [
@@ -164,18 +164,25 @@ describe('records skipped on their last receive', () => {
         at(record('b1', 'B'), 5),
       ],
     };
-    const told: string[] = [];
+    const told: Array<[string, string]> = [];
     const out = await processFifoBatchByGroup(
       event,
       context,
       async (r) => {
         if (r.messageId === 'a1') throw new Error('down');
       },
-      { maxReceiveCount: 5, onSkippedLastReceive: async (r) => void told.push(r.messageId) },
+      {
+        maxReceiveCount: 5,
+        onLastReceiveFailure: async (r, error) =>
+          void told.push([r.messageId, error === undefined ? 'skipped' : (error as Error).message]),
+      },
     );
     expect(out.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(['a1', 'a2', 'a3']);
-    // a1 was attempted (its own handler records its failure); a3 has a receive left; b1 succeeded.
-    expect(told).toEqual(['a2']);
+    // a1 failed itself; a2 was skipped behind it; a3 has a receive left; b1 succeeded.
+    expect(told).toEqual([
+      ['a1', 'down'],
+      ['a2', 'skipped'],
+    ]);
   });
 
   it('reads maxReceiveCount from the environment QueueConsumer sets, and survives a failing hook', async () => {
@@ -190,13 +197,13 @@ describe('records skipped on their last receive', () => {
           throw new Error('down');
         },
         {
-          onSkippedLastReceive: async (r) => {
+          onLastReceiveFailure: async (r) => {
             told.push(r.messageId);
             throw new Error('table gone');
           },
         },
       );
-      expect(told).toEqual(['a2']);
+      expect(told).toEqual(['a1', 'a2']);
       expect(out.batchItemFailures).toHaveLength(2);
     } finally {
       delete process.env.MAX_RECEIVE_COUNT;
