@@ -2,6 +2,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { ddb } from '../kit/clients';
 import { type CounterRef, leftOf, takeItem } from '../kit/counter';
+import { expiresAt } from '../kit/ttl';
 
 /**
  * The crawl record, one item per crawlId in the crawls table; this module is its owner. It holds the
@@ -61,8 +62,8 @@ export async function createCrawlJob(
         TableName: table,
         Item: {
           ...job,
-          pagesRemaining: job.maxPages - job.seeds.length,
-          expiresAt: Math.floor(Date.now() / 1000) + ttlSeconds,
+          [PAGES_REMAINING]: job.maxPages - job.seeds.length,
+          expiresAt: expiresAt(ttlSeconds),
         },
         ConditionExpression: 'attribute_not_exists(crawlId)',
       }),
@@ -75,11 +76,14 @@ export async function createCrawlJob(
   }
 }
 
-/** The crawl's page budget as a kit counter: the places left on its crawl record. */
+/** The crawl record's attribute holding its page budget: the places left. */
+const PAGES_REMAINING = 'pagesRemaining';
+
+/** The crawl's page budget as a kit counter. */
 export const budgetCounter = (table: string, crawlId: string): CounterRef => ({
   table,
   key: { crawlId },
-  attribute: 'pagesRemaining',
+  attribute: PAGES_REMAINING,
 });
 
 /**
@@ -93,8 +97,8 @@ export const budgetDecrement = (table: string, crawlId: string, count: number) =
   takeItem(budgetCounter(table, crawlId), count);
 
 /** The places left according to the crawl item read back from a failed admission. */
-export const placesLeftOf = (table: string, item: Record<string, unknown> | undefined): number =>
-  leftOf(budgetCounter(table, ''), item);
+export const placesLeftOf = (item: Record<string, unknown> | undefined): number =>
+  leftOf({ attribute: PAGES_REMAINING }, item);
 
 /** How much of a crawl's page budget its parsers have admitted; undefined if there is no such crawl. */
 export async function readCrawlBudget(
@@ -108,5 +112,5 @@ export async function readCrawlBudget(
   if (!Item) return undefined;
   const maxPages = Number(Item.maxPages);
   // Each admission takes exactly the places it claims URLs for, so the counter never goes below zero.
-  return { maxPages, admitted: maxPages - Number(Item.pagesRemaining) };
+  return { maxPages, admitted: maxPages - Number(Item[PAGES_REMAINING]) };
 }

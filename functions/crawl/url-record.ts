@@ -2,6 +2,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { BatchGetCommand, type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ddb } from '../kit/clients';
 import { RetryableError } from '../kit/errors';
+import { expiresAt } from '../kit/ttl';
 
 /**
  * The URL record: one item per (crawlId, url) in the URLs table, and this module is its owner. It holds
@@ -27,8 +28,6 @@ export const URL_ATTR = {
 
 /** The claim of a seed: the crawl itself admitted it. */
 export const seedClaimant = (crawlId: string): string => `seed:${crawlId}`;
-
-const expiry = (ttlSeconds: number): number => Math.floor(Date.now() / 1000) + ttlSeconds;
 
 /** Every URL that enters the frontier ends with one of these, so nothing disappears silently. */
 export const OUTCOMES = [
@@ -85,7 +84,7 @@ export function outcomeUpdate(
   const values: Record<string, unknown> = {
     ':o': outcome,
     ':t': new Date().toISOString(),
-    ':e': expiry(ttlSeconds),
+    ':e': expiresAt(ttlSeconds),
   };
   const sets = [
     `${URL_ATTR.outcome} = :o`,
@@ -140,7 +139,7 @@ export async function claimSeed(
       Key: { crawlId, url },
       UpdateExpression: `SET ${URL_ATTR.claimedBy} = :c, #d = :d, ${URL_ATTR.expiresAt} = :e`,
       ExpressionAttributeNames: { '#d': URL_ATTR.depth },
-      ExpressionAttributeValues: { ':c': seedClaimant(crawlId), ':d': 0, ':e': expiry(ttlSeconds) },
+      ExpressionAttributeValues: { ':c': seedClaimant(crawlId), ':d': 0, ':e': expiresAt(ttlSeconds) },
     }),
   );
 }
@@ -170,7 +169,7 @@ export function claimLinkItem(
         ':me': claimant,
         ':d': depth,
         ':t': new Date().toISOString(),
-        ':e': expiry(ttlSeconds),
+        ':e': expiresAt(ttlSeconds),
       },
     },
   };

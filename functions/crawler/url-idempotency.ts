@@ -15,6 +15,7 @@ import {
   outcomeUpdate,
   URL_ATTR,
 } from '../crawl/url-record';
+import { expiresAt } from '../kit/ttl';
 
 /** What a fetch attempt returns, and what its completed idempotency record stores on the URL record. */
 export type CollectResult = { outcome: Outcome } & OutcomeDetail;
@@ -104,7 +105,7 @@ export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
             ':owner': leaseOwner.getStore() ?? randomUUID(),
             ':expiry': record.expiryTimestamp,
             ':lease': record.inProgressExpiryTimestamp ?? now + 60_000,
-            ':ttl': Math.floor(now / 1000) + this.ttlSeconds,
+            ':ttl': expiresAt(this.ttlSeconds, now),
             ':now': now / 1000,
             ':nowMs': now,
           },

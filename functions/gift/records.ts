@@ -9,6 +9,7 @@ import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { type ClaimResult, claimItem, claimOnce } from '../kit/claim';
 import { type CounterRef, takeItem } from '../kit/counter';
 import { RetryableError } from '../kit/errors';
+import { expiresAt } from '../kit/ttl';
 
 /**
  * The gift event's three records, and this module is their owner (attribute names, TTL, reads, writes):
@@ -30,8 +31,6 @@ export interface GrantRecord {
   readonly answers: Record<string, string>;
   readonly decidedAt: string;
 }
-
-const expiresAt = (ttlSeconds: number) => Math.floor(Date.now() / 1000) + ttlSeconds;
 
 export const stockCounter = (table: string, eventId: string): CounterRef => ({
   table,

@@ -33,7 +33,10 @@ export function takeItem(counter: CounterRef, n = 1) {
 }
 
 /** How many are left according to an item read back from a failed take (wire or plain form); 0 if absent. */
-export function leftOf(counter: CounterRef, item: Record<string, unknown> | undefined): number {
+export function leftOf(
+  counter: Pick<CounterRef, 'attribute'>,
+  item: Record<string, unknown> | undefined,
+): number {
   const value = item?.[counter.attribute] as { N?: string } | number | string | undefined;
   const raw = typeof value === 'object' ? value?.N : value;
   const left = Number(raw ?? 0);

@@ -260,7 +260,7 @@ async function admitAll(
         progressed = true;
         const item = reason.Item as Record<string, unknown> | undefined;
         if (i === 0) {
-          placesLeft = placesLeftOf(input.crawlsTable, item);
+          placesLeft = placesLeftOf(item);
           return;
         }
         const url = batch[i - 1] as string;
