@@ -193,11 +193,11 @@ export class PipelineStack extends Stack {
   }
 
   /** Called by PipelineStage: the stage's outputs and its dashboard lines. */
-  registerStage(stage: PipelineStage, name: string): void {
+  registerStage(stage: PipelineStage): void {
     this.stages.push(stage);
-    this.output(outputName(name, 'QueueUrl'), stage.queue.queueUrl);
-    this.output(outputName(name, 'DlqUrl'), stage.deadLetterQueue.queueUrl);
-    const label = outputName(name, 'QueueUrl').replace(/QueueUrl$/, '');
+    const label = stage.stageName;
+    this.output(`${label}QueueUrl`, stage.queue.queueUrl);
+    this.output(`${label}DlqUrl`, stage.deadLetterQueue.queueUrl);
     const fn = stage.consumer.function;
     this.graphs.depth.addLeftMetric(stage.queue.metricApproximateNumberOfMessagesVisible({ label }));
     this.graphs.age.addLeftMetric(stage.queue.metricApproximateAgeOfOldestMessage({ label }));

@@ -33,11 +33,12 @@ export class PipelineStage extends QueueWithDlq {
 
   constructor(scope: Construct, id: string, props: PipelineStageProps) {
     const pipeline = PipelineStack.pipelineOf(scope, `${scope.node.path}/${id}`);
-    const timeout = props.timeout ?? Duration.seconds(30);
-    const window = props.maxBatchingWindow?.toSeconds() ?? 0;
+    const timeout = props.timeout ?? QueueConsumer.DEFAULT_TIMEOUT;
     super(scope, id, {
       ...props,
-      visibilityTimeout: props.visibilityTimeout ?? Duration.seconds(timeout.toSeconds() * 6 + window),
+      visibilityTimeout:
+        props.visibilityTimeout ??
+        Duration.seconds(QueueConsumer.requiredVisibilitySeconds(timeout, props.maxBatchingWindow)),
       alarmTopic: pipeline.alarmTopic,
       oldestMessageAlarmAge: props.oldestMessageAlarmAge ?? pipeline.oldestMessageAlarmAge,
       removalPolicy: props.removalPolicy ?? pipeline.removalPolicy,
@@ -52,7 +53,7 @@ export class PipelineStage extends QueueWithDlq {
       logLevel: props.logLevel ?? pipeline.logLevel,
       removalPolicy: props.removalPolicy ?? pipeline.removalPolicy,
     });
-    pipeline.registerStage(this, this.stageName);
+    pipeline.registerStage(this);
   }
 
   /** Let the consumer send to `queue` (the next stage) and pass its URL in `envName`. */

@@ -82,6 +82,17 @@ export interface QueueConsumerProps {
  * recommends so that a retried invocation does not overlap a message that is still being processed.
  */
 export class QueueConsumer extends Construct {
+  /** The function timeout when none is given. */
+  static readonly DEFAULT_TIMEOUT = Duration.seconds(30);
+
+  /**
+   * The least visibility timeout a source queue needs for a consumer: 6 × the function timeout, AWS's
+   * margin, plus the batching window, during which records wait in the poller before the timeout starts.
+   */
+  static requiredVisibilitySeconds(timeout: Duration, maxBatchingWindow?: Duration): number {
+    return timeout.toSeconds() * 6 + (maxBatchingWindow?.toSeconds() ?? 0);
+  }
+
   public readonly function: NodejsFunction;
   public readonly role: Role;
   public readonly logGroup: LogGroup;
@@ -89,7 +100,7 @@ export class QueueConsumer extends Construct {
 
   constructor(scope: Construct, id: string, props: QueueConsumerProps) {
     super(scope, id);
-    const timeout = props.timeout ?? Duration.seconds(30);
+    const timeout = props.timeout ?? QueueConsumer.DEFAULT_TIMEOUT;
     const batchSize = props.batchSize ?? 10;
     const maxConcurrency = props.maxConcurrency ?? 2;
     validate(this, props, timeout, batchSize, maxConcurrency);
@@ -251,9 +262,8 @@ function validate(
   }
   const visibility = props.source.visibilityTimeout;
   if (!visibility.isUnresolved() && !timeout.isUnresolved()) {
-    // AWS's rule: records wait in the poller for up to the batching window before the function's own timeout starts.
     const window = props.maxBatchingWindow?.toSeconds() ?? 0;
-    const needed = timeout.toSeconds() * 6 + window;
+    const needed = QueueConsumer.requiredVisibilitySeconds(timeout, props.maxBatchingWindow);
     if (visibility.toSeconds() < needed) {
       throw new Error(
         `${scope.node.path}: visibilityTimeout (${visibility.toSeconds()}s) of the source queue must be at least 6 × the function timeout ` +
