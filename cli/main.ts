@@ -9,15 +9,7 @@ import {
   parseCrawlRequest,
 } from '../functions/crawl/crawl-request';
 import { LOCALSTACK_ENDPOINT, STACK_NAME, targetRegion } from '../localstack/settings';
-import {
-  formatStatus,
-  isIdle,
-  peekDlq,
-  redrive,
-  type StackQueue,
-  stackQueues,
-  stackStatus,
-} from '../tooling/queues';
+import { formatStatus, isIdle, peekDlq, redrive, stackStatus, UnknownQueueError } from '../tooling/queues';
 import { runningSandbox } from '../tooling/sandbox-file';
 import { connectDeployed, makeTarget, type Target } from '../tooling/target';
 import { CRAWLER_OUTPUTS, type CrawlerTarget, crawlBudget, listPages, submitCrawl } from './crawl-api';
@@ -89,16 +81,6 @@ function crawlerTarget(target: Target, command: string): CrawlerTarget {
       `${command} is a crawler command, and stack ${target.stackName} is not a crawler stack (it lacks ${missing.join(', ')})`,
     );
   return target as CrawlerTarget;
-}
-
-function queueArg(target: Target, value: string | undefined): StackQueue {
-  const queues = stackQueues(target.outputs);
-  const found = queues.find((q) => q.name === value);
-  if (!found)
-    throw new UsageError(
-      `name a queue of ${target.stackName}: ${queues.map((q) => q.name).join(' or ')} (got "${value ?? ''}")`,
-    );
-  return found;
 }
 
 const OPTIONS = {
@@ -202,14 +184,14 @@ async function run(argv: string[]): Promise<void> {
       return;
     }
     case 'dlq': {
-      const entries = await peekDlq(target, queueArg(target, rest[0]).name);
+      const entries = await peekDlq(target, rest[0] as string);
       if (entries.length === 0) return void console.log('DLQ is empty');
       for (const e of entries)
         console.log(`${e.messageId}  receives=${e.receiveCount}  ${e.reason}\n  ${e.body.slice(0, 200)}`);
       return;
     }
     case 'redrive': {
-      const which = queueArg(target, rest[0]).name;
+      const which = rest[0] as string;
       const result = await redrive(target, which, (moved) => process.stderr.write(`\r  moved ${moved}…`));
       console.log(
         result.method === 'message-move-task'
@@ -225,9 +207,11 @@ const isMain = process.argv[1] && path.resolve(process.argv[1]) === path.resolve
 if (isMain) {
   run(process.argv.slice(2)).catch((error: unknown) => {
     const e = error as Error & { name?: string; code?: string };
-    const usage = error instanceof UsageError || error instanceof CrawlRequestError;
+    // An unknown queue name is an argument that can never work: a usage error, like the rest.
+    const usage =
+      error instanceof UsageError || error instanceof CrawlRequestError || error instanceof UnknownQueueError;
     const message =
-      error instanceof CliError || error instanceof CrawlRequestError
+      error instanceof CliError || error instanceof CrawlRequestError || error instanceof UnknownQueueError
         ? e.message
         : e.name === 'CredentialsProviderError'
           ? 'no AWS credentials found; configure a profile or pass --target sandbox|localstack'

@@ -28,14 +28,21 @@ export function stackQueues(outputs: Readonly<Record<string, string | undefined>
   return queues;
 }
 
-/** The named queue pair of a target's stack, or an error listing the names it has. */
+/** A queue name the stack does not have; the message lists the names it has. */
+export class UnknownQueueError extends Error {
+  constructor(stackName: string, name: string, known: readonly StackQueue[]) {
+    super(
+      `name a queue of ${stackName}: ${known.map((q) => q.name).join(' or ') || '(none)'} (got "${name}")`,
+    );
+    this.name = 'UnknownQueueError';
+  }
+}
+
+/** The named queue pair of a target's stack; UnknownQueueError if it has none of that name. */
 export function stackQueue(target: Target, name: string): StackQueue {
   const queues = stackQueues(target.outputs);
   const found = queues.find((q) => q.name === name);
-  if (!found)
-    throw new Error(
-      `stack ${target.stackName} has no queue "${name}"; its queues are ${queues.map((q) => q.name).join(', ') || '(none)'}`,
-    );
+  if (!found) throw new UnknownQueueError(target.stackName, name, queues);
   return found;
 }
 
