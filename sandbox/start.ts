@@ -49,15 +49,12 @@ async function main(): Promise<void> {
   const stackName = typeof parsed.values.stack === 'string' ? parsed.values.stack : DEFAULT_STACK;
   const demo = await loadDemo(stackName);
   if (parsed.values.help) return void console.log(`${USAGE}${demo ? `\n\n${demo.usage}` : ''}`);
-  const generic = new Set(['stack', 'keep', 'help', 'h']);
-  const rest: string[] = [];
-  for (const t of parsed.tokens ?? []) {
-    if (t.kind === 'positional') rest.push(t.value);
-    else if (t.kind === 'option' && !generic.has(t.name))
-      rest.push(t.rawName, ...(t.value !== undefined && !t.inlineValue ? [t.value] : []));
-    if (t.kind === 'option' && t.inlineValue && !generic.has(t.name))
-      rest[rest.length - 1] = `${t.rawName}=${t.value}`;
-  }
+  // Everything but the generic options, as typed (`--max-pages=5` stays one argument), in order.
+  const generic = new Set(['stack', 'keep', 'help']);
+  const argv = process.argv.slice(2);
+  const rest = (parsed.tokens ?? [])
+    .filter((t) => t.kind === 'positional' || (t.kind === 'option' && !generic.has(t.name)))
+    .map((t) => argv[t.index] as string);
   let args: unknown;
   try {
     if (demo) args = demo.parse(rest);
