@@ -265,23 +265,19 @@ async function meteredCrawl(site: DemoSiteOptions, seedHosts: number, maxDepth: 
     const lines = log.split('\n').filter((l) => l.trim());
     const metrics = new Set<string>();
     for (const line of lines) {
-      const emf = (
-        JSON.parse(line) as {
-          _aws?: {
-            CloudWatchMetrics?: Array<{
-              Namespace: string;
-              Dimensions: string[][];
-              Metrics: Array<{ Name: string }>;
-            }>;
-          };
-        } & Record<string, unknown>
-      )._aws;
-      for (const d of emf?.CloudWatchMetrics ?? [])
+      const record = JSON.parse(line) as {
+        _aws?: {
+          CloudWatchMetrics?: Array<{
+            Namespace: string;
+            Dimensions: string[][];
+            Metrics: Array<{ Name: string }>;
+          }>;
+        };
+      } & Record<string, unknown>;
+      for (const d of record._aws?.CloudWatchMetrics ?? [])
         for (const m of d.Metrics)
           for (const dims of d.Dimensions)
-            metrics.add(
-              `${d.Namespace}/${m.Name}/${dims.map((k) => `${k}=${String(JSON.parse(line)[k])}`).join(',')}`,
-            );
+            metrics.add(`${d.Namespace}/${m.Name}/${dims.map((k) => `${k}=${String(record[k])}`).join(',')}`);
     }
     const storedBytes = [...pages, ...urls].reduce((n, item) => n + itemBytes(item) + 100, 0);
     return {
@@ -313,12 +309,6 @@ const PLATFORM_LOG_BYTES = 340;
 /** CloudWatch Logs bills each event's bytes plus this much metadata per event. */
 const LOG_EVENT_OVERHEAD_BYTES = 26;
 
-interface Template {
-  Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }>;
-}
-const crawlerTemplate = (): Template =>
-  JSON.parse(readFileSync(path.join(CDK_OUT, 'Crawler-dev.template.json'), 'utf8')) as Template;
-
 /** Modelled dollars of one metered crawl, by service, from bench/prices.json. */
 function costOf(run: CrawlRun, fetchLatencyMs = FETCH_LATENCY_MS) {
   const entries = Object.entries(run.meter);
@@ -336,9 +326,7 @@ function costOf(run: CrawlRun, fetchLatencyMs = FETCH_LATENCY_MS) {
     gbSeconds += (modelled / 1000) * (i.memoryMb / 1024);
   }
   // X-Ray bills each trace of a function with active tracing: read from the template, not assumed.
-  const fns = Object.entries(crawlerTemplate().Resources).filter(
-    ([, r]) => r.Type === 'AWS::Lambda::Function',
-  );
+  const fns = Object.entries(templateResources()).filter(([, r]) => r.Type === 'AWS::Lambda::Function');
   const traced = new Set(
     fns
       .filter(([, r]) => (r.Properties?.TracingConfig as { Mode?: string } | undefined)?.Mode === 'Active')
@@ -377,7 +365,7 @@ function costOf(run: CrawlRun, fetchLatencyMs = FETCH_LATENCY_MS) {
  * (modelled from AWS's documentation, not measured).
  */
 function fixedMonthly(run: CrawlRun) {
-  const resources = Object.values(crawlerTemplate().Resources);
+  const resources = Object.values(templateResources());
   const count = (type: string) => resources.filter((r) => r.Type === type).length;
   const mappings = resources.filter((r) => r.Type === 'AWS::Lambda::EventSourceMapping');
   const receivesPerPollerMonth = 3 * 60 * 24 * 30;
