@@ -62,6 +62,7 @@ export const demo: Demo = {
     const { CRAWLER_OUTPUTS, listPages, listUrls, submitCrawl } = await import('../cli/crawl-api');
     const { isIdle, stackStatus } = await import('../tooling/queues');
     const { requireOutputs } = await import('../tooling/target');
+    const { formatRanking, onlineRanking, RANKING_OUTPUTS } = await import('../tooling/ranking');
     const target = {
       ...sandbox.target,
       outputs: requireOutputs(sandbox.target.outputs, CRAWLER_OUTPUTS, 'the crawler demo'),
@@ -109,6 +110,21 @@ export const demo: Demo = {
     log(`  outcomes: ${[...outcomes].map(([k, v]) => `${k} ${v}`).join(', ')}`);
     log(`  pages:    ${path.relative(root, file)} (one JSON object per line)`);
     log(`  logs:     ${path.relative(root, sandbox.logFile)} (Powertools JSON, grep by crawlId ${crawlId})`);
+    const ranked = await onlineRanking(
+      {
+        ...sandbox.target,
+        outputs: requireOutputs(sandbox.target.outputs, RANKING_OUTPUTS, 'the crawler demo'),
+      },
+      crawlId,
+    );
+    if (ranked.ranking.length > 0) {
+      const { summary } = ranked;
+      log(
+        `  online ranking, by links from crawled pages (${summary.edges} links of ${summary.pages} pages counted; at most ${summary.overcountBound} counted twice):`,
+      );
+      log(formatRanking(ranked.ranking, 10).replace(/^/gm, '  '));
+      log(`  exact:    npm run cli -- rank ${crawlId} --exact   (with \`npm start -- --keep\` running)`);
+    }
     const nothing = pages.length === 0 ? whyNothingStored(outcomes) : undefined;
     if (nothing) console.error(`✖ ${nothing}`);
     const keepHints = site

@@ -354,5 +354,9 @@ export class EventSourceRunner {
 }
 
 export function openLog(file: string | undefined): WriteStream | undefined {
-  return file ? createWriteStream(file, { flags: 'a' }) : undefined;
+  if (!file) return undefined;
+  const log = createWriteStream(file, { flags: 'a' });
+  // Every worker pipes its stdout and stderr here: two of each listener per worker, and a stack has many.
+  log.setMaxListeners(0);
+  return log;
 }

@@ -12,6 +12,9 @@ export const ENV = {
   urlsTable: 'URLS_TABLE',
   crawlsTable: 'CRAWLS_TABLE',
   bodiesBucket: 'BODIES_BUCKET',
+  linksQueueUrl: 'LINKS_QUEUE_URL',
+  ranksTable: 'RANKS_TABLE',
+  edgesBucket: 'EDGES_BUCKET',
   /** Parse messages whose base64 body is larger go through S3 instead. */
   inlineBodyMaxBytes: 'INLINE_BODY_MAX_BYTES',
   userAgent: 'CRAWLER_USER_AGENT',

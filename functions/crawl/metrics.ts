@@ -7,6 +7,8 @@ export const METRIC = {
   linksEnqueued: 'linksEnqueued',
   linksOverBudget: 'linksOverBudget',
   outcome: 'outcome',
+  edgesCounted: 'edgesCounted',
+  edgeLogObjects: 'edgeLogObjects',
 } as const;
 
 /** The CloudWatch namespace of the crawler's metrics; the stack passes it to its consumers. */

@@ -71,3 +71,30 @@ export function parsePageMessage(
 ): ParseMessage {
   return { ...envelopeFields('parse.page', correlationId), crawlId, payload };
 }
+
+/** Out-links per page-links message: the parser's link cap, so one page is usually one message. */
+export const MAX_LINKS_PER_MESSAGE = 500;
+
+/**
+ * rank: one parsed page's in-scope out-links, for the online inbound-link counts and the edge log.
+ * `repeat` says this page's links may have been sent before (a redelivered parse, or a page already
+ * stored): the ranker still counts them, and adds them to the crawl's over-count bound.
+ */
+export const PageLinksMessage = crawlEnvelope(
+  'page.links',
+  z.object({
+    src: httpUrl,
+    links: z.array(httpUrl).check(z.maxLength(MAX_LINKS_PER_MESSAGE)),
+    repeat: z.boolean(),
+  }),
+);
+export type PageLinksMessage = z.infer<typeof PageLinksMessage>;
+
+/** Build a page-links message: the one place its envelope is filled in. */
+export function pageLinksMessage(
+  crawlId: string,
+  correlationId: string,
+  payload: PageLinksMessage['payload'],
+): PageLinksMessage {
+  return { ...envelopeFields('page.links', correlationId), crawlId, payload };
+}

@@ -4,10 +4,16 @@ import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 const MAX_ENTRIES = 10;
 const MAX_BATCH_BYTES = 256 * 1024;
 
+/** What a caller learns of its send: whether the SDK sent the batch more than once (a lost response). */
+export interface Sent {
+  /** An attempt whose response was lost may have been accepted too: the message may be on the queue twice. */
+  readonly resent: boolean;
+}
+
 interface Waiting {
   readonly body: string;
   readonly bytes: number;
-  resolve(): void;
+  resolve(sent: Sent): void;
   reject(error: Error): void;
 }
 
@@ -47,8 +53,8 @@ export class SendBatcher {
   }
 
   /** Queue a message body; resolves when it was sent, rejects with the reason if it was not. */
-  async send(body: string): Promise<void> {
-    const sent = new Promise<void>((resolve, reject) => {
+  async send(body: string): Promise<Sent> {
+    const sent = new Promise<Sent>((resolve, reject) => {
       this.waiting.push({ body, bytes: Buffer.byteLength(body), resolve, reject });
     });
     this.working--;
@@ -58,7 +64,7 @@ export class SendBatcher {
     }, this.maxWaitMs);
     try {
       this.flushIfIdle();
-      await sent;
+      return await sent;
     } finally {
       this.working++;
     }
@@ -104,10 +110,11 @@ export class SendBatcher {
         }),
       );
       const failed = new Map((out.Failed ?? []).map((f) => [f.Id, f]));
+      const resent = (out.$metadata?.attempts ?? 1) > 1;
       for (const [i, w] of batch.entries()) {
         const f = failed.get(String(i));
         if (f) w.reject(new Error(`SendMessageBatch refused a message: ${f.Code}: ${f.Message ?? ''}`));
-        else w.resolve();
+        else w.resolve({ resent });
       }
     } catch (error) {
       for (const w of batch) w.reject(error as Error);

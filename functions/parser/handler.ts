@@ -3,14 +3,17 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { decompressBody } from '../crawl/body';
 import { getCrawlJob } from '../crawl/crawl-record';
 import { ENV } from '../crawl/env-names';
+import { outLinks, pageLinksMessages } from '../crawl/link-graph';
 import { METRIC } from '../crawl/metrics';
 import { type BodyRef, crawlLogKeys, ParseMessage } from '../crawl/schemas';
 import { recordOutcome } from '../crawl/url-record';
 import { poisonToDlq, processStandardBatch, receiveCount } from '../kit/batch';
-import { s3 } from '../kit/clients';
+import { s3, sqs } from '../kit/clients';
 import { intEnv, requireEnv } from '../kit/env';
 import { parseMessage } from '../kit/envelope';
+import { RetryableError } from '../kit/errors';
 import { metrics, recordLogger, startInvocation } from '../kit/powertools';
+import { SendBatcher } from '../kit/send-batcher';
 import { decodeHtml } from './charset';
 import { extractPage } from './extract';
 import { discoverLinks } from './links';
@@ -18,6 +21,7 @@ import { pageRecord, storePage } from './store';
 
 const config = {
   frontierQueueUrl: requireEnv(ENV.frontierQueueUrl),
+  linksQueueUrl: requireEnv(ENV.linksQueueUrl),
   dlqUrl: requireEnv(ENV.dlqUrl),
   pagesTable: requireEnv(ENV.pagesTable),
   urlsTable: requireEnv(ENV.urlsTable),
@@ -38,8 +42,26 @@ async function loadBody(ref: BodyRef): Promise<Buffer | undefined> {
   }
 }
 
+/**
+ * Send the page's in-scope out-links to the ranker. `repeat` marks links that may have been sent before, so
+ * the ranker can bound its over-count. A batch the SDK had to resend may be on the queue twice unmarked:
+ * the record fails instead, and its redelivery sends the links again, marked.
+ */
+async function sendLinks(
+  sender: SendBatcher,
+  message: ParseMessage,
+  links: readonly string[],
+  repeat: boolean,
+): Promise<void> {
+  const { crawlId, correlationId } = message;
+  const bodies = pageLinksMessages(crawlId, correlationId, message.payload.url, links, repeat);
+  const sent = await Promise.all(bodies.map((m) => sender.send(JSON.stringify(m))));
+  if (!repeat && sent.some((s) => s.resent))
+    throw new RetryableError('page links were sent twice by the SDK; redelivering to mark them as a repeat');
+}
+
 /** Parse one page, store it once, and claim and enqueue its new links. Every step is safe to repeat. */
-async function handleRecord(record: SQSRecord): Promise<string> {
+async function handleRecord(record: SQSRecord, linksSender: SendBatcher): Promise<string> {
   const message = parseMessage(ParseMessage, record.body);
   const log = recordLogger(record, crawlLogKeys(message));
   const { url, finalUrl, depth } = message.payload;
@@ -71,19 +93,23 @@ async function handleRecord(record: SQSRecord): Promise<string> {
     log.debug('page stored', { url, stored, links: page.links.length, followed: false });
     return stored;
   }
-  const links = await discoverLinks({
-    crawlId: message.crawlId,
-    correlationId: message.correlationId,
-    claimant: url,
-    depth,
-    links: page.links,
-    job,
-    urlsTable: config.urlsTable,
-    crawlsTable: config.crawlsTable,
-    frontierQueueUrl: config.frontierQueueUrl,
-    ttlSeconds: config.recordTtlSeconds,
-    redelivered: receiveCount(record) > 1,
-  });
+  const repeat = receiveCount(record) > 1 || stored === 'duplicate';
+  const [links] = await Promise.all([
+    discoverLinks({
+      crawlId: message.crawlId,
+      correlationId: message.correlationId,
+      claimant: url,
+      depth,
+      links: page.links,
+      job,
+      urlsTable: config.urlsTable,
+      crawlsTable: config.crawlsTable,
+      frontierQueueUrl: config.frontierQueueUrl,
+      ttlSeconds: config.recordTtlSeconds,
+      redelivered: receiveCount(record) > 1,
+    }),
+    sendLinks(linksSender, message, outLinks(url, page.links, job.allowedHosts), repeat),
+  ]);
   metrics.addMetric(METRIC.linksEnqueued, 'Count', links.enqueued);
   if (links.overBudget > 0) metrics.addMetric(METRIC.linksOverBudget, 'Count', links.overBudget);
   // DEBUG: at the prod level (INFO) a URL gets one line, the crawler's outcome; CloudWatch bills each byte.
@@ -94,7 +120,15 @@ async function handleRecord(record: SQSRecord): Promise<string> {
 export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
   startInvocation(context);
   try {
-    return await processStandardBatch(event, context, poisonToDlq(config.dlqUrl, handleRecord));
+    // One sender per invocation: the page-links messages of a batch's pages go out ten to a request.
+    const linksSender = new SendBatcher(config.linksQueueUrl, sqs);
+    return await processStandardBatch(
+      event,
+      context,
+      poisonToDlq(config.dlqUrl, (record) =>
+        linksSender.participate(() => handleRecord(record, linksSender)),
+      ),
+    );
   } finally {
     metrics.publishStoredMetrics();
   }

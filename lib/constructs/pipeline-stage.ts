@@ -68,8 +68,11 @@ export class PipelineStage extends QueueWithDlq {
     return this;
   }
 
-  /** Let the consumer get (and put, with 'rw') objects under `prefix` and pass the bucket name in `envName`. */
-  bindBucket(bucket: IBucket, mode: 'r' | 'rw', envName: string, prefix: string): this {
+  /**
+   * Let the consumer get ('r'), put ('w') or get and put ('rw') objects under `prefix`, and pass the bucket
+   * name in `envName`.
+   */
+  bindBucket(bucket: IBucket, mode: 'r' | 'w' | 'rw', envName: string, prefix: string): this {
     this.consumer.bindBucket(bucket, mode, envName, prefix);
     return this;
   }

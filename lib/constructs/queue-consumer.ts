@@ -231,10 +231,11 @@ export class QueueConsumer extends Construct {
    * Grant object get/put under `prefix` of a bucket and put the bucket name in `envName`.
    * Object ARNs need a wildcard after the prefix; the prefix keeps it to this function's objects.
    */
-  bindBucket(bucket: IBucket, mode: 'r' | 'rw', envName: string, prefix: string): this {
+  bindBucket(bucket: IBucket, mode: 'r' | 'w' | 'rw', envName: string, prefix: string): this {
+    const actions = { r: ['s3:GetObject'], w: ['s3:PutObject'], rw: ['s3:GetObject', 's3:PutObject'] };
     this.role.addToPolicy(
       new PolicyStatement({
-        actions: mode === 'rw' ? ['s3:GetObject', 's3:PutObject'] : ['s3:GetObject'],
+        actions: actions[mode],
         resources: [bucket.arnForObjects(`${prefix}*`)],
       }),
     );

@@ -2,9 +2,11 @@ import path from 'node:path';
 import { Duration, type StackProps, Validations } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { BODY_PREFIX, ENV } from '../../functions/crawl/env-names';
+import { EDGE_LOG_PREFIX } from '../../functions/crawl/link-graph';
 import { METRIC, METRICS_NAMESPACE } from '../../functions/crawl/metrics';
 import { MIN_RECEIVES } from '../../functions/crawler/failures';
 import { type StageConfig, stageDefaults } from '../config';
+import { ATHENA_RESULTS_EXPIRATION, AthenaJsonTable } from '../constructs/athena-table';
 import { PipelineStack } from '../constructs/pipeline-stack';
 import { PipelineStage } from '../constructs/pipeline-stage';
 
@@ -12,12 +14,17 @@ export interface CrawlerStackProps extends StackProps {
   readonly config: StageConfig;
 }
 
+/** Athena's result files, in the edges bucket beside the log. */
+const ATHENA_RESULTS_PREFIX = 'athena-results/';
+
 const functionsDir = path.join(import.meta.dirname, '..', '..', 'functions');
 
 /** Collect → queue → parse → store, on the pipeline kit. No business logic lives here. */
 export class CrawlerStack extends PipelineStack {
   public readonly frontier: PipelineStage;
   public readonly parseQueue: PipelineStage;
+  public readonly links: PipelineStage;
+  public readonly edges: AthenaJsonTable;
 
   constructor(scope: Construct, id: string, props: CrawlerStackProps) {
     const { config } = props;
@@ -32,6 +39,17 @@ export class CrawlerStack extends PipelineStack {
     Validations.of(bodies).acknowledge({
       id: 'AwsSolutions-S1',
       reason: `Bodies are transient claim checks that expire after ${config.bodyExpiration.toDays()} days and are read only by the parser role; CloudTrail data events cover audits when needed.`,
+    });
+
+    // The ranking: online counts per linked URL, and the edge log the exact ranking reads with SQL.
+    const ranks = this.addTable('RanksTable', { partitionKey: 'crawlId', sortKey: 'url', timeToLive: true });
+    const edgeLog = this.addBucket('EdgesBucket', {
+      lifecycleRules: [{ prefix: ATHENA_RESULTS_PREFIX, expiration: ATHENA_RESULTS_EXPIRATION }],
+    });
+    Validations.of(edgeLog).acknowledge({
+      id: 'AwsSolutions-S1',
+      reason:
+        'The edge log is written only by the ranker role and read by the query policy; CloudTrail data events cover audits when needed.',
     });
 
     const commonEnv = {
@@ -73,6 +91,29 @@ export class CrawlerStack extends PipelineStack {
       environment: commonEnv,
     });
 
+    // Page links: standard, and drained in large batches, so one write per linked URL and one edge log
+    // object serve many pages. The window is how stale the online ranking may be.
+    this.links = new PipelineStage(this, 'Links', {
+      entry: path.join(functionsDir, 'ranker', 'handler.ts'),
+      serviceName: 'ranker',
+      timeout: Duration.seconds(60),
+      batchSize: 1000,
+      maxBatchingWindow: Duration.seconds(5),
+      maxConcurrency: 2,
+      environment: { [ENV.recordTtlSeconds]: String(config.recordTtl.toSeconds()) },
+    });
+    this.edges = new AthenaJsonTable(this, 'Ranking', {
+      bucket: edgeLog,
+      prefix: EDGE_LOG_PREFIX,
+      tableName: 'edges',
+      columns: { src: 'string', dst: 'string' },
+      partitionKey: 'crawl_id',
+      resultsPrefix: ATHENA_RESULTS_PREFIX,
+    });
+    this.output('RankingDatabase', this.edges.databaseName);
+    this.output('RankingWorkGroup', this.edges.workGroupName);
+    this.output('RankingQueryPolicyArn', this.edges.queryPolicy.managedPolicyArn);
+
     this.frontier
       .bindQueue(this.parseQueue.queue, ENV.parseQueueUrl)
       .bindTable(crawls, 'r', ENV.crawlsTable)
@@ -83,7 +124,11 @@ export class CrawlerStack extends PipelineStack {
       .bindTable(pages, 'rw', ENV.pagesTable)
       .bindTable(urls, 'rw', ENV.urlsTable)
       .bindTable(crawls, 'rw', ENV.crawlsTable)
-      .bindBucket(bodies, 'r', ENV.bodiesBucket, BODY_PREFIX);
+      .bindBucket(bodies, 'r', ENV.bodiesBucket, BODY_PREFIX)
+      .bindQueue(this.links.queue, ENV.linksQueueUrl);
+    this.links
+      .bindTable(ranks, 'rw', ENV.ranksTable)
+      .bindBucket(edgeLog, 'w', ENV.edgesBucket, EDGE_LOG_PREFIX);
 
     this.addMetricGraph('Pages', [
       { name: METRIC.pagesFetched, service: 'crawler' },

@@ -71,12 +71,12 @@ describe('CrawlerStack queues', () => {
     });
   });
 
-  it('gives every source queue a DLQ and denies non-TLS access to all four queues', () => {
-    template.resourceCountIs('AWS::SQS::Queue', 4);
+  it('gives every source queue a DLQ and denies non-TLS access to all six queues', () => {
+    template.resourceCountIs('AWS::SQS::Queue', 6);
     const withRedrive = Object.values(resources).filter(
       (r) => r.Type === 'AWS::SQS::Queue' && r.Properties.RedrivePolicy,
     );
-    expect(withRedrive).toHaveLength(2);
+    expect(withRedrive).toHaveLength(3);
     const sslPolicies = template.findResources('AWS::SQS::QueuePolicy', {
       Properties: {
         PolicyDocument: {
@@ -86,23 +86,25 @@ describe('CrawlerStack queues', () => {
         },
       },
     });
-    expect(Object.keys(sslPolicies)).toHaveLength(4);
+    expect(Object.keys(sslPolicies)).toHaveLength(6);
   });
 });
 
 describe('CrawlerStack consumers', () => {
-  it('wires both functions through event source mappings that report batch item failures', () => {
-    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
-    // The FIFO frontier cannot have a batching window; the standard parse queue gathers for 1 s.
-    for (const [queue, fn, concurrency, window] of [
-      ['FrontierQueue', 'FrontierConsumerFunction', 2, Match.absent()],
-      ['ParseQueue', 'ParseQueueConsumerFunction', 2, 1],
+  it('wires the three functions through event source mappings that report batch item failures', () => {
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 3);
+    // The FIFO frontier cannot have a batching window; the standard parse queue gathers for 1 s, and the
+    // links queue for 5 s into batches of up to 1,000 pages.
+    for (const [queue, fn, concurrency, window, batch] of [
+      ['FrontierQueue', 'FrontierConsumerFunction', 2, Match.absent(), 10],
+      ['ParseQueue', 'ParseQueueConsumerFunction', 2, 1, 10],
+      ['LinksQueue', 'LinksConsumerFunction', 2, 5, 1000],
     ] as const) {
       template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
         EventSourceArn: { 'Fn::GetAtt': [logicalId('AWS::SQS::Queue', queue), 'Arn'] },
         FunctionName: { Ref: logicalId('AWS::Lambda::Function', fn) },
         FunctionResponseTypes: ['ReportBatchItemFailures'],
-        BatchSize: 10,
+        BatchSize: batch,
         ScalingConfig: { MaximumConcurrency: concurrency },
         MaximumBatchingWindowInSeconds: window,
       });
@@ -234,8 +236,8 @@ describe('CrawlerStack least privilege', () => {
 });
 
 describe('CrawlerStack storage', () => {
-  it('creates three on-demand tables with point-in-time recovery, and TTL where records expire', () => {
-    template.resourceCountIs('AWS::DynamoDB::Table', 3);
+  it('creates four on-demand tables with point-in-time recovery, and TTL where records expire', () => {
+    template.resourceCountIs('AWS::DynamoDB::Table', 4);
     template.allResourcesProperties('AWS::DynamoDB::Table', {
       BillingMode: 'PAY_PER_REQUEST',
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
@@ -244,6 +246,7 @@ describe('CrawlerStack storage', () => {
       resources[logicalId('AWS::DynamoDB::Table', id)]?.Properties.TimeToLiveSpecification;
     expect(ttl('UrlsTable')).toEqual({ AttributeName: 'expiresAt', Enabled: true });
     expect(ttl('CrawlsTable')).toEqual({ AttributeName: 'expiresAt', Enabled: true });
+    expect(ttl('RanksTable')).toEqual({ AttributeName: 'expiresAt', Enabled: true });
     expect(ttl('PagesTable')).toBeUndefined();
   });
 
@@ -274,9 +277,9 @@ describe('CrawlerStack storage', () => {
 
 describe('CrawlerStack operations', () => {
   it('alarms on every DLQ holding a message and on old source messages, notifying the alarm topic', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 4);
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 6);
     const topic = { Ref: logicalId('AWS::SNS::Topic', 'AlarmTopic') };
-    for (const prefix of ['FrontierDlq', 'ParseQueueDlq']) {
+    for (const prefix of ['FrontierDlq', 'ParseQueueDlq', 'LinksDlq']) {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         MetricName: 'ApproximateNumberOfMessagesVisible',
         Dimensions: [
@@ -340,11 +343,18 @@ describe('CrawlerStack operations', () => {
         'AlarmTopicArn',
         'BodiesBucketName',
         'CrawlsTableName',
+        'EdgesBucketName',
         'FrontierDlqUrl',
         'FrontierQueueUrl',
+        'LinksDlqUrl',
+        'LinksQueueUrl',
         'PagesTableName',
         'ParseDlqUrl',
         'ParseQueueUrl',
+        'RanksTableName',
+        'RankingDatabase',
+        'RankingQueryPolicyArn',
+        'RankingWorkGroup',
         'UrlsTableName',
         'RecordTtlSeconds',
       ].sort(),
@@ -397,7 +407,7 @@ describe('stages and cdk-nag', () => {
     expect(new Set(policies(resources, 'AWS::DynamoDB::Table'))).toEqual(new Set(['Delete']));
     expect(new Set(policies(prod, 'AWS::S3::Bucket'))).toEqual(new Set(['Retain']));
     // dev empties its bucket before deleting it, or `cdk destroy` fails on stored bodies; prod never does.
-    expect(Object.values(resources).filter((r) => r.Type === 'Custom::S3AutoDeleteObjects')).toHaveLength(1);
+    expect(Object.values(resources).filter((r) => r.Type === 'Custom::S3AutoDeleteObjects')).toHaveLength(2);
     expect(Object.values(prod).filter((r) => r.Type === 'Custom::S3AutoDeleteObjects')).toEqual([]);
   });
 
@@ -436,5 +446,80 @@ describe('stages and cdk-nag', () => {
     expect(() => loadStageConfig({ stage: 'dev', alarmEmail: 'not-an-email' })).toThrow(
       /alarmEmail "not-an-email"/,
     );
+  });
+});
+
+describe('CrawlerStack ranking (the batch side)', () => {
+  const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
+
+  it('defines the edge log as a Glue table whose crawl_id partitions are projected from the key path', () => {
+    const [table] = ofType('AWS::Glue::Table');
+    expect(ofType('AWS::Glue::Table')).toHaveLength(1);
+    const input = stack.resolve(table?.[1].Properties.TableInput) as Record<string, unknown> & {
+      Parameters: Record<string, unknown>;
+      StorageDescriptor: Record<string, unknown>;
+    };
+    expect(input.Name).toBe('edges');
+    expect(input.PartitionKeys).toEqual([{ Name: 'crawl_id', Type: 'string' }]);
+    expect(input.Parameters['projection.enabled']).toBe('true');
+    expect(input.Parameters['projection.crawl_id.type']).toBe('injected');
+    const template = JSON.stringify(input.Parameters['storage.location.template']);
+    expect(template).toContain('/edges/crawl_id=${crawl_id}/');
+    expect(template).toContain(logicalId('AWS::S3::Bucket', 'EdgesBucket'));
+    expect(input.StorageDescriptor.Columns).toEqual([
+      { Name: 'src', Type: 'string' },
+      { Name: 'dst', Type: 'string' },
+    ]);
+    expect(input.StorageDescriptor.SerdeInfo).toEqual({
+      SerializationLibrary: 'org.openx.data.jsonserde.JsonSerDe',
+    });
+  });
+
+  it('runs queries in a workgroup that enforces encrypted results in the edges bucket and a scan cutoff', () => {
+    const [wg] = ofType('AWS::Athena::WorkGroup');
+    expect(ofType('AWS::Athena::WorkGroup')).toHaveLength(1);
+    const config = stack.resolve(wg?.[1].Properties.WorkGroupConfiguration) as Record<string, unknown> & {
+      ResultConfiguration: { OutputLocation: unknown; EncryptionConfiguration: unknown };
+    };
+    expect(config.EnforceWorkGroupConfiguration).toBe(true);
+    expect(config.BytesScannedCutoffPerQuery).toBe(10 * 1024 ** 3);
+    expect(config.ResultConfiguration.EncryptionConfiguration).toEqual({ EncryptionOption: 'SSE_S3' });
+    expect(JSON.stringify(config.ResultConfiguration.OutputLocation)).toContain('/athena-results/');
+    // Results expire, so the workgroup's output does not pile up.
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: {
+        Rules: [Match.objectLike({ Prefix: 'athena-results/', ExpirationInDays: 7, Status: 'Enabled' })],
+      },
+    });
+  });
+
+  it('gives operators a query policy on this workgroup, table and bucket prefixes only', () => {
+    const [policy] = ofType('AWS::IAM::ManagedPolicy');
+    const document = stack.resolve(policy?.[1].Properties.PolicyDocument) as {
+      Statement: Array<{ Action: string | string[]; Resource: unknown }>;
+    };
+    for (const s of document.Statement) {
+      for (const r of asArray(s.Resource)) expect(JSON.stringify(r)).not.toMatch(/"\*"|:\*"/);
+      for (const a of asArray(s.Action)) expect(a).not.toContain('*');
+    }
+    const actions = document.Statement.flatMap((s) => asArray(s.Action));
+    expect(actions).toContain('athena:StartQueryExecution');
+    expect(actions).not.toContain('s3:DeleteObject');
+  });
+
+  it('lets the ranker put edge log objects and write counts, and nothing else in S3', () => {
+    const ranker = statements().filter(
+      (s) => s.policy === logicalId('AWS::IAM::Policy', 'LinksConsumerRoleDefaultPolicy'),
+    );
+    const s3 = ranker.filter((s) => asArray(s.Action).some((a) => a.startsWith('s3:')));
+    expect(s3.flatMap((s) => asArray(s.Action))).toEqual(['s3:PutObject']);
+    expect(JSON.stringify(s3.map((s) => s.Resource))).toContain('/edges/*');
+    const tables = ranker
+      .filter((s) => asArray(s.Action).includes('dynamodb:UpdateItem'))
+      .flatMap((s) => asArray(s.Resource))
+      .map((r) => JSON.stringify(r));
+    expect(tables).toEqual([
+      JSON.stringify({ 'Fn::GetAtt': [logicalId('AWS::DynamoDB::Table', 'RanksTable'), 'Arn'] }),
+    ]);
   });
 });

@@ -104,6 +104,25 @@ describe('SendBatcher', () => {
     } as unknown as SQSClient;
     const b = new SendBatcher('q', client);
     await expect(b.send('first')).rejects.toThrow('throttled');
-    await expect(b.send('second')).resolves.toBeUndefined();
+    await expect(b.send('second')).resolves.toEqual({ resent: false });
+  });
+
+  it('tells each sender of a batch the SDK had to send more than once that its message may be there twice', async () => {
+    let attempts = 1;
+    const client = {
+      async send() {
+        return { Successful: [], Failed: [], $metadata: { attempts } };
+      },
+    } as unknown as SQSClient;
+    const b = new SendBatcher('q', client);
+    expect(await Promise.all(['a', 'b'].map((m) => b.participate(() => b.send(m))))).toEqual([
+      { resent: false },
+      { resent: false },
+    ]);
+    attempts = 2;
+    expect(await Promise.all(['c', 'd'].map((m) => b.participate(() => b.send(m))))).toEqual([
+      { resent: true },
+      { resent: true },
+    ]);
   });
 });
