@@ -464,7 +464,8 @@ describe('CrawlerStack ranking (the batch side)', () => {
     expect(input.Parameters['projection.enabled']).toBe('true');
     expect(input.Parameters['projection.crawl_id.type']).toBe('injected');
     const template = JSON.stringify(input.Parameters['storage.location.template']);
-    expect(template).toContain('/edges/crawl_id=${crawl_id}/');
+    // Athena fills in the partition value where the template names it: a literal ${crawl_id}.
+    expect(template).toContain(`/edges/crawl_id=${'$'}{crawl_id}/`);
     expect(template).toContain(logicalId('AWS::S3::Bucket', 'EdgesBucket'));
     expect(input.StorageDescriptor.Columns).toEqual([
       { Name: 'src', Type: 'string' },
