@@ -2,6 +2,7 @@ import '../tooling/quiet-sdk';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { AthenaClient } from '@aws-sdk/client-athena';
 import {
   CrawlRequestError,
   type CrawlRequestInput,
@@ -10,6 +11,15 @@ import {
 } from '../functions/crawl/crawl-request';
 import { LOCALSTACK_ENDPOINT, STACK_NAME, targetRegion } from '../localstack/settings';
 import { formatStatus, isIdle, peekDlq, redrive, stackStatus, UnknownQueueError } from '../tooling/queues';
+import {
+  compareRankings,
+  exactRankingAthena,
+  exactRankingLocal,
+  formatRanking,
+  onlineRanking,
+  RANKING_OUTPUTS,
+  type RankingTarget,
+} from '../tooling/ranking';
 import { runningSandbox } from '../tooling/sandbox-file';
 import { connectDeployed, makeTarget, type Target } from '../tooling/target';
 import { CRAWLER_OUTPUTS, type CrawlerTarget, crawlBudget, listPages, submitCrawl } from './crawl-api';
@@ -27,6 +37,10 @@ the crawler stack:
   submit <url...> [--max-pages N] [--max-depth D] [--allow host,host]   start a crawl; prints its crawlId
   status --crawl ID [--watch]          adds the crawl's pages stored, rate and admitted budget
   results <crawlId> [--out file.jsonl] stored pages as JSON lines
+  rank <crawlId> [--exact] [--top N] [--engine athena|duckdb]
+                                       top pages by inbound links: online (counted as pages are parsed);
+                                       --exact adds the SQL ranking over the edge log (sql/inlinks.sql) and
+                                       how far the two differ. Engine: Athena on aws, DuckDB otherwise
 
 target options:
   --target sandbox|localstack|aws   default: sandbox if \`npm start -- --keep\` is running, else aws
@@ -83,6 +97,32 @@ function crawlerTarget(target: Target, command: string): CrawlerTarget {
   return target as CrawlerTarget;
 }
 
+/** The ranking's commands need the ranks table and the edge log. */
+function rankingTarget(target: Target): RankingTarget {
+  const missing = RANKING_OUTPUTS.filter((n) => !target.outputs[n]);
+  if (missing.length > 0)
+    throw new CliError(
+      `rank needs a crawler stack with the ranking, and stack ${target.stackName} lacks ${missing.join(', ')} (deploy the current version)`,
+    );
+  return target as RankingTarget;
+}
+
+function athenaTables(target: Target): { workGroup: string; database: string } {
+  const { RankingWorkGroup: workGroup, RankingDatabase: database } = target.outputs;
+  if (!workGroup || !database)
+    throw new CliError(
+      `stack ${target.stackName} (${target.name}) has no Athena workgroup; use --engine duckdb, or deploy the current version to AWS`,
+    );
+  return { workGroup, database };
+}
+
+function athenaClient(values: { region?: string; target?: string; endpoint?: string }): AthenaClient {
+  return new AthenaClient({
+    region: String(values.region ?? targetRegion()),
+    ...(values.target === 'localstack' ? { endpoint: String(values.endpoint ?? LOCALSTACK_ENDPOINT) } : {}),
+  });
+}
+
 const OPTIONS = {
   target: { type: 'string' },
   stack: { type: 'string' },
@@ -94,6 +134,9 @@ const OPTIONS = {
   crawl: { type: 'string' },
   out: { type: 'string' },
   watch: { type: 'boolean' },
+  exact: { type: 'boolean' },
+  top: { type: 'string' },
+  engine: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -110,7 +153,7 @@ async function run(argv: string[]): Promise<void> {
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
   if (values.help || !command) return void console.log(USAGE);
-  if (!['submit', 'status', 'results', 'dlq', 'redrive'].includes(command))
+  if (!['submit', 'status', 'results', 'dlq', 'redrive', 'rank'].includes(command))
     throw new UsageError(`unknown command "${command}"\n${USAGE}`);
   // Arguments are checked before the target is looked up, so a typo fails fast whatever the target.
   if (command === 'submit' && rest.length === 0) throw new UsageError('submit needs at least one seed URL');
@@ -126,7 +169,13 @@ async function run(argv: string[]): Promise<void> {
           allowedHosts: typeof values.allow === 'string' ? values.allow.split(',') : undefined,
         })
       : undefined;
-  if (command === 'results' && !rest[0]) throw new UsageError('results needs a crawlId (printed by submit)');
+  if ((command === 'results' || command === 'rank') && !rest[0])
+    throw new UsageError(`${command} needs a crawlId (printed by submit)`);
+  const top = Number(values.top ?? 10);
+  if (!Number.isInteger(top) || top < 1 || top > 1000)
+    throw new UsageError(`--top must be a whole number from 1 to 1000, not "${values.top}"`);
+  if (values.engine !== undefined && values.engine !== 'athena' && values.engine !== 'duckdb')
+    throw new UsageError(`--engine must be athena or duckdb, not "${values.engine}"`);
   if ((command === 'dlq' || command === 'redrive') && !rest[0])
     throw new UsageError(`${command} needs a queue name (\`npm run cli -- status\` lists them)`);
   const target = await resolveTarget(values);
@@ -181,6 +230,32 @@ async function run(argv: string[]): Promise<void> {
         writeFileSync(values.out, lines ? `${lines}\n` : '');
         console.error(`${pages.length} pages written to ${values.out}`);
       } else if (lines) console.log(lines);
+      return;
+    }
+    case 'rank': {
+      const crawlId = rest[0] as string;
+      const ranking = rankingTarget(target);
+      const online = await onlineRanking(ranking, crawlId);
+      const { summary } = online;
+      console.log(
+        `online: ${online.ranking.length} URLs, ${summary.edges} links of ${summary.pages} pages counted, at most ${summary.overcountBound} counted twice (${summary.repeats} repeated messages)`,
+      );
+      console.log(online.ranking.length > 0 ? formatRanking(online.ranking, top) : '  (nothing counted yet)');
+      if (!values.exact) return;
+      const engine = values.engine ?? (target.name === 'aws' ? 'athena' : 'duckdb');
+      const started = Date.now();
+      const exact =
+        engine === 'athena'
+          ? await exactRankingAthena(athenaClient(values), athenaTables(target), crawlId)
+          : await exactRankingLocal(ranking, crawlId);
+      console.log(
+        `\nexact (${engine}, sql/inlinks.sql, ${((Date.now() - started) / 1000).toFixed(1)} s): ${exact.length} URLs`,
+      );
+      console.log(exact.length > 0 ? formatRanking(exact, top) : '  (no edge log for this crawl)');
+      const d = compareRankings(online.ranking, exact, top);
+      console.log(
+        `\nonline vs exact: ${d.urlsDiffering} URLs differ (largest difference ${d.maxDiff}); ${d.overcount} links counted twice (bound ${summary.overcountBound}), ${d.missing} not counted yet; top ${d.topN}: ${d.topOverlap} in common`,
+      );
       return;
     }
     case 'dlq': {
