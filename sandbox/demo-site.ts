@@ -19,6 +19,11 @@ export interface DemoSite {
   readonly requestLog: string[];
   /** Make host:port/path answer 503 (on) or its normal page (off), to fail fetches on purpose. */
   setFailing(hostPath: string, on: boolean): void;
+  /**
+   * The links (as written in the HTML, relative or absolute) of the page served at a URL, after its
+   * redirect; undefined where no HTML page is served. For computing the link graph of a crawl.
+   */
+  linksOf(url: string): string[] | undefined;
   expected(maxDepth: number): {
     stored: Set<string>;
     skippedRobots: Set<string>;
@@ -205,6 +210,13 @@ export async function startDemoSite(options: DemoSiteOptions = {}): Promise<Demo
     setFailing(hostPath, on) {
       if (on) failing.add(hostPath);
       else failing.delete(hostPath);
+    },
+    linksOf(url) {
+      const u = new URL(url);
+      let page = lookup(u.host, u.pathname);
+      if (page?.kind === 'redirect') page = lookup(u.host, page.to);
+      if (page?.kind === 'trap') return [`/trap/${page.n + 1}`, '/'];
+      return page?.kind === 'html' ? [...page.links] : undefined;
     },
     expected(maxDepth) {
       // Breadth-first over the model with the crawler's rules. Depth limits only cut the trap (a chain),
