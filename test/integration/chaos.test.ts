@@ -2,8 +2,10 @@ import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { crawlBudget, listPages, listUrls, submitCrawl } from '../../cli/crawl-api';
 import { redrive, waitFor, waitForIdle } from '../../tooling/queues';
+import { compareRankings, exactRankingLocal, onlineRanking, RANKING_OUTPUTS } from '../../tooling/ranking';
+import { requireOutputs } from '../../tooling/target';
 import { startFaultProxy } from './fault-proxy';
-import { type Harness, startHarness } from './harness';
+import { type Harness, rankingFromSiteModel, startHarness } from './harness';
 
 // A crawl of the demo site while every request the functions make to SQS and DynamoDB goes through a
 // fault-injecting proxy: errors, throttling, committed requests whose response is lost (so the SDK resends
@@ -67,7 +69,8 @@ async function endOutageAndRedrive(crawlId: string): Promise<void> {
     { timeoutMs: CRAWLER_TIMEOUT_MS + 30_000, intervalMs: 500 },
   );
   for (let round = 0; round < 3; round++) {
-    const moved = (await redrive(h.target, 'frontier')).moved + (await redrive(h.target, 'parse')).moved;
+    let moved = 0;
+    for (const queue of ['frontier', 'parse', 'links']) moved += (await redrive(h.target, queue)).moved;
     if (moved === 0) break;
     await waitForIdle(h.target, 120_000);
   }
@@ -127,6 +130,17 @@ describe(`chaos: faults between the functions and the emulators (seed ${SEED}, s
     // A URL is fetched again only when its message was retried: never more often than it can be received
     // (maxReceiveCount, plus the redrive's receives).
     for (const [path, n] of h.demo.hits) expect(n, path).toBeLessThanOrEqual(2 * 5);
+
+    // The ranking under the same faults: the exact one is the fault-free one, and the online counts lose
+    // nothing and exceed it by no more than the bound the ranker reports.
+    const t = { ...h.target, outputs: requireOutputs(h.target.outputs, RANKING_OUTPUTS, 'chaos') };
+    const exact = await exactRankingLocal(t, crawlId);
+    expect(exact).toEqual(rankingFromSiteModel(h.demo, expected.stored));
+    const online = await onlineRanking(t, crawlId);
+    const diff = compareRankings(online.ranking, exact);
+    expect(online.summary.repeats).toBeGreaterThan(0);
+    expect(diff.missing).toBe(0);
+    expect(diff.overcount).toBeLessThanOrEqual(online.summary.overcountBound);
   }, 300_000);
 
   it('spends the page budget exactly under faults: maxPages URLs admitted, each once, the rest refused', async () => {

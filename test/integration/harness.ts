@@ -3,6 +3,7 @@ import { CRAWLER_OUTPUTS, type CrawlerOutput, type CrawlerTarget } from '../../c
 import { type DemoSite, type DemoSiteOptions, startDemoSite } from '../../sandbox/demo-site';
 import type { InvocationStats } from '../../sandbox/runner';
 import { type Sandbox, type SandboxOptions, startSandbox } from '../../sandbox/sandbox';
+import type { Ranked } from '../../tooling/ranking';
 
 /**
  * The integration suite's view of a deployed pipeline. Tests talk only to `target` (queues, tables,
@@ -57,3 +58,20 @@ export function recordsHandled(h: Harness, fnPrefix: string, from = 0): number {
 }
 
 export type Handler = (event: SQSEvent, context: unknown) => Promise<SQSBatchResponse>;
+
+/**
+ * The exact ranking computed from the demo site's own link model, with no pipeline code: for each URL on
+ * the site's hosts, the number of distinct stored pages other than itself that link to it.
+ */
+export function rankingFromSiteModel(demo: DemoSite, stored: ReadonlySet<string>): Ranked[] {
+  const from = new Map<string, Set<string>>();
+  for (const src of stored)
+    for (const href of demo.linksOf(src) ?? []) {
+      const dst = new URL(href, src).href;
+      if (dst === src || !demo.hosts.includes(new URL(dst).host)) continue;
+      from.set(dst, (from.get(dst) ?? new Set()).add(src));
+    }
+  return [...from]
+    .map(([url, pages]) => ({ url, inlinks: pages.size }))
+    .sort((a, b) => b.inlinks - a.inlinks || (a.url < b.url ? -1 : 1));
+}

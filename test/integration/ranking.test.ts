@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { ReceiveMessageCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { Context, SQSRecord } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { listPages, submitCrawl } from '../../cli/crawl-api';
 import { createCrawlJob } from '../../functions/crawl/crawl-record';
 import { edgeLogPrefix } from '../../functions/crawl/link-graph';
@@ -12,11 +14,10 @@ import {
   exactRankingLocal,
   onlineRanking,
   RANKING_OUTPUTS,
-  type Ranked,
   type RankingTarget,
 } from '../../tooling/ranking';
 import { requireOutputs } from '../../tooling/target';
-import { type Harness, recordsHandled, startHarness } from './harness';
+import { type Harness, rankingFromSiteModel, recordsHandled, startHarness } from './harness';
 import { parsePageMessage } from './messages';
 
 // The ranking end to end on fauxqs and DynamoDB Local: the parser sends each page's links, the ranker counts
@@ -30,23 +31,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.stop();
 });
-
-/**
- * The exact ranking computed from the demo site's own link model, with no pipeline code: for each URL
- * in scope, the number of distinct stored pages other than itself that link to it.
- */
-function rankingFromSiteModel(stored: ReadonlySet<string>, hosts: readonly string[]): Ranked[] {
-  const from = new Map<string, Set<string>>();
-  for (const src of stored)
-    for (const href of h.demo.linksOf(src) ?? []) {
-      const dst = new URL(href, src).href;
-      if (dst === src || !hosts.includes(new URL(dst).host)) continue;
-      from.set(dst, (from.get(dst) ?? new Set()).add(src));
-    }
-  return [...from]
-    .map(([url, pages]) => ({ url, inlinks: pages.size }))
-    .sort((a, b) => b.inlinks - a.inlinks || (a.url < b.url ? -1 : 1));
-}
 
 /** A crawl job whose pages are only what a test sends: depth 0, so no link is followed. */
 async function crawlOf(host: string): Promise<string> {
@@ -73,7 +57,7 @@ describe('ranking: online counts and the exact SQL ranking (sandbox)', () => {
     const crawlId = await submitCrawl(h.target, { seeds: h.demo.seeds, maxPages: 10_000, maxDepth });
     await waitForIdle(h.target, 180_000);
     const pages = await listPages(h.target, crawlId);
-    const expected = rankingFromSiteModel(h.demo.expected(maxDepth).stored, h.demo.hosts);
+    const expected = rankingFromSiteModel(h.demo, h.demo.expected(maxDepth).stored);
     expect(expected.length).toBeGreaterThan(150);
 
     const exact = await exactRankingLocal(t, crawlId);
@@ -180,5 +164,81 @@ describe('ranking: online counts and the exact SQL ranking (sandbox)', () => {
     });
     expect(reasons.some((r) => /body is not JSON/.test(r))).toBe(true);
     expect(reasons.some((r) => /payload\.links\.0: must be an absolute http\(s\) URL/.test(r))).toBe(true);
+  });
+
+  it('bounds what a retried ranker batch counts twice: a lost summary write sends the batch back', async () => {
+    // The ranker runs in this process so a fault can hit one write; DynamoDB and S3 are the emulators.
+    Object.assign(process.env, h.sandbox.functionEnvironment('LinksConsumer'));
+    const { handler } = await import('../../functions/ranker/handler');
+    const crawlId = `t-${randomUUID()}`;
+    const host = 'retry.test';
+    const messages = [
+      pageLinksMessage(crawlId, 'retry', {
+        src: `http://${host}/1`,
+        links: [`http://${host}/x`, `http://${host}/y`],
+        repeat: false,
+      }),
+      pageLinksMessage(crawlId, 'retry', {
+        src: `http://${host}/2`,
+        links: [`http://${host}/x`],
+        repeat: false,
+      }),
+    ];
+    const records = (receiveCount: number): SQSRecord[] =>
+      messages.map((m, i) => ({
+        messageId: `${crawlId}-${i}`,
+        receiptHandle: `r-${i}`,
+        body: JSON.stringify(m),
+        attributes: {
+          ApproximateReceiveCount: String(receiveCount),
+          SentTimestamp: String(Date.now()),
+          SenderId: 'test',
+          ApproximateFirstReceiveTimestamp: String(Date.now()),
+        },
+        messageAttributes: {},
+        md5OfBody: '',
+        eventSource: 'aws:sqs',
+        eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:links',
+        awsRegion: 'us-east-1',
+      }));
+    const context = { getRemainingTimeInMillis: () => 60_000, functionName: 'ranker' } as unknown as Context;
+
+    // The counts are written, then the summary write fails: the whole batch goes back to the queue.
+    const send = DynamoDBDocumentClient.prototype.send;
+    let faults = 0;
+    const spy = vi.spyOn(DynamoDBDocumentClient.prototype, 'send').mockImplementation(function (
+      this: DynamoDBDocumentClient,
+      ...args: Parameters<typeof send>
+    ) {
+      const input = (args[0] as { input?: { Key?: { url?: string; crawlId?: string } } }).input;
+      if (input?.Key?.crawlId === crawlId && input.Key.url === '#summary' && faults++ === 0)
+        return Promise.reject(new Error('injected: summary write lost'));
+      return send.apply(this, args) as never;
+    });
+    try {
+      const first = await handler({ Records: records(1) }, context);
+      expect(first.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(
+        messages.map((_, i) => `${crawlId}-${i}`),
+      );
+      expect(faults).toBe(1);
+      // The redelivery: received a second time, counted again, and the summary says by how much at most.
+      expect(await handler({ Records: records(2) }, context)).toEqual({ batchItemFailures: [] });
+    } finally {
+      spy.mockRestore();
+    }
+    const online = await onlineRanking(t, crawlId);
+    const exact = await exactRankingLocal(t, crawlId);
+    expect(exact).toEqual([
+      { url: `http://${host}/x`, inlinks: 2 },
+      { url: `http://${host}/y`, inlinks: 1 },
+    ]);
+    expect(online.ranking).toEqual([
+      { url: `http://${host}/x`, inlinks: 4 },
+      { url: `http://${host}/y`, inlinks: 2 },
+    ]);
+    expect(online.summary).toMatchObject({ pages: 2, edges: 3, repeats: 2, overcountBound: 3 });
+    expect(compareRankings(online.ranking, exact).overcount).toBeLessThanOrEqual(
+      online.summary.overcountBound,
+    );
   });
 });
