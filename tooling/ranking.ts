@@ -115,9 +115,9 @@ export async function exactRankingAthena(
   athena: AthenaClient,
   where: { workGroup: string; database: string },
   crawlId: string,
-  opts: { pollMs?: number; timeoutMs?: number; maxRows?: number } = {},
+  opts: { pollMs?: number; timeoutMs?: number; maxRows?: number; sqlFile?: string } = {},
 ): Promise<Ranked[]> {
-  const sql = await readFile(INLINKS_SQL, 'utf8');
+  const sql = await readFile(opts.sqlFile ?? INLINKS_SQL, 'utf8');
   const { QueryExecutionId } = await athena.send(
     new StartQueryExecutionCommand({
       QueryString: sql,

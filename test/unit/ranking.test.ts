@@ -1,0 +1,223 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import {
+  type AthenaClient,
+  GetQueryExecutionCommand,
+  GetQueryResultsCommand,
+  StartQueryExecutionCommand,
+} from '@aws-sdk/client-athena';
+import { describe, expect, it } from 'vitest';
+import { edgeLogBody, edgeLogKey, outLinks, pageLinksMessages } from '../../functions/crawl/link-graph';
+import { MAX_LINKS_PER_MESSAGE, PageLinksMessage } from '../../functions/crawl/schemas';
+import { parseMessage } from '../../functions/kit/envelope';
+import {
+  compareRankings,
+  exactRankingAthena,
+  formatRanking,
+  INLINKS_SQL,
+  rankingOf,
+  rankWithDuckDb,
+  sqlString,
+} from '../../tooling/ranking';
+
+describe('the link graph', () => {
+  it('keeps distinct in-scope links other than the page itself', () => {
+    const src = 'http://a.test/';
+    expect(
+      outLinks(
+        src,
+        [
+          'http://a.test/x',
+          'http://a.test/x',
+          src,
+          'http://b.test/y',
+          'http://c.test/z',
+          'http://a.test:8080/p',
+        ],
+        ['a.test', 'b.test'],
+      ),
+    ).toEqual(['http://a.test/x', 'http://b.test/y']);
+  });
+
+  it('sends no message for a page without links, and splits a page past the message cap', () => {
+    expect(pageLinksMessages('c', 'k', 'http://a.test/', [], false)).toEqual([]);
+    const links = Array.from({ length: MAX_LINKS_PER_MESSAGE + 1 }, (_, i) => `http://a.test/${i}`);
+    const messages = pageLinksMessages('c', 'k', 'http://a.test/', links, true);
+    expect(messages.map((m) => m.payload.links.length)).toEqual([MAX_LINKS_PER_MESSAGE, 1]);
+    expect(messages.flatMap((m) => m.payload.links)).toEqual(links);
+    // Each one is a valid message, marked as a repeat like the page.
+    for (const m of messages)
+      expect(parseMessage(PageLinksMessage, JSON.stringify(m)).payload.repeat).toBe(true);
+  });
+
+  it('names an edge log object by its batch, whatever the order, under the crawl partition', () => {
+    const key = edgeLogKey('crawl-1', ['m2', 'm1']);
+    expect(key).toBe(edgeLogKey('crawl-1', ['m1', 'm2']));
+    expect(key).not.toBe(edgeLogKey('crawl-1', ['m1', 'm3']));
+    expect(key).toMatch(/^edges\/crawl_id=crawl-1\/[0-9a-f]{32}\.json\.gz$/);
+  });
+
+  it('writes one JSON line per edge, gzip-compressed', () => {
+    const [m] = pageLinksMessages('c', 'k', 'http://a.test/', ['http://a.test/x', 'http://a.test/y'], false);
+    const lines = gunzipSync(edgeLogBody(m ? [m] : []))
+      .toString()
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines).toEqual([
+      { src: 'http://a.test/', dst: 'http://a.test/x' },
+      { src: 'http://a.test/', dst: 'http://a.test/y' },
+    ]);
+    expect(gunzipSync(edgeLogBody([])).toString()).toBe('');
+  });
+});
+
+/** An edge log laid out as in S3, for DuckDB. */
+async function edgeLogDir(files: Record<string, string>): Promise<string> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'edges-test-'));
+  for (const [key, body] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(dir, key)), { recursive: true });
+    const { gzipSync } = await import('node:zlib');
+    await writeFile(path.join(dir, key), gzipSync(body));
+  }
+  return dir;
+}
+
+const line = (src: string, dst: string) => `${JSON.stringify({ src, dst })}\n`;
+
+/** An Athena client that records the query it is given and answers with `rows`. */
+function fakeAthena(rows: string[][]) {
+  const started: StartQueryExecutionCommand['input'][] = [];
+  const client = {
+    async send(command: unknown) {
+      if (command instanceof StartQueryExecutionCommand) {
+        started.push(command.input);
+        return { QueryExecutionId: 'q1' };
+      }
+      if (command instanceof GetQueryExecutionCommand)
+        return { QueryExecution: { Status: { State: 'SUCCEEDED' } } };
+      if (command instanceof GetQueryResultsCommand)
+        return {
+          ResultSet: {
+            Rows: [['url', 'inlinks'], ...rows].map((r) => ({ Data: r.map((v) => ({ VarCharValue: v })) })),
+          },
+        };
+      throw new Error('unexpected command');
+    },
+  } as unknown as AthenaClient;
+  return { client, started };
+}
+
+describe('the exact ranking: one SQL file, two engines', () => {
+  it('counts distinct linking pages on DuckDB, within one crawl, without self-links', async () => {
+    const dir = await edgeLogDir({
+      'edges/crawl_id=c1/a.json.gz': line('p1', 'x') + line('p2', 'x') + line('p1', 'y') + line('y', 'y'),
+      // The same edges logged again by a retried batch, and another crawl's.
+      'edges/crawl_id=c1/b.json.gz': line('p1', 'x') + line('p1', 'y'),
+      'edges/crawl_id=c2/c.json.gz': line('p9', 'x') + line('p8', 'x') + line('p7', 'x'),
+    });
+    expect(await rankWithDuckDb(dir, 'c1')).toEqual([
+      { url: 'x', inlinks: 2 },
+      { url: 'y', inlinks: 1 },
+    ]);
+    expect(await rankWithDuckDb(dir, 'c2')).toEqual([{ url: 'x', inlinks: 3 }]);
+    // A crawl id is a bound parameter, never SQL.
+    expect(await rankWithDuckDb(dir, "c1' OR '1'='1")).toEqual([]);
+  });
+
+  it('sends Athena the text of sql/inlinks.sql, with the crawl id as a quoted execution parameter', async () => {
+    const { client, started } = fakeAthena([
+      ['x', '2'],
+      ['y', '1'],
+    ]);
+    const ranked = await exactRankingAthena(client, { workGroup: 'wg', database: 'db' }, 'c1', { pollMs: 1 });
+    expect(ranked).toEqual([
+      { url: 'x', inlinks: 2 },
+      { url: 'y', inlinks: 1 },
+    ]);
+    expect(started).toEqual([
+      {
+        QueryString: readFileSync(INLINKS_SQL, 'utf8'),
+        WorkGroup: 'wg',
+        QueryExecutionContext: { Database: 'db' },
+        ExecutionParameters: ["'c1'"],
+      },
+    ]);
+    expect(sqlString("it's")).toBe("'it''s'");
+  });
+
+  it('runs whatever the SQL file says on both engines, so neither carries a query of its own', async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'sql-')), 'other.sql');
+    writeFileSync(file, "SELECT 'only' AS url, 42 AS inlinks FROM edges WHERE crawl_id = ? LIMIT 1\n");
+    const dir = await edgeLogDir({ 'edges/crawl_id=c1/a.json.gz': line('p', 'q') });
+    expect(await rankWithDuckDb(dir, 'c1', file)).toEqual([{ url: 'only', inlinks: 42 }]);
+    const { client, started } = fakeAthena([]);
+    await exactRankingAthena(client, { workGroup: 'wg', database: 'db' }, 'c1', { pollMs: 1, sqlFile: file });
+    expect(started[0]?.QueryString).toBe(readFileSync(file, 'utf8'));
+  });
+
+  it('reports a failed Athena query with its reason', async () => {
+    const client = {
+      async send(command: unknown) {
+        if (command instanceof StartQueryExecutionCommand) return { QueryExecutionId: 'q2' };
+        return { QueryExecution: { Status: { State: 'FAILED', StateChangeReason: 'TABLE_NOT_FOUND' } } };
+      },
+    } as unknown as AthenaClient;
+    await expect(
+      exactRankingAthena(client, { workGroup: 'wg', database: 'db' }, 'c1', { pollMs: 1 }),
+    ).rejects.toThrow(/q2 FAILED: TABLE_NOT_FOUND/);
+  });
+});
+
+describe('comparing rankings', () => {
+  it('separates links counted twice from links not counted yet, and compares the top N', () => {
+    const exact = rankingOf(
+      new Map([
+        ['a', 5],
+        ['b', 3],
+        ['c', 1],
+      ]),
+    );
+    const online = rankingOf(
+      new Map([
+        ['a', 5],
+        ['b', 6],
+        ['d', 1],
+      ]),
+    );
+    expect(compareRankings(online, exact, 2)).toEqual({
+      overcount: 4,
+      missing: 1,
+      urlsDiffering: 3,
+      maxDiff: 3,
+      topOverlap: 2,
+      topN: 2,
+    });
+    expect(compareRankings(exact, exact)).toMatchObject({ overcount: 0, missing: 0, urlsDiffering: 0 });
+  });
+
+  it('orders by count, then URL, and numbers the lines', () => {
+    expect(
+      rankingOf(
+        new Map([
+          ['b', 2],
+          ['a', 2],
+          ['c', 10],
+        ]),
+      ).map((r) => r.url),
+    ).toEqual(['c', 'a', 'b']);
+    expect(
+      formatRanking(
+        rankingOf(
+          new Map([
+            ['x', 10],
+            ['y', 9],
+          ]),
+        ),
+      ),
+    ).toBe(' 1. 10  x\n 2.  9  y');
+  });
+});
