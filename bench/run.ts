@@ -6,12 +6,14 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { CheerioCrawler, Configuration, log as crawleeLog, LogLevel } from '@crawlee/cheerio';
 import { build } from 'esbuild';
 import { CRAWLER_OUTPUTS, listPages, listUrls, submitCrawl } from '../cli/crawl-api';
+import { edgeLogPrefix } from '../functions/crawl/link-graph';
 import { itemBytes } from '../functions/parser/store';
 import { type DemoSiteOptions, startDemoSite } from '../sandbox/demo-site';
-import type { Counts } from '../sandbox/meter.mjs';
+import { type Counts, mergeCounts } from '../sandbox/meter.mjs';
 import type { InvocationStats } from '../sandbox/runner';
 import { CDK_OUT, PROJECT_ROOT, startSandbox, synthesize } from '../sandbox/sandbox';
 import { waitFor, waitForIdle } from '../tooling/queues';
@@ -214,7 +216,13 @@ interface CrawlRun {
   readonly links: number;
   readonly seconds: number;
   readonly meter: Counts;
+  /** The same requests again, by function logical id: each function's own and its pollers'. */
+  readonly meterByFunction: Record<string, Counts>;
   readonly invocations: InvocationStats[];
+  /** Compressed bytes of the crawl's edge log in S3: what one exact ranking query scans. */
+  readonly edgeLogBytes: number;
+  /** Log bytes and lines by Powertools service name. */
+  readonly logsByService: Record<string, { bytes: number; lines: number }>;
   /** The functions' own log output at the prod log level, bytes and lines (CloudWatch Logs ingestion). */
   readonly logBytes: number;
   readonly logLines: number;
@@ -227,15 +235,38 @@ interface CrawlRun {
 /** The prod stage's log level: what the function logs cost is measured at. */
 const PROD_LOG_LEVEL = 'INFO';
 
+/** Total size of a crawl's edge log objects. */
+async function edgeLogBytes(
+  target: { s3: S3Client; outputs: Record<string, string | undefined> },
+  crawlId: string,
+) {
+  let bytes = 0;
+  let token: string | undefined;
+  do {
+    const page = await target.s3.send(
+      new ListObjectsV2Command({
+        Bucket: target.outputs.EdgesBucketName,
+        Prefix: edgeLogPrefix(crawlId),
+        ContinuationToken: token,
+      }),
+    );
+    for (const o of page.Contents ?? []) bytes += o.Size ?? 0;
+    token = page.NextContinuationToken;
+  } while (token);
+  return bytes;
+}
+
 /** Crawl a generated site in a metered sandbox: every AWS request counted with its billed units. */
 async function meteredCrawl(site: DemoSiteOptions, seedHosts: number, maxDepth: number): Promise<CrawlRun> {
   const demo = await startDemoSite(site);
   const meter: Counts = {};
+  const meterByFunction: Record<string, Counts> = {};
   const invocations: InvocationStats[] = [];
   const sandbox = await startSandbox({
     outputs: CRAWLER_OUTPUTS,
     retryDelaySeconds: 1,
     meter,
+    meterByFunction,
     // Lambda's pollers long-poll 20 s; short polls would bill empty receives AWS does not make.
     pollWaitSeconds: 20,
     onInvoke: (s) => invocations.push(s),
@@ -264,6 +295,7 @@ async function meteredCrawl(site: DemoSiteOptions, seedHosts: number, maxDepth: 
     const log = readFileSync(sandbox.logFile, 'utf8');
     const lines = log.split('\n').filter((l) => l.trim());
     const metrics = new Set<string>();
+    const logsByService: Record<string, { bytes: number; lines: number }> = {};
     for (const line of lines) {
       const record = JSON.parse(line) as {
         _aws?: {
@@ -274,6 +306,10 @@ async function meteredCrawl(site: DemoSiteOptions, seedHosts: number, maxDepth: 
           }>;
         };
       } & Record<string, unknown>;
+      const service = logsByService[String(record.service ?? 'unknown')] ?? { bytes: 0, lines: 0 };
+      service.bytes += Buffer.byteLength(line) + 1;
+      service.lines++;
+      logsByService[String(record.service ?? 'unknown')] = service;
       for (const d of record._aws?.CloudWatchMetrics ?? [])
         for (const m of d.Metrics)
           for (const dims of d.Dimensions)
@@ -285,6 +321,9 @@ async function meteredCrawl(site: DemoSiteOptions, seedHosts: number, maxDepth: 
       links,
       seconds,
       meter,
+      meterByFunction,
+      logsByService,
+      edgeLogBytes: await edgeLogBytes(sandbox.target, crawlId),
       invocations,
       logBytes: Buffer.byteLength(log),
       logLines: lines.length,
@@ -355,6 +394,39 @@ function costOf(run: CrawlRun, fetchLatencyMs = FETCH_LATENCY_MS) {
     xray: (tracedInvocations / 1e6) * (prices.xrayPerMillionTraces ?? 0),
     gbSeconds,
     tracedFunctions: traced.size,
+  };
+}
+
+/**
+ * The ranking's share of a metered crawl: the ranker's own requests and its pollers', its invocations and
+ * logs, and the parser's sends to the links queue (the parser's only sends to a standard queue).
+ */
+function rankingShare(run: CrawlRun) {
+  const id = (prefix: string) => Object.keys(run.meterByFunction).find((k) => k.startsWith(prefix)) ?? prefix;
+  const rankerId = id('LinksConsumer');
+  const meter: Counts = structuredClone(run.meterByFunction[rankerId] ?? {});
+  const parserSends = run.meterByFunction[id('ParseQueueConsumer')]?.['SQS.SendMessageBatch (standard)'];
+  if (parserSends) mergeCounts(meter, { 'SQS.SendMessageBatch (standard)': parserSends });
+  const logs = run.logsByService.ranker ?? { bytes: 0, lines: 0 };
+  const invocations = run.invocations.filter((i) => i.functionId === rankerId);
+  const { gbSeconds, tracedFunctions, ...cost } = costOf({
+    ...run,
+    meter,
+    invocations,
+    logBytes: logs.bytes,
+    logLines: logs.lines,
+  });
+  const per = (d: number) => perMillionPages(d, run.pages);
+  return {
+    perMillion: per(Object.values(cost).reduce((a, b) => a + b, 0)),
+    sqs: per(cost.sqs),
+    dynamodb: per(cost.dynamodb),
+    s3: per(cost.s3),
+    lambda: per(cost.lambda),
+    logs: per(cost.logs),
+    objects: meter['S3.PutObject']?.requests ?? 0,
+    edgeLogBytesPerPage: run.edgeLogBytes / run.pages,
+    writesPerPage: (meter['DynamoDB.UpdateItem']?.requests ?? 0) / run.pages,
   };
 }
 
@@ -458,6 +530,22 @@ async function benchCrawl(): Promise<void> {
     unit: `$ per million pages (SQS ${part(cost.sqs)}, DynamoDB ${part(cost.dynamodb)}, S3 ${part(cost.s3)}, Lambda ${part(cost.lambda)}, CloudWatch Logs ${part(cost.logs)} at ${PROD_LOG_LEVEL}, X-Ray ${part(cost.xray)} (${tracedFunctions} traced functions); requests and units counted, ${FETCH_LATENCY_MS} ms per fetch modelled; pages of ${CRAWL_SITE.pageTextBytes} bytes of text)`,
     budget: '≤ $3',
     ok: perMillion <= 3,
+    reproduce: 'npm run bench',
+  });
+  const ranking = rankingShare(run);
+  report({
+    name: 'ranking cost (online counts and edge log)',
+    value: round(ranking.perMillion),
+    unit: `$ per million pages, inside the variable cost (SQS ${round(ranking.sqs)}, DynamoDB ${round(ranking.dynamodb)}, S3 ${round(ranking.s3)}, Lambda ${round(ranking.lambda)}, Logs ${round(ranking.logs)}): the parser's sends to the links queue, the ranker's polls, count writes and edge log PUTs (${ranking.objects} objects for ${n} pages, ${round(ranking.writesPerPage, 2)} count writes per page)`,
+    reproduce: 'npm run bench',
+  });
+  // Athena bills the bytes a query scans, at least 10 MB; the query reads the whole crawl's edge log.
+  const athenaRun = (pages: number) =>
+    (Math.max(10e6, ranking.edgeLogBytesPerPage * pages) / 1e12) * (prices.athenaPerTbScanned ?? 0);
+  report({
+    name: 'exact ranking run (Athena)',
+    value: round(athenaRun(1e6), 4),
+    unit: `$ per run over a million-page crawl (${round(ranking.edgeLogBytesPerPage, 0)} bytes of gzip'd edge log per page scanned at $${prices.athenaPerTbScanned}/TB, 10 MB minimum: $${round(athenaRun(0), 5)} for a small crawl); modelled from the measured log size`,
     reproduce: 'npm run bench',
   });
   report({

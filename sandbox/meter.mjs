@@ -50,8 +50,8 @@ function capacity(output) {
   return list.reduce((n, c) => n + (c.CapacityUnits ?? 0), 0);
 }
 
-/** Add the meter middleware to one client. */
-export function meterClient(client, counts) {
+/** Add the meter middleware to one client; `also`, if given, counts the same requests a second time. */
+export function meterClient(client, counts, also) {
   if (client.__meterInstalled) return;
   client.__meterInstalled = true;
   client.middlewareStack.add(
@@ -78,15 +78,19 @@ export function meterClient(client, counts) {
         else if (op === 'ReceiveMessageCommand')
           units = sqsChunks((out.Messages ?? []).reduce((n, m) => n + bytes(m.Body), 0));
         add(counts, key, 1, units);
+        if (also) add(also, key, 1, units);
         return result;
       } catch (error) {
         // A failed conditional write is still billed: at least one write unit.
-        add(
-          counts,
-          key,
-          1,
-          DDB_TRANSACTIONS.has(op) ? transactionUnits(args.input) : isWrite ? 1 : isRead ? 0.5 : 1,
-        );
+        const billed = DDB_TRANSACTIONS.has(op)
+          ? transactionUnits(args.input)
+          : isWrite
+            ? 1
+            : isRead
+              ? 0.5
+              : 1;
+        add(counts, key, 1, billed);
+        if (also) add(also, key, 1, billed);
         throw error;
       }
     },

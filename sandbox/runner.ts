@@ -44,6 +44,8 @@ export interface RunnerOptions {
   readonly onInvoke?: (stats: InvocationStats) => void;
   /** Count every AWS request the functions and the pollers make (the benchmark's cost model). */
   readonly meter?: Counts;
+  /** Count this function's requests and its pollers' here too, to price one stage on its own. */
+  readonly functionMeter?: Counts;
   /**
    * Long-poll wait of each receive. Lambda's pollers wait 20 s; locally 1 s keeps shutdown quick.
    * @default 1
@@ -76,6 +78,7 @@ class ExecutionEnvironment {
     private readonly fn: FunctionSpec,
     private readonly log: WriteStream | undefined,
     private readonly meter?: Counts,
+    private readonly functionMeter?: Counts,
   ) {}
 
   private start(): Promise<void> {
@@ -137,6 +140,7 @@ class ExecutionEnvironment {
       }) => {
         if (m.id !== id) return;
         if (this.meter && m.counts) mergeCounts(this.meter, m.counts);
+        if (this.functionMeter && m.counts) mergeCounts(this.functionMeter, m.counts);
         clearTimeout(timer);
         worker.off('message', onMessage);
         resolve(
@@ -227,7 +231,12 @@ export class EventSourceRunner {
   start(): void {
     this.running = true;
     for (let i = 0; i < this.source.maxConcurrency; i++) {
-      const env = new ExecutionEnvironment(this.fn, this.options.log, this.options.meter);
+      const env = new ExecutionEnvironment(
+        this.fn,
+        this.options.log,
+        this.options.meter,
+        this.options.functionMeter,
+      );
       this.envs.push(env);
       this.loops.push(this.poll(env, i));
     }

@@ -46,6 +46,8 @@ export interface SandboxOptions<O extends string = never> {
   readonly onStep?: (step: string, ms: number) => void;
   /** Count AWS requests of functions and pollers into this object (npm run bench). */
   readonly meter?: Counts;
+  /** Also count each function's requests and its pollers', by function logical id (npm run bench). */
+  readonly meterByFunction?: Record<string, Counts>;
   /** Receive long-poll wait in seconds; 20 matches Lambda's pollers. @default 1 */
   readonly pollWaitSeconds?: number;
 }
@@ -216,6 +218,7 @@ export async function startSandbox<O extends string = never>(
     // The pollers' requests are billed to you on AWS too (the event source mapping makes them).
     if (opts.meter) meterClient(clients.sqs, opts.meter);
     const runners: EventSourceRunner[] = [];
+    const ownClients: Array<{ destroy(): void }> = [];
     if (opts.runFunctions !== false) {
       for (const [, r] of Object.entries(template.Resources).filter(
         ([, r]) => r.Type === 'AWS::Lambda::EventSourceMapping',
@@ -227,8 +230,20 @@ export async function startSandbox<O extends string = never>(
         const queue = provisioned.resources.get(queueId);
         if (!fn || !queue)
           throw new Error(`event source mapping for ${fnId} on ${queueId} does not resolve locally`);
+        // With a meter per function, each mapping polls with its own client, so its receives are its own.
+        let byFunction: Counts | undefined;
+        if (opts.meterByFunction) {
+          byFunction = opts.meterByFunction[fn.logicalId] ?? {};
+          opts.meterByFunction[fn.logicalId] = byFunction;
+        }
+        let pollClient = clients.sqs;
+        if (opts.meter && byFunction) {
+          pollClient = localClients(emulators).sqs;
+          meterClient(pollClient, opts.meter, byFunction);
+          ownClients.push(pollClient);
+        }
         const runner = new EventSourceRunner(
-          clients.sqs,
+          pollClient,
           fn,
           {
             queueUrl: queue.ref,
@@ -247,6 +262,7 @@ export async function startSandbox<O extends string = never>(
             onInvoke: opts.onInvoke,
             log,
             meter: opts.meter,
+            functionMeter: byFunction,
             pollWaitSeconds: opts.pollWaitSeconds,
           },
         );
@@ -283,7 +299,7 @@ export async function startSandbox<O extends string = never>(
       },
       async stop() {
         await Promise.all(runners.map((r) => r.stop()));
-        for (const c of Object.values(clients)) c.destroy();
+        for (const c of [...Object.values(clients), ...ownClients]) c.destroy();
         target.destroy();
         log?.end();
         await emulators.stop();
