@@ -2,7 +2,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import pLimit from 'p-limit';
 import { ENV } from '../crawl/env-names';
-import { edgeLogBody, edgeLogKey } from '../crawl/link-graph';
+import { edgeLogBody, edgeLogKey, uncountedLinks } from '../crawl/link-graph';
 import { METRIC } from '../crawl/metrics';
 import { addInlinks, addRankSummary } from '../crawl/rank-record';
 import { PageLinksMessage } from '../crawl/schemas';
@@ -29,7 +29,8 @@ interface Counted {
 
 /**
  * One crawl's share of a batch: its edges go to the edge log as one object, then each linked URL's count
- * rises by the links this batch found to it (one write per URL, not per link), then the crawl's summary.
+ * rises by the links this batch found to it (one write per URL, not per link; a link the page claimed is
+ * counted by its claim, for nothing), then the crawl's summary.
  * Returns the records to retry. A record counted again on retry arrives with a receive count above 1, so
  * its links join the over-count bound; a count write the SDK resent joins it too.
  */
@@ -61,12 +62,13 @@ async function rankCrawl(crawlId: string, entries: readonly Counted[]): Promise<
   let overcountBound = 0;
   for (const entry of entries) {
     const { links, repeat } = entry.message.payload;
+    const counted = uncountedLinks(entry.message);
     edges += links.length;
     if (repeat || receiveCount(entry.record) > 1) {
       repeats++;
-      overcountBound += links.length;
+      overcountBound += counted.length;
     }
-    for (const url of links) {
+    for (const url of counted) {
       const slot = perUrl.get(url) ?? { n: 0, from: [] };
       slot.n++;
       slot.from.push(entry);

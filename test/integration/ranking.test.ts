@@ -122,6 +122,7 @@ describe('ranking: online counts and the exact SQL ranking (sandbox)', () => {
     const good = pageLinksMessage(crawlId, 'poison', {
       src: `http://${host}/`,
       links: [`http://${host}/x`, `http://${host}/y`],
+      claimed: [],
       repeat: false,
     });
     const from = h.invocations.length;
@@ -176,11 +177,13 @@ describe('ranking: online counts and the exact SQL ranking (sandbox)', () => {
       pageLinksMessage(crawlId, 'retry', {
         src: `http://${host}/1`,
         links: [`http://${host}/x`, `http://${host}/y`],
+        claimed: [],
         repeat: false,
       }),
       pageLinksMessage(crawlId, 'retry', {
         src: `http://${host}/2`,
         links: [`http://${host}/x`],
+        claimed: [],
         repeat: false,
       }),
     ];
