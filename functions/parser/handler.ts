@@ -114,7 +114,8 @@ async function handleRecord(record: SQSRecord, linksSender: SendBatcher): Promis
   metrics.addMetric(METRIC.linksEnqueued, 'Count', links.enqueued);
   if (links.overBudget > 0) metrics.addMetric(METRIC.linksOverBudget, 'Count', links.overBudget);
   // DEBUG: at the prod level (INFO) a URL gets one line, the crawler's outcome; CloudWatch bills each byte.
-  log.debug('page stored', { url, stored, links: page.links.length, ...links });
+  const { claimed, ...counts } = links;
+  log.debug('page stored', { url, stored, links: page.links.length, ...counts, claimed: claimed.length });
   return stored;
 }
 
