@@ -31,7 +31,7 @@ any pipeline stack:
   status [--watch]                     every queue's depth and DLQ; --watch ends once all are idle
   dlq <queue>                          a queue's DLQ messages with their failure reasons
   redrive <queue>                      move a queue's DLQ messages back to it
-  (queue names come from the stack's outputs: frontier and parse for the crawler)
+  (queue names come from the stack's outputs: frontier, parse and links for the crawler)
 
 the crawler stack:
   submit <url...> [--max-pages N] [--max-depth D] [--allow host,host]   start a crawl; prints its crawlId

@@ -31,9 +31,9 @@ export function stackQueues(outputs: Readonly<Record<string, string | undefined>
 /** A queue name the stack does not have; the message lists the names it has. */
 export class UnknownQueueError extends Error {
   constructor(stackName: string, name: string, known: readonly StackQueue[]) {
-    super(
-      `name a queue of ${stackName}: ${known.map((q) => q.name).join(' or ') || '(none)'} (got "${name}")`,
-    );
+    const names = known.map((q) => q.name);
+    const list = names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names.at(-1)}` : names[0];
+    super(`name a queue of ${stackName}: ${list ?? '(none)'} (got "${name}")`);
     this.name = 'UnknownQueueError';
   }
 }

@@ -58,16 +58,20 @@ export const EDGE_LOG_PREFIX = 'edges/';
 export const edgeLogPrefix = (crawlId: string): string => `${EDGE_LOG_PREFIX}crawl_id=${crawlId}/`;
 
 /**
- * The object key of one batch's edges: named by the batch's message ids, so a retried batch with the same
- * messages writes the same object again. A batch made of other messages writes another object; the exact
+ * The object key of one batch's edges: named by the batch (batchKey of its message ids), so a retried batch
+ * with the same messages writes the same object again. A batch made of other messages writes another object; the exact
  * ranking counts distinct source pages, so an edge logged twice is still counted once.
  */
-export function edgeLogKey(crawlId: string, messageIds: readonly string[]): string {
-  const digest = createHash('sha256')
+export function edgeLogKey(crawlId: string, batch: string): string {
+  return `${edgeLogPrefix(crawlId)}${batch}.json.gz`;
+}
+
+/** A name for a batch of messages, the same whatever their order: a retry of the same batch gets it again. */
+export function batchKey(messageIds: readonly string[]): string {
+  return createHash('sha256')
     .update([...messageIds].sort().join('\n'))
     .digest('hex')
     .slice(0, 32);
-  return `${edgeLogPrefix(crawlId)}${digest}.json.gz`;
 }
 
 /** The gzip'd JSON-lines body of an edge log object. */

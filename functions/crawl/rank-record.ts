@@ -1,17 +1,21 @@
-import { type DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { type DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { expiresAt } from '../kit/ttl';
 import { seedClaimant, URL_ATTR } from './url-record';
 
 /**
- * The online ranking's records, in the ranks table; this module is their owner.
- * - One item per (crawlId, url) linked to: `inlinks`, the links counted so far from the crawl's pages.
- * - One summary item per crawl, at url = RANK_SUMMARY_URL (a URL is absolute, so it cannot collide):
- *   pages and edges logged, and `overcountBound`, the links counted from messages that may have been
- *   counted before (redelivered, repeated, or written by a retried request). Every online count is at least
- *   the exact one, and the counts of a crawl exceed the exact ones by at most `overcountBound` in total.
+ * The online ranking's records, in the ranks table; this module is their owner. Each ranker batch writes
+ * its counts for a crawl as one item (more past 300 KB), keyed by the batch: `url` = `#batch#<key>#<part>`.
+ * - `counts`: gzip'd JSON `[[url, links], …]`, the links the batch counted to each URL;
+ * - on part 0, the batch's totals: pages and edges, and `overcountBound`, the links counted from messages
+ *   that may have been counted before (redelivered, or repeated by the parser).
+ * A URL's online count is the sum over the crawl's batch items, plus one for the page that claimed it.
+ * Writing a batch's counts whole, under the batch's own key, costs a few write units per batch instead of
+ * one per linked URL, and a retry of the same batch overwrites them instead of adding them again. The sum
+ * is taken on read (the managed form of a changelog merged by its reader).
  */
 export const RANK_ATTR = {
-  inlinks: 'inlinks',
+  counts: 'counts',
   pages: 'pages',
   edges: 'edges',
   overcountBound: 'overcountBound',
@@ -19,7 +23,9 @@ export const RANK_ATTR = {
   expiresAt: 'expiresAt',
 } as const;
 
-export const RANK_SUMMARY_URL = '#summary';
+const BATCH_PREFIX = '#batch#';
+/** Raw JSON per item part: well under DynamoDB's 400 KB item limit even if gzip gains nothing. */
+const PART_BYTES = 300 * 1024;
 
 export interface RankSummary {
   /** Page-links messages counted: one per page with in-scope links (two past 500 links). */
@@ -31,50 +37,52 @@ export interface RankSummary {
   readonly repeats: number;
 }
 
-/**
- * Add `n` inbound links to a URL's count. Returns whether the SDK sent the request more than once: an
- * attempt whose response was lost may have been applied too, so the caller adds `n` to the bound.
- */
-export async function addInlinks(
-  client: DynamoDBDocumentClient,
-  table: string,
-  crawlId: string,
-  url: string,
-  n: number,
-  ttlSeconds: number,
-): Promise<{ resent: boolean }> {
-  const out = await client.send(
-    new UpdateCommand({
-      TableName: table,
-      Key: { crawlId, url },
-      UpdateExpression: `ADD ${RANK_ATTR.inlinks} :n SET ${RANK_ATTR.expiresAt} = if_not_exists(${RANK_ATTR.expiresAt}, :e)`,
-      ExpressionAttributeValues: { ':n': n, ':e': expiresAt(ttlSeconds) },
-    }),
-  );
-  return { resent: (out.$metadata.attempts ?? 1) > 1 };
+/** Split count entries into parts of at most PART_BYTES (300 KB) of JSON each; never an empty part but the first. */
+export function countParts(entries: Array<[string, number]>): Array<Array<[string, number]>> {
+  const out: Array<Array<[string, number]>> = [[]];
+  let bytes = 0;
+  for (const entry of entries) {
+    const size = Buffer.byteLength(entry[0]) + 16;
+    if (bytes + size > PART_BYTES && (out.at(-1)?.length ?? 0) > 0) {
+      out.push([]);
+      bytes = 0;
+    }
+    out.at(-1)?.push(entry);
+    bytes += size;
+  }
+  return out;
 }
 
-/** Add a batch's totals to the crawl's summary item. A resent request only inflates them, bound included. */
-export async function addRankSummary(
+/**
+ * Write one batch's counts for a crawl. Idempotent per batch: the same batch writes the same items. A
+ * failed part leaves the others written; the batch's retry writes them all again (the same key if SQS
+ * hands the same messages back, a new one otherwise, which the retry's receive counts put in the bound).
+ */
+export async function putBatchCounts(
   client: DynamoDBDocumentClient,
   table: string,
   crawlId: string,
-  add: RankSummary,
+  key: string,
+  counts: ReadonlyMap<string, number>,
+  summary: RankSummary,
   ttlSeconds: number,
 ): Promise<void> {
-  await client.send(
-    new UpdateCommand({
-      TableName: table,
-      Key: { crawlId, url: RANK_SUMMARY_URL },
-      UpdateExpression: `ADD ${RANK_ATTR.pages} :p, ${RANK_ATTR.edges} :d, ${RANK_ATTR.overcountBound} :b, ${RANK_ATTR.repeats} :r SET ${RANK_ATTR.expiresAt} = if_not_exists(${RANK_ATTR.expiresAt}, :e)`,
-      ExpressionAttributeValues: {
-        ':p': add.pages,
-        ':d': add.edges,
-        ':b': add.overcountBound,
-        ':r': add.repeats,
-        ':e': expiresAt(ttlSeconds),
-      },
-    }),
+  const e = expiresAt(ttlSeconds);
+  await Promise.all(
+    countParts([...counts]).map((part, i) =>
+      client.send(
+        new PutCommand({
+          TableName: table,
+          Item: {
+            crawlId,
+            url: `${BATCH_PREFIX}${key}#${i}`,
+            [RANK_ATTR.counts]: gzipSync(JSON.stringify(part)),
+            ...(i === 0 ? summary : {}),
+            [RANK_ATTR.expiresAt]: e,
+          },
+        }),
+      ),
+    ),
   );
 }
 
@@ -115,10 +123,10 @@ async function queryCrawl(
 }
 
 /**
- * Read a crawl's online counts. A URL's count is its ranks item's `inlinks` plus one for the page that
- * claimed it (its URL record's `claimedBy`, unless a seed), because the ranker leaves a link its page
- * claimed to that claim: the claim is written once whatever is retried, so it counts for free and exactly.
- * The top N is taken on read, not kept on write: two Queries over the crawl's partitions.
+ * Read a crawl's online counts: the sum of its batch items, plus one per URL for the page that claimed it
+ * (its URL record's `claimedBy`, unless a seed). The ranker leaves a link its page claimed to that claim:
+ * the claim is written once whatever is retried, so it counts for free and exactly. The top N is taken on
+ * read, not kept on write: two Queries over the crawl's partitions.
  */
 export async function readOnlineRanking(
   client: DynamoDBDocumentClient,
@@ -135,19 +143,15 @@ export async function readOnlineRanking(
     if (typeof owner === 'string' && owner !== '' && owner !== seedClaimant(crawlId))
       counts.set(item.url as string, 1);
   }
-  let summary: RankSummary = { pages: 0, edges: 0, overcountBound: 0, repeats: 0 };
+  const summary = { pages: 0, edges: 0, overcountBound: 0, repeats: 0 };
   for (const item of await queryCrawl(client, tables.ranks, crawlId)) {
-    if (item.url === RANK_SUMMARY_URL)
-      summary = {
-        pages: Number(item[RANK_ATTR.pages] ?? 0),
-        edges: Number(item[RANK_ATTR.edges] ?? 0),
-        overcountBound: Number(item[RANK_ATTR.overcountBound] ?? 0),
-        repeats: Number(item[RANK_ATTR.repeats] ?? 0),
-      };
-    else {
-      const url = item.url as string;
-      counts.set(url, (counts.get(url) ?? 0) + Number(item[RANK_ATTR.inlinks] ?? 0));
-    }
+    if (!String(item.url).startsWith(BATCH_PREFIX)) continue;
+    for (const k of ['pages', 'edges', 'overcountBound', 'repeats'] as const)
+      summary[k] += Number(item[k] ?? 0);
+    const part = JSON.parse(gunzipSync(item[RANK_ATTR.counts] as Uint8Array).toString()) as Array<
+      [string, number]
+    >;
+    for (const [url, n] of part) counts.set(url, (counts.get(url) ?? 0) + n);
   }
   return { counts, summary };
 }

@@ -73,7 +73,7 @@ describe('operator CLI against the sandbox', () => {
     expect(status.code, status.stderr).toBe(0);
     // The seed's home page links to two pages of its host (the third link is off-site): 3 of 6 admitted.
     expect(status.stdout).toMatch(
-      /^frontier 0 queued \/ 0 in flight \(DLQ 0\) · parse 0 queued \/ 0 in flight \(DLQ 0\) · pages 3 · .* · admitted 3\/6$/m,
+      /^frontier 0 queued \/ 0 in flight \(DLQ 0\) · parse 0 queued \/ 0 in flight \(DLQ 0\) · links 0 queued \/ 0 in flight \(DLQ 0\) · pages 3 · .* · admitted 3\/6$/m,
     );
 
     const out = path.join(dir, 'pages.jsonl');
@@ -87,6 +87,13 @@ describe('operator CLI against the sandbox', () => {
     const dlq = await cli('dlq', 'parse');
     expect(dlq.code).toBe(0);
     expect(dlq.stdout.trim()).toBe('DLQ is empty');
+
+    // The home page is linked by both pages it links to: online and exact agree, and the CLI says so.
+    const rank = await cli('rank', crawlId, '--exact', '--top', '3');
+    expect(rank.code, rank.stderr).toBe(0);
+    expect(rank.stdout).toContain(`1. 2  ${seed}`);
+    expect(rank.stdout).toMatch(/^exact \(duckdb, sql\/inlinks\.sql, [\d.]+ s\): \d+ URLs$/m);
+    expect(rank.stdout).toMatch(/^online vs exact: 0 URLs differ .* top 3: \d in common$/m);
   });
 
   it('ends `status --watch` with a summary once the pipeline is idle', async () => {
@@ -98,7 +105,7 @@ describe('operator CLI against the sandbox', () => {
     expect(lines.length).toBeGreaterThanOrEqual(4);
     expect(lines.at(-1)).toBe('✔ idle: nothing queued or in flight');
     expect(lines.at(-2)).toBe(
-      'frontier 0 queued / 0 in flight (DLQ 0) · parse 0 queued / 0 in flight (DLQ 0)',
+      'frontier 0 queued / 0 in flight (DLQ 0) · parse 0 queued / 0 in flight (DLQ 0) · links 0 queued / 0 in flight (DLQ 0)',
     );
   });
 
@@ -122,7 +129,10 @@ describe('operator CLI against the sandbox', () => {
       ['submit', 'http://a.example/', 'http://b.example/', '--max-pages', '1'],
       '--max-pages (1) is below the number of seeds (2)',
     ],
-    [['dlq', 'nope'], 'name a queue of Crawler-dev: frontier or parse (got "nope")'],
+    [['dlq', 'nope'], 'name a queue of Crawler-dev: frontier, parse or links (got "nope")'],
+    [['rank'], 'rank needs a crawlId (printed by submit)'],
+    [['rank', 'c1', '--top', '0'], '--top must be a whole number from 1 to 1000, not "0"'],
+    [['rank', 'c1', '--engine', 'spark'], '--engine must be athena or duckdb, not "spark"'],
     [['dlq'], 'dlq needs a queue name'],
     [['submit', 'ftp://x.example/'], 'seed "ftp://x.example/" is not a crawlable URL'],
     [['submit', 'not-a-url', '--target', 'aws'], 'seed "not-a-url" is not a crawlable URL'],

@@ -167,81 +167,88 @@ describe('ranking: online counts and the exact SQL ranking (sandbox)', () => {
     expect(reasons.some((r) => /payload\.links\.0: must be an absolute http\(s\) URL/.test(r))).toBe(true);
   });
 
-  it('bounds what a retried ranker batch counts twice: a lost summary write sends the batch back', async () => {
+  it('counts a retried ranker batch once, and bounds a message counted again in another batch', async () => {
     // The ranker runs in this process so a fault can hit one write; DynamoDB and S3 are the emulators.
     Object.assign(process.env, h.sandbox.functionEnvironment('LinksConsumer'));
     const { handler } = await import('../../functions/ranker/handler');
     const crawlId = `t-${randomUUID()}`;
     const host = 'retry.test';
-    const messages = [
+    const message = (src: string, links: string[]) =>
       pageLinksMessage(crawlId, 'retry', {
-        src: `http://${host}/1`,
-        links: [`http://${host}/x`, `http://${host}/y`],
+        src: `http://${host}/${src}`,
+        links: links.map((l) => `http://${host}/${l}`),
         claimed: [],
         repeat: false,
-      }),
-      pageLinksMessage(crawlId, 'retry', {
-        src: `http://${host}/2`,
-        links: [`http://${host}/x`],
-        claimed: [],
-        repeat: false,
-      }),
-    ];
-    const records = (receiveCount: number): SQSRecord[] =>
-      messages.map((m, i) => ({
-        messageId: `${crawlId}-${i}`,
-        receiptHandle: `r-${i}`,
-        body: JSON.stringify(m),
-        attributes: {
-          ApproximateReceiveCount: String(receiveCount),
-          SentTimestamp: String(Date.now()),
-          SenderId: 'test',
-          ApproximateFirstReceiveTimestamp: String(Date.now()),
-        },
-        messageAttributes: {},
-        md5OfBody: '',
-        eventSource: 'aws:sqs',
-        eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:links',
-        awsRegion: 'us-east-1',
-      }));
+      });
+    const messages = [message('1', ['x', 'y']), message('2', ['x']), message('3', ['z'])];
+    const record = (i: number, receiveCount: number): SQSRecord => ({
+      messageId: `${crawlId}-${i}`,
+      receiptHandle: `r-${i}`,
+      body: JSON.stringify(messages[i]),
+      attributes: {
+        ApproximateReceiveCount: String(receiveCount),
+        SentTimestamp: String(Date.now()),
+        SenderId: 'test',
+        ApproximateFirstReceiveTimestamp: String(Date.now()),
+      },
+      messageAttributes: {},
+      md5OfBody: '',
+      eventSource: 'aws:sqs',
+      eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:links',
+      awsRegion: 'us-east-1',
+    });
     const context = { getRemainingTimeInMillis: () => 60_000, functionName: 'ranker' } as unknown as Context;
+    const ranked = (counts: Record<string, number>) =>
+      Object.entries(counts).map(([p, inlinks]) => ({ url: `http://${host}/${p}`, inlinks }));
 
-    // The counts are written, then the summary write fails: the whole batch goes back to the queue.
+    // The edge log is written, then the count write fails: the whole batch goes back to the queue.
     const send = DynamoDBDocumentClient.prototype.send;
     let faults = 0;
     const spy = vi.spyOn(DynamoDBDocumentClient.prototype, 'send').mockImplementation(function (
       this: DynamoDBDocumentClient,
       ...args: Parameters<typeof send>
     ) {
-      const input = (args[0] as { input?: { Key?: { url?: string; crawlId?: string } } }).input;
-      if (input?.Key?.crawlId === crawlId && input.Key.url === '#summary' && faults++ === 0)
-        return Promise.reject(new Error('injected: summary write lost'));
+      const input = (args[0] as { input?: { Item?: { crawlId?: string } } }).input;
+      if (input?.Item?.crawlId === crawlId && faults++ === 0)
+        return Promise.reject(new Error('injected: count write lost'));
       return send.apply(this, args) as never;
     });
     try {
-      const first = await handler({ Records: records(1) }, context);
-      expect(first.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(
-        messages.map((_, i) => `${crawlId}-${i}`),
-      );
+      const first = await handler({ Records: [record(0, 1), record(1, 1)] }, context);
+      expect(first.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual([
+        `${crawlId}-0`,
+        `${crawlId}-1`,
+      ]);
       expect(faults).toBe(1);
-      // The redelivery: received a second time, counted again, and the summary says by how much at most.
-      expect(await handler({ Records: records(2) }, context)).toEqual({ batchItemFailures: [] });
     } finally {
       spy.mockRestore();
     }
-    const online = await onlineRanking(t, crawlId);
-    const exact = await exactRankingLocal(t, crawlId);
-    expect(exact).toEqual([
-      { url: `http://${host}/x`, inlinks: 2 },
-      { url: `http://${host}/y`, inlinks: 1 },
-    ]);
-    expect(online.ranking).toEqual([
-      { url: `http://${host}/x`, inlinks: 4 },
-      { url: `http://${host}/y`, inlinks: 2 },
-    ]);
+    // The same batch handed back: its counts land once, under the same batch key.
+    expect(await handler({ Records: [record(0, 2), record(1, 2)] }, context)).toEqual({
+      batchItemFailures: [],
+    });
+    let online = await onlineRanking(t, crawlId);
+    expect(online.ranking).toEqual(ranked({ x: 2, y: 1 }));
     expect(online.summary).toMatchObject({ pages: 2, edges: 3, repeats: 2, overcountBound: 3 });
-    expect(compareRankings(online.ranking, exact).overcount).toBeLessThanOrEqual(
-      online.summary.overcountBound,
-    );
+    // The invocation's end is lost after it wrote (a timeout): the same batch again rewrites, adds nothing.
+    expect(await handler({ Records: [record(1, 3), record(0, 3)] }, context)).toEqual({
+      batchItemFailures: [],
+    });
+    online = await onlineRanking(t, crawlId);
+    expect(online.ranking).toEqual(ranked({ x: 2, y: 1 }));
+
+    // The delete of that batch is lost, and SQS hands its messages out again beside a new one: another
+    // batch, so they are counted again, and their receive counts put them in the bound.
+    expect(await handler({ Records: [record(0, 4), record(1, 4), record(2, 1)] }, context)).toEqual({
+      batchItemFailures: [],
+    });
+    online = await onlineRanking(t, crawlId);
+    const exact = await exactRankingLocal(t, crawlId);
+    expect(exact).toEqual(ranked({ x: 2, y: 1, z: 1 }));
+    expect(online.ranking).toEqual(ranked({ x: 4, y: 2, z: 1 }));
+    const diff = compareRankings(online.ranking, exact);
+    expect(diff).toMatchObject({ overcount: 3, missing: 0 });
+    expect(online.summary).toMatchObject({ pages: 5, edges: 7, repeats: 4, overcountBound: 6 });
+    expect(diff.overcount).toBeLessThanOrEqual(online.summary.overcountBound);
   });
 });

@@ -11,12 +11,14 @@ import {
 } from '@aws-sdk/client-athena';
 import { describe, expect, it } from 'vitest';
 import {
+  batchKey,
   edgeLogBody,
   edgeLogKey,
   outLinks,
   pageLinksMessages,
   uncountedLinks,
 } from '../../functions/crawl/link-graph';
+import { countParts } from '../../functions/crawl/rank-record';
 import { MAX_LINKS_PER_MESSAGE, PageLinksMessage } from '../../functions/crawl/schemas';
 import { parseMessage } from '../../functions/kit/envelope';
 import {
@@ -64,10 +66,10 @@ describe('the link graph', () => {
   });
 
   it('names an edge log object by its batch, whatever the order, under the crawl partition', () => {
-    const key = edgeLogKey('crawl-1', ['m2', 'm1']);
-    expect(key).toBe(edgeLogKey('crawl-1', ['m1', 'm2']));
-    expect(key).not.toBe(edgeLogKey('crawl-1', ['m1', 'm3']));
-    expect(key).toMatch(/^edges\/crawl_id=crawl-1\/[0-9a-f]{32}\.json\.gz$/);
+    const batch = batchKey(['m2', 'm1']);
+    expect(batch).toBe(batchKey(['m1', 'm2']));
+    expect(batch).not.toBe(batchKey(['m1', 'm3']));
+    expect(edgeLogKey('crawl-1', batch)).toMatch(/^edges\/crawl_id=crawl-1\/[0-9a-f]{32}\.json\.gz$/);
   });
 
   it('writes one JSON line per edge, gzip-compressed', () => {
@@ -186,6 +188,18 @@ describe('the exact ranking: one SQL file, two engines', () => {
     await expect(
       exactRankingAthena(client, { workGroup: 'wg', database: 'db' }, 'c1', { pollMs: 1 }),
     ).rejects.toThrow(/q2 FAILED: TABLE_NOT_FOUND/);
+  });
+});
+
+describe('batch count items', () => {
+  it('splits the counts of a batch into parts that each fit a DynamoDB item, keeping every entry once', () => {
+    const url = (i: number) => `http://a.test/${'p'.repeat(2000)}/${i}`;
+    const entries: Array<[string, number]> = Array.from({ length: 400 }, (_, i) => [url(i), i + 1]);
+    const parts = countParts(entries);
+    expect(parts.length).toBeGreaterThan(1);
+    for (const part of parts) expect(Buffer.byteLength(JSON.stringify(part))).toBeLessThan(350 * 1024);
+    expect(parts.flat()).toEqual(entries);
+    expect(countParts([])).toEqual([[]]);
   });
 });
 
