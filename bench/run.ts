@@ -426,7 +426,7 @@ function rankingShare(run: CrawlRun) {
     logs: per(cost.logs),
     objects: meter['S3.PutObject']?.requests ?? 0,
     edgeLogBytesPerPage: run.edgeLogBytes / run.pages,
-    writesPerPage: (meter['DynamoDB.UpdateItem']?.requests ?? 0) / run.pages,
+    countWruPerPage: (meter['DynamoDB.PutItem']?.units ?? 0) / run.pages,
   };
 }
 
@@ -536,7 +536,7 @@ async function benchCrawl(): Promise<void> {
   report({
     name: 'ranking cost (online counts and edge log)',
     value: round(ranking.perMillion),
-    unit: `$ per million pages, inside the variable cost (SQS ${round(ranking.sqs)}, DynamoDB ${round(ranking.dynamodb)}, S3 ${round(ranking.s3)}, Lambda ${round(ranking.lambda)}, Logs ${round(ranking.logs)}): the parser's sends to the links queue, the ranker's polls, count writes and edge log PUTs (${ranking.objects} objects for ${n} pages, ${round(ranking.writesPerPage, 2)} count writes per page)`,
+    unit: `$ per million pages, inside the variable cost (SQS ${round(ranking.sqs)}, DynamoDB ${round(ranking.dynamodb)}, S3 ${round(ranking.s3)}, Lambda ${round(ranking.lambda)}, Logs ${round(ranking.logs)}): the parser's sends to the links queue, the ranker's polls, count writes and edge log PUTs (${ranking.objects} edge log objects and ${round(ranking.countWruPerPage, 3)} count write units per page, for ${n} pages)`,
     reproduce: 'npm run bench',
   });
   // Athena bills the bytes a query scans, at least 10 MB; the query reads the whole crawl's edge log.
