@@ -87,7 +87,7 @@ async function handleRecord(record: SQSRecord, linksSender: SendBatcher): Promis
   if (page.cut) log.warn('page parse stopped at a limit; keeping what was extracted', { url, cut: page.cut });
 
   const stored = await storePage(config.pagesTable, pageRecord(message, page, charset));
-  metrics.addMetric(stored === 'stored' ? METRIC.pagesStored : METRIC.duplicatesSuppressed, 'Count', 1);
+  metrics.addMetric(stored === 'duplicate' ? METRIC.duplicatesSuppressed : METRIC.pagesStored, 'Count', 1);
 
   // Links are processed even for a duplicate: the first attempt may have died after storing the page.
   const job = await getCrawlJob(config.crawlsTable, message.crawlId);
@@ -95,7 +95,8 @@ async function handleRecord(record: SQSRecord, linksSender: SendBatcher): Promis
     log.debug('page stored', { url, stored, links: page.links.length, followed: false });
     return stored;
   }
-  const repeat = receiveCount(record) > 1 || stored === 'duplicate';
+  // Links this page may have sent before: a redelivery, or a page stored before (the same fetch, or an older one).
+  const repeat = receiveCount(record) > 1 || stored !== 'stored';
   const links = await discoverLinks({
     crawlId: message.crawlId,
     correlationId: message.correlationId,

@@ -74,19 +74,25 @@ function pageFields(message: ParseMessage, page: ExtractedPage, charset: string)
 /**
  * Store a page unless a record from the same or a newer fetch is already there. The condition makes a
  * redelivery, or an older fetch arriving late, a no-op: the managed form of a Redis idempotency key.
+ * 'replaced' is a newer fetch of a page stored before (the old item comes back with the write, at no cost),
+ * so the page's links may have been sent before.
  */
-export async function storePage(table: string, record: PageRecord): Promise<'stored' | 'duplicate'> {
+export async function storePage(
+  table: string,
+  record: PageRecord,
+): Promise<'stored' | 'replaced' | 'duplicate'> {
   try {
-    await ddb.send(
+    const out = await ddb.send(
       new PutCommand({
         TableName: table,
         Item: record,
         ConditionExpression: 'attribute_not_exists(#url) OR fetchedAt < :fetchedAt',
         ExpressionAttributeNames: { '#url': 'url' },
         ExpressionAttributeValues: { ':fetchedAt': record.fetchedAt },
+        ReturnValues: 'ALL_OLD',
       }),
     );
-    return 'stored';
+    return out.Attributes ? 'replaced' : 'stored';
   } catch (error) {
     if (error instanceof ConditionalCheckFailedException) return 'duplicate';
     throw error;

@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { crawlBudget, listPages, listUrls, submitCrawl } from '../../cli/crawl-api';
 import type { ParseMessage } from '../../functions/crawl/schemas';
 import { peekDlq, redrive, waitFor, waitForIdle } from '../../tooling/queues';
+import { compareRankings, exactRankingLocal, onlineRanking, RANKING_OUTPUTS } from '../../tooling/ranking';
+import { requireOutputs } from '../../tooling/target';
 import { expectedFixtureCrawl } from './fixture-site';
 import { parsePageMessage } from './messages';
 import { type ConnectedTarget, connectTarget, TARGET_TIMEOUTS, targetKind } from './target';
@@ -110,6 +112,30 @@ describe(`portable pipeline checks (${targetKind()})`, {
     expect(claims.map((c) => c.url).sort()).toEqual([`http://${HOST}/x`, `http://${HOST}/y`]);
     const pages = (await listPages(t.target, crawlId)).filter((p) => p.url === m.payload.url);
     expect(pages.map((p) => p.title)).toEqual(['parent']);
+
+    // The ranking of the same five deliveries: exactly one link to each, and online never below that nor
+    // above it by more than the bound the ranker reports (the four repeats are marked as such).
+    const rt = {
+      ...t.target,
+      outputs: requireOutputs(t.target.outputs, RANKING_OUTPUTS, 'the portable suite'),
+    };
+    const online = await waitFor(
+      'the ranker to count all five page-links messages',
+      async () => {
+        const o = await onlineRanking(rt, crawlId);
+        return o.summary.pages >= 5 ? o : undefined;
+      },
+      { timeoutMs: t.effectTimeoutMs },
+    );
+    const exact = await exactRankingLocal(rt, crawlId);
+    expect(exact).toEqual([
+      { url: `http://${HOST}/x`, inlinks: 1 },
+      { url: `http://${HOST}/y`, inlinks: 1 },
+    ]);
+    expect(online.summary.repeats).toBeGreaterThanOrEqual(4);
+    const diff = compareRankings(online.ranking, exact);
+    expect(diff.missing).toBe(0);
+    expect(diff.overcount).toBeLessThanOrEqual(online.summary.overcountBound);
   });
 
   it('admits discovered links only up to the page budget, spends each place once, and records the rest as budget-exhausted', async () => {

@@ -115,6 +115,34 @@ describe('ranking: online counts and the exact SQL ranking (sandbox)', () => {
     expect(diff.overcount).toBeLessThanOrEqual(online.summary.overcountBound);
   });
 
+  it('marks the links of a page fetched again as repeats, so a newer fetch stays within the bound', async () => {
+    const host = 'refetch.test';
+    const crawlId = await crawlOf(host);
+    const url = `http://${host}/`;
+    const html = `<title>r</title><a href="/a">a</a><a href="/b">b</a>`;
+    const fetchedAt = Date.now() - 60_000;
+    for (const [i, at] of [fetchedAt, fetchedAt + 1_000].entries()) {
+      await h.target.sqs.send(
+        new SendMessageBatchCommand({
+          QueueUrl: h.target.outputs.ParseQueueUrl,
+          Entries: [{ Id: '0', MessageBody: JSON.stringify(parsePageMessage(crawlId, url, html, at)) }],
+        }),
+      );
+      await waitFor(`fetch ${i + 1} counted`, async () =>
+        (await onlineRanking(t, crawlId)).summary.pages > i ? true : undefined,
+      );
+    }
+    const online = await onlineRanking(t, crawlId);
+    const exact = await exactRankingLocal(t, crawlId);
+    expect(exact).toEqual([`${url}a`, `${url}b`].map((u) => ({ url: u, inlinks: 1 })));
+    expect(online.ranking).toEqual([`${url}a`, `${url}b`].map((u) => ({ url: u, inlinks: 2 })));
+    // Both fetches were stored (the newer replaced the older), and the second one's links are repeats.
+    expect(online.summary).toMatchObject({ pages: 2, repeats: 1, overcountBound: 2 });
+    expect(compareRankings(online.ranking, exact).overcount).toBeLessThanOrEqual(
+      online.summary.overcountBound,
+    );
+  });
+
   it('sends a malformed page-links message to the links DLQ alone, and counts its batch-mates once', async () => {
     const host = 'poison.test';
     const crawlId = await crawlOf(host);
