@@ -8,6 +8,8 @@ export interface ClientOptions {
   readonly region: string;
   readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
   readonly endpoints?: { readonly sqs?: string; readonly dynamodb?: string; readonly s3?: string };
+  /** Attempts per SQS request, the first included. @default the SDK's (3) */
+  readonly sqsMaxAttempts?: number;
 }
 
 export interface Clients {
@@ -28,7 +30,11 @@ export function createClients(opts: ClientOptions): Clients {
   const dynamodb = new DynamoDBClient({ ...common, ...(e.dynamodb ? { endpoint: e.dynamodb } : {}) });
   return {
     // An explicit endpoint stops the SDK from sending to the host inside the queue URL (which emulators may not serve).
-    sqs: new SQSClient({ ...common, ...(e.sqs ? { endpoint: e.sqs, useQueueUrlAsEndpoint: false } : {}) }),
+    sqs: new SQSClient({
+      ...common,
+      ...(e.sqs ? { endpoint: e.sqs, useQueueUrlAsEndpoint: false } : {}),
+      ...(opts.sqsMaxAttempts ? { maxAttempts: opts.sqsMaxAttempts } : {}),
+    }),
     dynamodb,
     ddb: DynamoDBDocumentClient.from(dynamodb, { marshallOptions: { removeUndefinedValues: true } }),
     s3: new S3Client({ ...common, ...(e.s3 ? { endpoint: e.s3, forcePathStyle: true } : {}) }),
@@ -40,12 +46,16 @@ export function createClients(opts: ClientOptions): Clients {
  * AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_S3, or AWS_ENDPOINT_URL), so the same bundle runs on AWS
  * (unset), LocalStack and the sandbox's emulators.
  */
-export function clientsFromEnv(env: NodeJS.ProcessEnv = process.env): Clients {
+export function clientsFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  extra: Pick<ClientOptions, 'sqsMaxAttempts'> = {},
+): Clients {
   const endpoint = (service: 'SQS' | 'DYNAMODB' | 'S3') =>
     env[`AWS_ENDPOINT_URL_${service}`] || env.AWS_ENDPOINT_URL || undefined;
   return createClients({
     region: env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1',
     endpoints: { sqs: endpoint('SQS'), dynamodb: endpoint('DYNAMODB'), s3: endpoint('S3') },
+    ...extra,
   });
 }
 
@@ -75,3 +85,14 @@ export const sqs: SQSClient = lazy((c) => c.sqs);
 export const dynamodb: DynamoDBClient = lazy((c) => c.dynamodb);
 export const ddb: DynamoDBDocumentClient = lazy((c) => c.ddb);
 export const s3: S3Client = lazy((c) => c.s3);
+
+let singleAttempt: SQSClient | undefined;
+/**
+ * An SQS client that sends each request once. The SDK resends a request whose response was lost, and a
+ * send that had gone through is then on the queue twice with nothing to tell them apart; with one attempt
+ * the caller sees the failure instead, and its own retry can say the message may be a repeat.
+ */
+export function singleAttemptSqs(): SQSClient {
+  singleAttempt ??= clientsFromEnv(process.env, { sqsMaxAttempts: 1 }).sqs;
+  return singleAttempt;
+}

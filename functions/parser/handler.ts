@@ -8,7 +8,7 @@ import { METRIC } from '../crawl/metrics';
 import { type BodyRef, crawlLogKeys, ParseMessage } from '../crawl/schemas';
 import { recordOutcome } from '../crawl/url-record';
 import { poisonToDlq, processStandardBatch, receiveCount } from '../kit/batch';
-import { s3, sqs } from '../kit/clients';
+import { s3, singleAttemptSqs } from '../kit/clients';
 import { intEnv, requireEnv } from '../kit/env';
 import { parseMessage } from '../kit/envelope';
 import { RetryableError } from '../kit/errors';
@@ -44,8 +44,9 @@ async function loadBody(ref: BodyRef): Promise<Buffer | undefined> {
 
 /**
  * Send the page's in-scope out-links to the ranker. `repeat` marks links that may have been sent before, so
- * the ranker can bound its over-count. A batch the SDK had to resend may be on the queue twice unmarked:
- * the record fails instead, and its redelivery sends the links again, marked.
+ * the ranker can bound its over-count. The sender makes one attempt per request, so an unmarked message is
+ * never on the queue twice: a failed send fails the record, and its redelivery sends the links marked. A
+ * resend is still checked, in case a client with retries is ever passed in.
  */
 async function sendLinks(
   sender: SendBatcher,
@@ -124,7 +125,8 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
   startInvocation(context);
   try {
     // One sender per invocation: the page-links messages of a batch's pages go out ten to a request.
-    const linksSender = new SendBatcher(config.linksQueueUrl, sqs);
+    // One attempt per request: a lost response fails the pages instead of sending their links twice unmarked.
+    const linksSender = new SendBatcher(config.linksQueueUrl, singleAttemptSqs());
     return await processStandardBatch(
       event,
       context,

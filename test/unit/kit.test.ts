@@ -58,3 +58,13 @@ describe('the kit’s DynamoDB building blocks', () => {
     });
   });
 });
+
+describe('the kit’s clients', () => {
+  it('makes an SQS client that sends each request once, beside the default ones that retry', async () => {
+    const { createClients, singleAttemptSqs } = await import('../../functions/kit/clients');
+    const attempts = async (c: { config: { maxAttempts: () => Promise<number> } }) => c.config.maxAttempts();
+    expect(await attempts(createClients({ region: 'us-east-1' }).sqs)).toBe(3);
+    expect(await attempts(createClients({ region: 'us-east-1', sqsMaxAttempts: 1 }).sqs)).toBe(1);
+    expect(await attempts(singleAttemptSqs())).toBe(1);
+  });
+});
