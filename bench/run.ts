@@ -152,6 +152,9 @@ async function benchPackages(): Promise<void> {
       'URLS_TABLE',
       'CRAWLS_TABLE',
       'BODIES_BUCKET',
+      'LINKS_QUEUE_URL',
+      'RANKS_TABLE',
+      'EDGES_BUCKET',
       'CRAWLER_USER_AGENT',
     ].map((k) => [k, 'x']),
   );
