@@ -865,6 +865,14 @@ async function benchDevLoop(): Promise<void> {
     encoding: 'utf8',
     env: { ...process.env, CI: 'true' },
   });
+  if (out.status !== 0) {
+    // Say which tests failed, so a red figure here can be chased without running npm test again.
+    const failed = `${out.stdout}\n${out.stderr}`
+      .split('\n')
+      .filter((l) => /FAIL|AssertionError|Error:/.test(l))
+      .slice(0, 20);
+    console.log(`    npm test failed:\n${failed.map((l) => `      ${l}`).join('\n')}`);
+  }
   report({
     name: 'npm test wall time',
     value: round((Date.now() - started) / 1000, 1),
