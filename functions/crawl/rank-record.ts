@@ -1,5 +1,5 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { type DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, PutCommand, paginateQuery } from '@aws-sdk/lib-dynamodb';
 import { expiresAt } from '../kit/ttl';
 import { seedClaimant, URL_ATTR } from './url-record';
 
@@ -92,10 +92,7 @@ export interface OnlineRanking {
   readonly summary: RankSummary;
 }
 
-/**
- * Every item of one crawl's partition, paged, with only the attributes asked for.
- * Hand-written: the document client has no paginating helper that takes a projection and names.
- */
+/** Every item of one crawl's partition, all pages of the Query, with only the attributes asked for. */
 async function queryCrawl(
   client: DynamoDBDocumentClient,
   table: string,
@@ -103,22 +100,18 @@ async function queryCrawl(
   projection?: { expression: string; names: Record<string, string> },
 ): Promise<Array<Record<string, unknown>>> {
   const items: Array<Record<string, unknown>> = [];
-  let start: Record<string, unknown> | undefined;
-  do {
-    const out = await client.send(
-      new QueryCommand({
-        TableName: table,
-        KeyConditionExpression: 'crawlId = :c',
-        ExpressionAttributeValues: { ':c': crawlId },
-        ExclusiveStartKey: start,
-        ...(projection
-          ? { ProjectionExpression: projection.expression, ExpressionAttributeNames: projection.names }
-          : {}),
-      }),
-    );
-    items.push(...(out.Items ?? []));
-    start = out.LastEvaluatedKey;
-  } while (start);
+  const pages = paginateQuery(
+    { client },
+    {
+      TableName: table,
+      KeyConditionExpression: 'crawlId = :c',
+      ExpressionAttributeValues: { ':c': crawlId },
+      ...(projection
+        ? { ProjectionExpression: projection.expression, ExpressionAttributeNames: projection.names }
+        : {}),
+    },
+  );
+  for await (const page of pages) items.push(...(page.Items ?? []));
   return items;
 }
 
