@@ -16,7 +16,7 @@ import type { Target } from './target';
 export const INLINKS_SQL = path.join(import.meta.dirname, '..', 'sql', 'inlinks.sql');
 
 /** The outputs the ranking reads; the Athena pair exists only on a deployed stack. */
-export const RANKING_OUTPUTS = ['RanksTableName', 'UrlsTableName', 'EdgesBucketName'] as const;
+export const RANKING_OUTPUTS = ['RanksTableName', 'EdgesBucketName'] as const;
 export type RankingTarget = Target<(typeof RANKING_OUTPUTS)[number]>;
 
 export interface Ranked {
@@ -37,9 +37,7 @@ export async function onlineRanking(
   target: RankingTarget,
   crawlId: string,
 ): Promise<{ ranking: Ranked[]; summary: RankSummary }> {
-  const { outputs } = target;
-  const tables = { ranks: outputs.RanksTableName, urls: outputs.UrlsTableName };
-  const { counts, summary } = await readOnlineRanking(target.ddb, tables, crawlId);
+  const { counts, summary } = await readOnlineRanking(target.ddb, target.outputs.RanksTableName, crawlId);
   return { ranking: rankingOf(counts), summary };
 }
 

@@ -24,29 +24,19 @@ export function pageLinksMessages(
   correlationId: string,
   src: string,
   links: readonly string[],
-  claimed: ReadonlySet<string>,
   repeat: boolean,
 ): PageLinksMessage[] {
   const messages: PageLinksMessage[] = [];
-  for (let i = 0; i < links.length; i += MAX_LINKS_PER_MESSAGE) {
-    const chunk = links.slice(i, i + MAX_LINKS_PER_MESSAGE);
+  for (let i = 0; i < links.length; i += MAX_LINKS_PER_MESSAGE)
     messages.push(
       pageLinksMessage(crawlId, correlationId, {
         src,
-        links: chunk,
-        claimed: chunk.filter((l) => claimed.has(l)),
+        links: links.slice(i, i + MAX_LINKS_PER_MESSAGE),
         repeat,
       }),
     );
-  }
   return messages;
 }
-
-/** The links of a message the ranker counts itself: those the page did not claim. */
-export const uncountedLinks = (m: PageLinksMessage): string[] => {
-  const claimed = new Set(m.payload.claimed);
-  return m.payload.links.filter((l) => !claimed.has(l));
-};
 
 /**
  * The edge log: gzip'd JSON lines, one `{"src","dst"}` per edge, under `edges/crawl_id=<crawlId>/`

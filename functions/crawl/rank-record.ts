@@ -1,7 +1,6 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { type DynamoDBDocumentClient, PutCommand, paginateQuery } from '@aws-sdk/lib-dynamodb';
 import { expiresAt } from '../kit/ttl';
-import { seedClaimant, URL_ATTR } from './url-record';
 
 /**
  * The online ranking's records, in the ranks table; this module is their owner. Each ranker batch writes
@@ -9,7 +8,7 @@ import { seedClaimant, URL_ATTR } from './url-record';
  * - `counts`: gzip'd JSON `[[url, links], …]`, the links the batch counted to each URL;
  * - on part 0, the batch's totals: pages and edges, and `overcountBound`, the links counted from messages
  *   that may have been counted before (redelivered, or repeated by the parser).
- * A URL's online count is the sum over the crawl's batch items, plus one for the page that claimed it.
+ * A URL's online count is the sum over the crawl's batch items.
  * Writing a batch's counts whole, under the batch's own key, costs a few write units per batch instead of
  * one per linked URL, and a retry of the same batch overwrites them instead of adding them again. The sum
  * is taken on read (the managed form of a changelog merged by its reader).
@@ -92,12 +91,11 @@ export interface OnlineRanking {
   readonly summary: RankSummary;
 }
 
-/** Every item of one crawl's partition, all pages of the Query, with only the attributes asked for. */
+/** Every item of one crawl's partition, all pages of the Query. */
 async function queryCrawl(
   client: DynamoDBDocumentClient,
   table: string,
   crawlId: string,
-  projection?: { expression: string; names: Record<string, string> },
 ): Promise<Array<Record<string, unknown>>> {
   const items: Array<Record<string, unknown>> = [];
   const pages = paginateQuery(
@@ -106,9 +104,6 @@ async function queryCrawl(
       TableName: table,
       KeyConditionExpression: 'crawlId = :c',
       ExpressionAttributeValues: { ':c': crawlId },
-      ...(projection
-        ? { ProjectionExpression: projection.expression, ExpressionAttributeNames: projection.names }
-        : {}),
     },
   );
   for await (const page of pages) items.push(...(page.Items ?? []));
@@ -116,28 +111,17 @@ async function queryCrawl(
 }
 
 /**
- * Read a crawl's online counts: the sum of its batch items, plus one per URL for the page that claimed it
- * (its URL record's `claimedBy`, unless a seed). The ranker leaves a link its page claimed to that claim:
- * the claim is written once whatever is retried, so it counts for free and exactly. The top N is taken on
- * read, not kept on write: two Queries over the crawl's partitions.
+ * Read a crawl's online counts: the sum of its batch items. The top N is taken on read, not kept on write:
+ * one Query over the crawl's partition.
  */
 export async function readOnlineRanking(
   client: DynamoDBDocumentClient,
-  tables: { ranks: string; urls: string },
+  table: string,
   crawlId: string,
 ): Promise<OnlineRanking> {
   const counts = new Map<string, number>();
-  const claims = await queryCrawl(client, tables.urls, crawlId, {
-    expression: '#u, #c',
-    names: { '#u': 'url', '#c': URL_ATTR.claimedBy },
-  });
-  for (const item of claims) {
-    const owner = item[URL_ATTR.claimedBy];
-    if (typeof owner === 'string' && owner !== '' && owner !== seedClaimant(crawlId))
-      counts.set(item.url as string, 1);
-  }
   const summary = { pages: 0, edges: 0, overcountBound: 0, repeats: 0 };
-  for (const item of await queryCrawl(client, tables.ranks, crawlId)) {
+  for (const item of await queryCrawl(client, table, crawlId)) {
     if (!String(item.url).startsWith(BATCH_PREFIX)) continue;
     for (const k of ['pages', 'edges', 'overcountBound', 'repeats'] as const)
       summary[k] += Number(item[k] ?? 0);

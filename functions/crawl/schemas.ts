@@ -77,17 +77,14 @@ export const MAX_LINKS_PER_MESSAGE = 500;
 
 /**
  * rank: one parsed page's in-scope out-links, for the online inbound-link counts and the edge log.
- * `claimed` are the links this page claimed (its URL is their record's `claimedBy`): that record already
- * counts the link once, so the ranker only logs them. `repeat` says the others may have been sent before
- * (a redelivered parse, or a page already stored): the ranker still counts them, and adds them to the
- * crawl's over-count bound.
+ * `repeat` says this page's links may have been sent before (a redelivered parse, or a page stored before):
+ * the ranker still counts them, and adds them to the crawl's over-count bound.
  */
 export const PageLinksMessage = crawlEnvelope(
   'page.links',
   z.object({
     src: httpUrl,
     links: z.array(httpUrl).check(z.maxLength(MAX_LINKS_PER_MESSAGE)),
-    claimed: z.array(httpUrl).check(z.maxLength(MAX_LINKS_PER_MESSAGE)),
     repeat: z.boolean(),
   }),
 );

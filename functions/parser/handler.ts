@@ -52,12 +52,10 @@ async function sendLinks(
   sender: SendBatcher,
   message: ParseMessage,
   links: readonly string[],
-  claimed: readonly string[],
   repeat: boolean,
 ): Promise<void> {
   const { crawlId, correlationId } = message;
-  const src = message.payload.url;
-  const bodies = pageLinksMessages(crawlId, correlationId, src, links, new Set(claimed), repeat);
+  const bodies = pageLinksMessages(crawlId, correlationId, message.payload.url, links, repeat);
   const sent = await Promise.all(bodies.map((m) => sender.send(JSON.stringify(m))));
   if (!repeat && sent.some((s) => s.resent))
     throw new RetryableError('page links were sent twice by the SDK; redelivering to mark them as a repeat');
@@ -111,13 +109,11 @@ async function handleRecord(record: SQSRecord, linksSender: SendBatcher): Promis
     ttlSeconds: config.recordTtlSeconds,
     redelivered: receiveCount(record) > 1,
   });
-  // After discovery, so the ranker knows which links this page's claims already count.
-  await sendLinks(linksSender, message, outLinks(url, page.links, job.allowedHosts), links.claimed, repeat);
+  await sendLinks(linksSender, message, outLinks(url, page.links, job.allowedHosts), repeat);
   metrics.addMetric(METRIC.linksEnqueued, 'Count', links.enqueued);
   if (links.overBudget > 0) metrics.addMetric(METRIC.linksOverBudget, 'Count', links.overBudget);
   // DEBUG: at the prod level (INFO) a URL gets one line, the crawler's outcome; CloudWatch bills each byte.
-  const { claimed, ...counts } = links;
-  log.debug('page stored', { url, stored, links: page.links.length, ...counts, claimed: claimed.length });
+  log.debug('page stored', { url, stored, links: page.links.length, ...links });
   return stored;
 }
 

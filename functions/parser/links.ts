@@ -46,8 +46,6 @@ export interface DiscoverResult {
   readonly reclaimed: number;
   /** New links not enqueued because the crawl's page budget is spent. */
   readonly overBudget: number;
-  /** Links whose record this page claimed, now or on an earlier attempt (all of them were enqueued). */
-  readonly claimed: readonly string[];
 }
 
 /** Test hook: called after claims are written and before they are enqueued, to simulate a crash there. */
@@ -197,7 +195,6 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
     tooDeep,
     reclaimed,
     overBudget: overBudget + refused.length,
-    claimed: toSend,
   };
 }
 

@@ -1,7 +1,7 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { ENV } from '../crawl/env-names';
-import { batchKey, edgeLogBody, edgeLogKey, uncountedLinks } from '../crawl/link-graph';
+import { batchKey, edgeLogBody, edgeLogKey } from '../crawl/link-graph';
 import { METRIC } from '../crawl/metrics';
 import { putBatchCounts } from '../crawl/rank-record';
 import { PageLinksMessage } from '../crawl/schemas';
@@ -25,7 +25,7 @@ interface Counted {
 
 /**
  * One crawl's share of a batch: its edges go to the edge log as one object, then the batch's counts (the
- * links it found to each URL, less those a page claimed, which count by their claim) as one item. Both
+ * links it found to each URL) as one item. Both
  * are named by the batch, so a retry of the same batch rewrites them instead of adding to them. Returns the
  * records to retry: all of them, or none. A record counted again in another batch arrives with a receive
  * count above 1, and its links join the over-count bound.
@@ -39,7 +39,7 @@ async function rankCrawl(crawlId: string, entries: readonly Counted[]): Promise<
   let repeats = 0;
   let overcountBound = 0;
   for (const entry of entries) {
-    const counted = uncountedLinks(entry.message);
+    const counted = entry.message.payload.links;
     edges += entry.message.payload.links.length;
     if (entry.message.payload.repeat || receiveCount(entry.record) > 1) {
       repeats++;

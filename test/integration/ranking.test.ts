@@ -150,7 +150,6 @@ describe('ranking: online counts and the exact SQL ranking (sandbox)', () => {
     const good = pageLinksMessage(crawlId, 'poison', {
       src: `http://${host}/`,
       links: [`http://${host}/x`, `http://${host}/y`],
-      claimed: [],
       repeat: false,
     });
     const from = h.invocations.length;
@@ -205,7 +204,6 @@ describe('ranking: online counts and the exact SQL ranking (sandbox)', () => {
       pageLinksMessage(crawlId, 'retry', {
         src: `http://${host}/${src}`,
         links: links.map((l) => `http://${host}/${l}`),
-        claimed: [],
         repeat: false,
       });
     const messages = [message('1', ['x', 'y']), message('2', ['x']), message('3', ['z'])];

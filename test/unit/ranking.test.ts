@@ -16,7 +16,6 @@ import {
   edgeLogKey,
   outLinks,
   pageLinksMessages,
-  uncountedLinks,
 } from '../../functions/crawl/link-graph';
 import { countParts } from '../../functions/crawl/rank-record';
 import { MAX_LINKS_PER_MESSAGE, PageLinksMessage } from '../../functions/crawl/schemas';
@@ -51,14 +50,10 @@ describe('the link graph', () => {
   });
 
   it('sends no message for a page without links, and splits a page past the message cap', () => {
-    expect(pageLinksMessages('c', 'k', 'http://a.test/', [], new Set(), false)).toEqual([]);
+    expect(pageLinksMessages('c', 'k', 'http://a.test/', [], false)).toEqual([]);
     const links = Array.from({ length: MAX_LINKS_PER_MESSAGE + 1 }, (_, i) => `http://a.test/${i}`);
-    const claimed = new Set([links[0] as string, links[MAX_LINKS_PER_MESSAGE] as string]);
-    const messages = pageLinksMessages('c', 'k', 'http://a.test/', links, claimed, true);
+    const messages = pageLinksMessages('c', 'k', 'http://a.test/', links, true);
     expect(messages.map((m) => m.payload.links.length)).toEqual([MAX_LINKS_PER_MESSAGE, 1]);
-    // Each part names the claimed links among its own, and the ranker counts the rest.
-    expect(messages.map((m) => m.payload.claimed)).toEqual([[links[0]], [links[MAX_LINKS_PER_MESSAGE]]]);
-    expect(messages.map((m) => uncountedLinks(m).length)).toEqual([MAX_LINKS_PER_MESSAGE - 1, 0]);
     expect(messages.flatMap((m) => m.payload.links)).toEqual(links);
     // Each one is a valid message, marked as a repeat like the page.
     for (const m of messages)
@@ -73,14 +68,7 @@ describe('the link graph', () => {
   });
 
   it('writes one JSON line per edge, gzip-compressed', () => {
-    const [m] = pageLinksMessages(
-      'c',
-      'k',
-      'http://a.test/',
-      ['http://a.test/x', 'http://a.test/y'],
-      new Set(),
-      false,
-    );
+    const [m] = pageLinksMessages('c', 'k', 'http://a.test/', ['http://a.test/x', 'http://a.test/y'], false);
     const lines = gunzipSync(edgeLogBody(m ? [m] : []))
       .toString()
       .trimEnd()
