@@ -6,17 +6,17 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { CheerioCrawler, Configuration, log as crawleeLog, LogLevel } from '@crawlee/cheerio';
 import { build } from 'esbuild';
 import { CRAWLER_OUTPUTS, listPages, listUrls, submitCrawl } from '../cli/crawl-api';
-import { edgeLogPrefix } from '../functions/crawl/link-graph';
 import { itemBytes } from '../functions/parser/store';
 import { type DemoSiteOptions, startDemoSite } from '../sandbox/demo-site';
 import { type Counts, mergeCounts } from '../sandbox/meter.mjs';
 import type { InvocationStats } from '../sandbox/runner';
 import { CDK_OUT, PROJECT_ROOT, startSandbox, synthesize } from '../sandbox/sandbox';
 import { waitFor, waitForIdle } from '../tooling/queues';
+import { listEdgeLog } from '../tooling/ranking';
 
 /**
  * `npm run bench`: measures what the budgets in issue #6 are about and exits non-zero when one is missed.
@@ -243,20 +243,8 @@ async function edgeLogBytes(
   target: { s3: S3Client; outputs: Record<string, string | undefined> },
   crawlId: string,
 ) {
-  let bytes = 0;
-  let token: string | undefined;
-  do {
-    const page = await target.s3.send(
-      new ListObjectsV2Command({
-        Bucket: target.outputs.EdgesBucketName,
-        Prefix: edgeLogPrefix(crawlId),
-        ContinuationToken: token,
-      }),
-    );
-    for (const o of page.Contents ?? []) bytes += o.Size ?? 0;
-    token = page.NextContinuationToken;
-  } while (token);
-  return bytes;
+  const objects = await listEdgeLog(target.s3, target.outputs.EdgesBucketName as string, crawlId);
+  return objects.reduce((n, o) => n + o.size, 0);
 }
 
 /** Crawl a generated site in a metered sandbox: every AWS request counted with its billed units. */

@@ -7,7 +7,7 @@ import {
   GetQueryResultsCommand,
   StartQueryExecutionCommand,
 } from '@aws-sdk/client-athena';
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
 import { edgeLogPrefix } from '../functions/crawl/link-graph';
 import { type RankSummary, readOnlineRanking } from '../functions/crawl/rank-record';
 import type { Target } from './target';
@@ -41,6 +41,19 @@ export async function onlineRanking(
   return { ranking: rankingOf(counts), summary };
 }
 
+/** A crawl's edge log objects: key and size, every page of the listing. */
+export async function listEdgeLog(
+  s3: S3Client,
+  bucket: string,
+  crawlId: string,
+): Promise<Array<{ key: string; size: number }>> {
+  const objects: Array<{ key: string; size: number }> = [];
+  const pages = paginateListObjectsV2({ client: s3 }, { Bucket: bucket, Prefix: edgeLogPrefix(crawlId) });
+  for await (const page of pages)
+    for (const o of page.Contents ?? []) objects.push({ key: o.Key as string, size: o.Size ?? 0 });
+  return objects;
+}
+
 /** Copy a crawl's edge log objects into `dir`, keeping their keys (and so the crawl_id=… folder). */
 export async function downloadEdgeLog(
   s3: S3Client,
@@ -48,25 +61,17 @@ export async function downloadEdgeLog(
   crawlId: string,
   dir: string,
 ): Promise<number> {
-  let token: string | undefined;
-  let objects = 0;
-  do {
-    const page = await s3.send(
-      new ListObjectsV2Command({ Bucket: bucket, Prefix: edgeLogPrefix(crawlId), ContinuationToken: token }),
+  const objects = await listEdgeLog(s3, bucket, crawlId);
+  for (const { key } of objects) {
+    const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    const file = path.join(dir, key);
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(
+      file,
+      await (out.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
     );
-    for (const o of page.Contents ?? []) {
-      const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: o.Key }));
-      const file = path.join(dir, o.Key as string);
-      await mkdir(path.dirname(file), { recursive: true });
-      await writeFile(
-        file,
-        await (out.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
-      );
-      objects++;
-    }
-    token = page.NextContinuationToken;
-  } while (token);
-  return objects;
+  }
+  return objects.length;
 }
 
 /**

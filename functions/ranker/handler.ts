@@ -25,9 +25,8 @@ interface Counted {
 
 /**
  * One crawl's share of a batch: its edges go to the edge log as one object, then the batch's counts (the
- * links it found to each URL) as one item. Both
- * are named by the batch, so a retry of the same batch rewrites them instead of adding to them. Returns the
- * records to retry: all of them, or none. A record counted again in another batch arrives with a receive
+ * links it found to each URL) as one item. Both are named by the batch, so a retry of the same batch
+ * rewrites them instead of adding to them. Returns the records to retry: all of them, or none. A record counted again in another batch arrives with a receive
  * count above 1, and its links join the over-count bound.
  */
 async function rankCrawl(crawlId: string, entries: readonly Counted[]): Promise<SQSRecord[]> {
@@ -39,13 +38,13 @@ async function rankCrawl(crawlId: string, entries: readonly Counted[]): Promise<
   let repeats = 0;
   let overcountBound = 0;
   for (const entry of entries) {
-    const counted = entry.message.payload.links;
-    edges += entry.message.payload.links.length;
-    if (entry.message.payload.repeat || receiveCount(entry.record) > 1) {
+    const { links, repeat } = entry.message.payload;
+    edges += links.length;
+    if (repeat || receiveCount(entry.record) > 1) {
       repeats++;
-      overcountBound += counted.length;
+      overcountBound += links.length;
     }
-    for (const url of counted) counts.set(url, (counts.get(url) ?? 0) + 1);
+    for (const url of links) counts.set(url, (counts.get(url) ?? 0) + 1);
   }
   try {
     await s3.send(
