@@ -138,7 +138,7 @@ async function fetchHops(
     }
     const decoder = decoderFor(encoding, response.status);
     if (decoder) open.add(decoder);
-    const body = await readCapped(response.stream, decoder, encoding, policy, response.status);
+    const body = await readCapped(response.stream, decoder, encoding, policy, response.status, deadline);
     return { status: response.status, finalUrl: current, contentType, body, redirects };
   }
 }
@@ -263,6 +263,7 @@ async function readCapped(
   encoding: string,
   policy: FetchPolicy,
   status: number,
+  deadline: number,
 ): Promise<Buffer> {
   const maxBytes = policy.maxBodyBytes;
   const stream: Readable = decoder ? raw.pipe(decoder) : raw;
@@ -287,6 +288,10 @@ async function readCapped(
     if (decoder && (error as { code?: string }).code?.startsWith('Z_')) {
       throw new FetchOutcomeError('bad-encoding', `body is not valid ${encoding}`, status);
     }
+    // The socket's idle timeout (set to the time left) destroys the response, which then reads as aborted:
+    // past the deadline that is the fetch timing out, not the network failing.
+    if (Date.now() >= deadline)
+      throw new TransientFetchError('timeout', `body did not arrive within ${policy.timeoutMs} ms`);
     throw new TransientFetchError('network-error', `body read failed: ${(error as Error).message}`);
   }
   return Buffer.concat(chunks);
