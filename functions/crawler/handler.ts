@@ -12,7 +12,7 @@ import { poisonToDlq, processFifoBatchByGroup, receiveCount } from '../kit/batch
 import { ddb, s3, sqs } from '../kit/clients';
 import { intEnv, requireEnv } from '../kit/env';
 import { parseMessage } from '../kit/envelope';
-import { type logger, metrics, recordLogger, startInvocation } from '../kit/powertools';
+import { logger, metrics, recordLogger, startInvocation } from '../kit/powertools';
 import { SendBatcher } from '../kit/send-batcher';
 import { classifyFailure, TransientFetchError, transientRetries } from './failures';
 import { decideFetch } from './policy';
@@ -65,6 +65,28 @@ interface CrawlKey {
   url: string;
 }
 
+/** A URL's outcome as the invocation's one INFO line lists it. */
+type LoggedOutcome = { url: string; outcome: Outcome } & Pick<OutcomeDetail, 'httpStatus' | 'detail'>;
+
+/**
+ * The outcomes of this invocation's URLs, by crawl, logged in one INFO line when the batch ends: the Lambda
+ * context fields once per batch instead of once per URL (about 660 bytes of a 740-byte line), because
+ * CloudWatch Logs bills every byte. Each outcome is also on the URL's record.
+ */
+let batchOutcomes = new Map<string, LoggedOutcome[]>();
+
+function logOutcome(crawlId: string, entry: LoggedOutcome): void {
+  const list = batchOutcomes.get(crawlId) ?? [];
+  list.push(entry);
+  batchOutcomes.set(crawlId, list);
+}
+
+function flushOutcomeLog(): void {
+  if (batchOutcomes.size === 0) return;
+  logger.info('url outcomes', { crawls: Object.fromEntries(batchOutcomes) });
+  batchOutcomes = new Map();
+}
+
 /**
  * Fetch one URL and hand its body on, at most once per (crawl, URL): a redelivered message finds the
  * completed idempotency record and returns the stored outcome without fetching again. The result
@@ -88,7 +110,12 @@ async function collect(
   const depth = message.payload.depth;
   const finish = (outcome: Outcome, extra: OutcomeDetail = {}): CollectResult => {
     metrics.addMetric(outcome === 'blocked-address' ? METRIC.blocked : METRIC.outcome, 'Count', 1);
-    log.info('url outcome', { url, outcome, ...extra });
+    logOutcome(crawlId, {
+      url,
+      outcome,
+      ...(extra.httpStatus ? { httpStatus: extra.httpStatus } : {}),
+      ...(extra.detail ? { detail: extra.detail } : {}),
+    });
     return { outcome, depth, ...extra };
   };
 
@@ -188,6 +215,7 @@ async function handleRecord(record: SQSRecord, context: Context, parseSender: Se
       },
       config.recordTtlSeconds,
     );
+    logOutcome(message.crawlId, { url: message.payload.url, outcome: 'invalid-url' });
     return 'invalid-url';
   }
   // The lease belongs to this receive of this message, so an SDK resend of its write never waits on it.
@@ -240,6 +268,7 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
       },
     );
   } finally {
+    flushOutcomeLog();
     metrics.publishStoredMetrics();
   }
 };

@@ -111,10 +111,11 @@ describe('CrawlerStack consumers', () => {
     }
   });
 
-  it('runs the functions on arm64 Node.js 24 with their own log groups and Powertools settings, and no X-Ray tracing by default', () => {
+  it('runs the functions on arm64 Node.js 24 with their own log groups and Powertools settings, no platform INFO lines, and no X-Ray tracing by default', () => {
     for (const [fn, service] of [
       ['FrontierConsumerFunction', 'crawler'],
       ['ParseQueueConsumerFunction', 'parser'],
+      ['LinksConsumerFunction', 'ranker'],
     ] as const) {
       const props = resources[logicalId('AWS::Lambda::Function', fn)]?.Properties;
       expect(props).toMatchObject({
@@ -122,9 +123,17 @@ describe('CrawlerStack consumers', () => {
         Architectures: ['arm64'],
         LoggingConfig: {
           LogGroup: { Ref: logicalId('AWS::Logs::LogGroup', fn.replace('Function', 'Logs')) },
+          LogFormat: 'JSON',
+          SystemLogLevel: 'WARN',
         },
         Environment: { Variables: expect.objectContaining({ POWERTOOLS_SERVICE_NAME: service }) },
       });
+      // Powertools follows Lambda's application log level when both are set, so they must agree.
+      const { Environment, LoggingConfig } = props as {
+        Environment: { Variables: Record<string, unknown> };
+        LoggingConfig: { ApplicationLogLevel?: string };
+      };
+      expect(LoggingConfig.ApplicationLogLevel).toBe(Environment.Variables.POWERTOOLS_LOG_LEVEL);
       expect(props?.TracingConfig).toBeUndefined();
     }
     template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 7 });
