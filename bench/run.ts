@@ -213,6 +213,9 @@ let pipelineThroughput: { pagesPerSecond: number; pages: number } | undefined;
 /** The functions' CPU per page in the metered crawl: their JS threads' busy time (see lambda-worker.mjs). */
 let pipelineCpuMsPerPage: number | undefined;
 let requestsByOperation: Record<string, { requests: number; units: number; perPage: number }> | undefined;
+let requestsByFunction:
+  | Record<string, Record<string, { requests: number; unitsPerPage: number }>>
+  | undefined;
 
 interface CrawlRun {
   readonly pages: number;
@@ -497,6 +500,19 @@ async function benchCrawl(): Promise<void> {
       .map(([k, v]) => [
         k,
         { requests: v.requests, units: round(v.units, 1), perPage: round(v.requests / n, 3) },
+      ]),
+  );
+  // The same requests by the function that made them (its pollers' receives and deletes included).
+  requestsByFunction = Object.fromEntries(
+    Object.entries(run.meterByFunction)
+      .sort()
+      .map(([fn, counts]) => [
+        fn.replace(/Function[0-9A-F]{8}$/, ''),
+        Object.fromEntries(
+          Object.entries(counts)
+            .sort()
+            .map(([k, v]) => [k, { requests: v.requests, unitsPerPage: round(v.units / n, 3) }]),
+        ),
       ]),
   );
   report({
@@ -912,6 +928,7 @@ async function main(): Promise<void> {
     prices,
     figures,
     requestsByOperation,
+    requestsByFunction,
   };
   writeFileSync(path.join(outDir, 'bench.json'), `${JSON.stringify(result, null, 2)}\n`);
   const opsTable = requestsByOperation
@@ -921,13 +938,22 @@ async function main(): Promise<void> {
         .map(([k, v]) => `| ${k} | ${v.requests} | ${v.units} | ${v.perPage} |`)
         .join('\n')}\n`
     : '';
+  const fnTable = requestsByFunction
+    ? `\n## The same, by the function that made them (its pollers' receives and deletes included)\n\n| function | operation | requests | billed units per page |\n| --- | --- | --- | --- |\n${Object.entries(
+        requestsByFunction,
+      )
+        .flatMap(([fn, ops]) =>
+          Object.entries(ops).map(([k, v]) => `| ${fn} | ${k} | ${v.requests} | ${v.unitsPerPage} |`),
+        )
+        .join('\n')}\n`
+    : '';
   const rows = figures.map(
     (f) =>
       `| ${f.name} | ${f.value} ${f.unit} | ${f.budget ?? '-'} | ${f.ok === undefined ? '-' : f.ok ? '✔' : '✖'} | \`${f.reproduce}\` |`,
   );
   writeFileSync(
     path.join(outDir, 'summary.md'),
-    `# Benchmark results\n\n${result.date}, ${result.cores} cores, Node ${result.node}, ${result.run} run. Prices: bench/prices.json (${prices.date}).\n\n| figure | value | budget | ok | reproduce |\n| --- | --- | --- | --- | --- |\n${rows.join('\n')}\n${opsTable}`,
+    `# Benchmark results\n\n${result.date}, ${result.cores} cores, Node ${result.node}, ${result.run} run. Prices: bench/prices.json (${prices.date}).\n\n| figure | value | budget | ok | reproduce |\n| --- | --- | --- | --- | --- |\n${rows.join('\n')}\n${opsTable}${fnTable}`,
   );
   const missed = figures.filter((f) => f.ok === false);
   console.log(

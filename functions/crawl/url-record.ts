@@ -223,30 +223,52 @@ export async function readClaimOwners(
   dropAnswer = false,
 ): Promise<Map<string, string>> {
   const owners = new Map<string, string>();
-  for (let i = 0; i < urls.length; i += 100) {
-    let keys: Array<Record<string, unknown>> | undefined = urls
-      .slice(i, i + 100)
-      .map((url) => ({ crawlId, url }));
-    for (let attempt = 0; keys && keys.length > 0; attempt++) {
+  const items = await readUrlRecords(
+    table,
+    urls.map((url) => ({ crawlId, url })),
+    { consistent, attributes: [URL_ATTR.claimedBy], dropAnswer: dropAnswer && !consistent },
+  );
+  for (const item of items) owners.set(item.url as string, claimOwnerOf(item));
+  return owners;
+}
+
+/**
+ * Read URL records, 100 keys to a BatchGetItem, retrying the keys DynamoDB leaves unprocessed (there is no
+ * SDK paginator for BatchGetItem). Keys must be distinct. Only the key attributes and `attributes` are
+ * returned when `attributes` is given.
+ */
+export async function readUrlRecords(
+  table: string,
+  keys: ReadonlyArray<{ crawlId: string; url: string }>,
+  options: { consistent: boolean; attributes?: readonly string[]; dropAnswer?: boolean },
+  client: DynamoDBDocumentClient = ddb,
+): Promise<Array<Record<string, unknown>>> {
+  const items: Array<Record<string, unknown>> = [];
+  const projection = options.attributes
+    ? {
+        ProjectionExpression: ['#c', '#u', ...options.attributes.map((_, i) => `#a${i}`)].join(', '),
+        ExpressionAttributeNames: {
+          '#c': 'crawlId',
+          '#u': 'url',
+          ...Object.fromEntries(options.attributes.map((a, i) => [`#a${i}`, a])),
+        },
+      }
+    : {};
+  for (let i = 0; i < keys.length; i += 100) {
+    let pending: Array<Record<string, unknown>> | undefined = keys.slice(i, i + 100).map((k) => ({ ...k }));
+    for (let attempt = 0; pending && pending.length > 0; attempt++) {
       if (attempt >= 5)
-        throw new RetryableError(`BatchGetItem left ${keys.length} keys unprocessed after 5 attempts`);
-      const out = await ddb.send(
+        throw new RetryableError(`BatchGetItem left ${pending.length} keys unprocessed after 5 attempts`);
+      const out = await client.send(
         new BatchGetCommand({
-          RequestItems: {
-            [table]: {
-              Keys: keys,
-              ProjectionExpression: `#u, ${URL_ATTR.claimedBy}`,
-              ExpressionAttributeNames: { '#u': 'url' },
-              ConsistentRead: consistent,
-            },
-          },
+          RequestItems: { [table]: { Keys: pending, ConsistentRead: options.consistent, ...projection } },
         }),
       );
-      if (dropAnswer && !consistent) out.Responses = { [table]: [] };
-      for (const item of out.Responses?.[table] ?? []) owners.set(item.url as string, claimOwnerOf(item));
-      keys = out.UnprocessedKeys?.[table]?.Keys as Array<Record<string, unknown>> | undefined;
-      if (keys && keys.length > 0) await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+      if (options.dropAnswer) out.Responses = { [table]: [] };
+      items.push(...(out.Responses?.[table] ?? []));
+      pending = out.UnprocessedKeys?.[table]?.Keys as Array<Record<string, unknown>> | undefined;
+      if (pending && pending.length > 0) await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
     }
   }
-  return owners;
+  return items;
 }

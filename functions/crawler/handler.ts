@@ -19,7 +19,12 @@ import { decideFetch } from './policy';
 import { loadRobots, RobotsCache } from './robots';
 import { type FetchPolicy, safeFetch } from './safe-fetch';
 import { dnsResolver, parseAllowedPorts, parseAllowedTargets } from './ssrf';
-import { type CollectResult, leaseOwner, UrlRecordPersistenceLayer } from './url-idempotency';
+import {
+  type CollectResult,
+  type GroupAttempt,
+  runGroup,
+  UrlRecordPersistenceLayer,
+} from './url-idempotency';
 
 const config = {
   parseQueueUrl: requireEnv(ENV.parseQueueUrl),
@@ -218,11 +223,31 @@ async function handleRecord(record: SQSRecord, context: Context, parseSender: Se
     logOutcome(message.crawlId, { url: message.payload.url, outcome: 'invalid-url' });
     return 'invalid-url';
   }
-  // The lease belongs to this receive of this message, so an SDK resend of its write never waits on it.
-  const result = await leaseOwner.run(`${record.messageId}:${receiveCount(record)}`, () =>
-    collectOnce({ crawlId: message.crawlId, url }, message, record, context, parseSender),
-  );
+  const result = await collectOnce({ crawlId: message.crawlId, url }, message, record, context, parseSender);
   return result.outcome;
+}
+
+/**
+ * The lease and reads of one group's records in this receive (see GroupAttempt): one lease per host per
+ * batch instead of one per URL. A record whose URL cannot be read is left out; it fails on its own.
+ */
+function groupAttempt(records: readonly SQSRecord[], context: Context): GroupAttempt {
+  const first = records[0] as SQSRecord;
+  const keys = records.flatMap((record) => {
+    try {
+      const message = parseMessage(FrontierMessage, record.body);
+      return [{ crawlId: message.crawlId, url: canonicalizeUrl(message.payload.url) }];
+    } catch {
+      return [];
+    }
+  });
+  return persistenceStore.group({
+    groupId: first.attributes.MessageGroupId ?? '',
+    owner: `${first.messageId}:${receiveCount(first)}`,
+    messageIds: records.map((r) => r.messageId),
+    keys,
+    deadlineMs: Date.now() + context.getRemainingTimeInMillis(),
+  });
 }
 
 /**
@@ -262,7 +287,8 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
       context,
       poisonToDlq(config.dlqUrl, (record) => handleRecord(record, context, parseSender)),
       {
-        aroundGroup: (run) => parseSender.participate(run),
+        aroundGroup: (run, records) =>
+          parseSender.participate(() => runGroup(groupAttempt(records, context), run)),
         maxReceiveCount: config.maxReceiveCount,
         onLastReceiveFailure: recordDeadLettered,
       },

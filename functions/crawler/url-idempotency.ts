@@ -1,5 +1,4 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { randomUUID } from 'node:crypto';
 import {
   IdempotencyItemAlreadyExistsError,
   IdempotencyItemNotFoundError,
@@ -13,6 +12,7 @@ import {
   type Outcome,
   type OutcomeDetail,
   outcomeUpdate,
+  readUrlRecords,
   URL_ATTR,
 } from '../crawl/url-record';
 import { expiresAt } from '../kit/ttl';
@@ -26,24 +26,158 @@ const EXPIRY = URL_ATTR.idemExpiry;
 const LEASE = URL_ATTR.idemLeaseMs;
 const OWNER = URL_ATTR.idemOwner;
 
+/** Attributes of a frontier group's lease item. */
+const GROUP = { until: 'leaseUntil', owner: 'leaseOwner', ids: 'leaseMessageIds' } as const;
+
+type UrlKey = { crawlId: string; url: string };
+const keyString = (k: UrlKey) => JSON.stringify([k.crawlId, k.url]);
+
+/** One receive of one FIFO message group's records in one invocation, as the handler hands it over. */
+export interface GroupAttemptInput {
+  /** The message group: the host (frontierGroupId). */
+  readonly groupId: string;
+  /** This receive of the group's first record, `${messageId}:${receiveCount}`: the lease's owner. */
+  readonly owner: string;
+  /** The message ids of this receive's records of the group, oldest first. */
+  readonly messageIds: readonly string[];
+  /** The URL records the group's records are about (records with an invalid URL left out). */
+  readonly keys: readonly UrlKey[];
+  /** When this invocation's time runs out (epoch ms): the lease lasts no longer. */
+  readonly deadlineMs: number;
+}
+
+interface GroupState {
+  /** This attempt holds the group's lease; when not, `heldUntil` is when the holder's lease runs out. */
+  readonly held: boolean;
+  readonly heldUntil: number;
+  /** The group's URL records, read strongly consistent after the lease was asked for, by keyString. */
+  readonly records: Map<string, Record<string, unknown>>;
+}
+
 /**
- * Who is taking a lease: one receive of one SQS message (its id and receive count), set around each
- * record's call by the handler. An SDK resend of a lease write whose response was lost (the write had
- * committed) carries the same owner, so it takes its own lease over instead of finding it "already in
- * progress" until it expires. Any other receive, even of the same message while the first is still
- * running, is held off by a live lease as before.
+ * The crawler's mutual exclusion, per FIFO message group (the host) rather than per URL.
+ *
+ * FIFO already hands a group's messages to one consumer at a time, in order; the one way two invocations
+ * get the same records is a visibility timeout running out while the first still works on them. Then SQS
+ * hands the group's oldest undeleted message, which is the first one's, to the second. So the first
+ * invocation leases the group with the ids of the messages it received, and a later receive whose first
+ * message is among them is held off while the lease is live; a receive that starts with any other message
+ * comes after the holder's messages were deleted and takes the lease over. A lease lasts the invocation's
+ * remaining time and is released when the group's records are done.
+ *
+ * Cost: two writes per group per batch (take, release) and a strongly consistent read of the group's URL
+ * records, where Powertools' per-record protocol writes INPROGRESS and COMPLETED for every URL. The
+ * COMPLETED write stays, and is the URL's outcome.
  */
-export const leaseOwner = new AsyncLocalStorage<string>();
+export class GroupAttempt {
+  private state?: Promise<GroupState>;
+
+  constructor(
+    private readonly table: string,
+    private readonly client: DynamoDBDocumentClient,
+    readonly input: GroupAttemptInput,
+    private readonly ttlSeconds: number,
+  ) {}
+
+  private leaseKey() {
+    // '#' cannot start a crawl id (safeId), so a lease item never mixes with a crawl's URL records.
+    return { crawlId: `#frontier-group#${this.input.groupId}`, url: '#lease' };
+  }
+
+  /** Take the lease (or learn who holds it) and read the group's URL records; once per attempt. */
+  ready(): Promise<GroupState> {
+    this.state ??= this.take();
+    return this.state;
+  }
+
+  private async take(): Promise<GroupState> {
+    const now = Date.now();
+    let held = true;
+    let heldUntil = this.input.deadlineMs;
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: this.leaseKey(),
+          UpdateExpression: `SET ${GROUP.until} = :until, ${GROUP.owner} = :owner, ${GROUP.ids} = :ids, ${URL_ATTR.expiresAt} = :ttl`,
+          // Free, run out, this very receive's (an SDK resend), or a lease on messages that are gone.
+          ConditionExpression: `attribute_not_exists(${GROUP.until}) OR ${GROUP.until} < :now OR ${GROUP.owner} = :owner OR NOT contains(${GROUP.ids}, :first)`,
+          ExpressionAttributeValues: {
+            ':until': this.input.deadlineMs,
+            ':owner': this.input.owner,
+            ':ids': new Set(this.input.messageIds),
+            ':first': this.input.messageIds[0],
+            ':ttl': expiresAt(this.ttlSeconds, now),
+            ':now': now,
+          },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      held = false;
+      const item = (error as { Item?: Record<string, { N?: string }> }).Item;
+      heldUntil = Number(item?.[GROUP.until]?.N ?? now + 60_000);
+    }
+    // Read after the lease: whatever a previous holder completed is visible to a consistent read.
+    const unique = [...new Map(this.input.keys.map((k) => [keyString(k), k])).values()];
+    const items = await readUrlRecords(this.table, unique, { consistent: true }, this.client);
+    return {
+      held,
+      heldUntil,
+      records: new Map(items.map((i) => [keyString(i as UrlKey), i])),
+    };
+  }
+
+  /** Record a URL completed in this attempt, so a second message for it in the group replays it. */
+  async completed(key: UrlKey, item: Record<string, unknown>): Promise<void> {
+    const state = await this.ready();
+    state.records.set(keyString(key), { ...(state.records.get(keyString(key)) ?? {}), ...item });
+  }
+
+  /** Give the lease back once the group's records are done (a failure to do so only delays the next one). */
+  async release(): Promise<void> {
+    if (!this.state) return;
+    const state = await this.state.catch(() => undefined);
+    if (!state?.held) return;
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: this.leaseKey(),
+          UpdateExpression: `REMOVE ${GROUP.until}, ${GROUP.owner}, ${GROUP.ids}`,
+          ConditionExpression: `${GROUP.owner} = :owner`,
+          ExpressionAttributeValues: { ':owner': this.input.owner },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+}
+
+/** The group attempt the current record runs in: set by `runGroup` around a group's records. */
+const currentGroup = new AsyncLocalStorage<GroupAttempt>();
+
+/** Run a group's records inside its attempt, and release the lease after them, whatever they did. */
+export async function runGroup<T>(attempt: GroupAttempt, run: () => Promise<T>): Promise<T> {
+  try {
+    return await currentGroup.run(attempt, run);
+  } finally {
+    await attempt.release().catch(() => undefined);
+  }
+}
 
 /**
  * A Powertools idempotency persistence layer that keeps the record on the URL's own item in the URLs
- * table, keyed by (crawlId, url) instead of a hash in a table of its own.
+ * table, keyed by (crawlId, url) instead of a hash in a table of its own, with the group lease above in
+ * place of a per-URL INPROGRESS write.
  *
- * Powertools still runs the protocol (INPROGRESS with a lease tied to the invocation's remaining time,
- * COMPLETED with the stored result replayed to redeliveries, the record removed when the function throws).
- * Keeping it on the URL item makes the COMPLETED write also the URL's outcome, so a page costs two
- * writes here (start, finish) instead of three (start, finish, outcome) in two tables; the claim
- * attributes the parser wrote stay, because every write is an UpdateItem.
+ * Powertools still runs the protocol: a URL whose record is COMPLETED replays its stored outcome without
+ * running again; one another attempt is working on is refused as in progress (so SQS retries it later);
+ * otherwise the function runs and its result is written as COMPLETED, which is also the URL's outcome. The
+ * claim attributes the parser wrote stay, because every write is an UpdateItem. An INPROGRESS lease left on
+ * a URL record by the per-URL protocol (an older version of this layer, mid-deploy) is still honoured.
  */
 export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
   constructor(
@@ -54,15 +188,20 @@ export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
     super();
   }
 
+  /** The group attempt of the current record; made by the handler for each group of a batch. */
+  group(input: GroupAttemptInput): GroupAttempt {
+    return new GroupAttempt(this.tableName, this.client, input, this.ttlSeconds);
+  }
+
   /** The natural key instead of a hash: the record must land on the URL's item. */
   protected override getHashedIdempotencyKey(data: unknown): string {
     const { crawlId, url } = (data ?? {}) as { crawlId?: unknown; url?: unknown };
     if (typeof crawlId !== 'string' || typeof url !== 'string' || !crawlId || !url)
       throw new Error('UrlRecordPersistenceLayer needs { crawlId, url } as the idempotent argument');
-    return JSON.stringify([crawlId, url]);
+    return keyString({ crawlId, url });
   }
 
-  private key(idempotencyKey: string): { crawlId: string; url: string } {
+  private key(idempotencyKey: string): UrlKey {
     const [crawlId, url] = JSON.parse(idempotencyKey) as [string, string];
     return { crawlId, url };
   }
@@ -90,31 +229,36 @@ export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
     return this.toRecord(idempotencyKey, Item);
   }
 
+  /**
+   * "Start": no write. The URL may run if its record is not completed, no per-URL lease from another
+   * attempt is live on it, and this attempt holds the group's lease; otherwise the existing record is
+   * handed to Powertools, which replays a completed one and refuses an in-progress one.
+   */
   protected async _putRecord(record: IdempotencyRecord): Promise<void> {
+    const attempt = currentGroup.getStore();
+    if (!attempt)
+      throw new Error('UrlRecordPersistenceLayer: run the idempotent function inside runGroup(group, …)');
+    const state = await attempt.ready();
+    const item = state.records.get(record.idempotencyKey) ?? {};
     const now = Date.now();
-    try {
-      await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: this.key(record.idempotencyKey),
-          UpdateExpression: `SET ${STATUS} = :inprogress, ${EXPIRY} = :expiry, ${LEASE} = :lease, ${OWNER} = :owner, ${URL_ATTR.expiresAt} = if_not_exists(${URL_ATTR.expiresAt}, :ttl)`,
-          // Free, expired, an in-progress lease whose invocation has run out of time, or this message's own.
-          ConditionExpression: `attribute_not_exists(${STATUS}) OR ${EXPIRY} < :now OR (${STATUS} = :inprogress AND (${LEASE} < :nowMs OR ${OWNER} = :owner))`,
-          ExpressionAttributeValues: {
-            ':inprogress': IdempotencyRecordStatus.INPROGRESS,
-            ':owner': leaseOwner.getStore() ?? randomUUID(),
-            ':expiry': record.expiryTimestamp,
-            ':lease': record.inProgressExpiryTimestamp ?? now + 60_000,
-            ':ttl': expiresAt(this.ttlSeconds, now),
-            ':now': now / 1000,
-            ':nowMs': now,
-          },
-        }),
+    const completed =
+      item[STATUS] === IdempotencyRecordStatus.COMPLETED && Number(item[EXPIRY] ?? 0) >= now / 1000;
+    const leasedPerUrl =
+      item[STATUS] === IdempotencyRecordStatus.INPROGRESS && Number(item[LEASE] ?? 0) >= now;
+    if (completed || leasedPerUrl || !state.held) {
+      const existing =
+        completed || leasedPerUrl
+          ? this.toRecord(record.idempotencyKey, item)
+          : new IdempotencyRecord({
+              idempotencyKey: record.idempotencyKey,
+              status: IdempotencyRecordStatus.INPROGRESS,
+              expiryTimestamp: record.expiryTimestamp,
+              inProgressExpiryTimestamp: state.heldUntil,
+            });
+      throw new IdempotencyItemAlreadyExistsError(
+        `a fetch of ${record.idempotencyKey} is ${completed ? 'already recorded' : 'in progress elsewhere'}`,
+        existing,
       );
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      // Without the old item Powertools reads the record itself: one strongly consistent read, on duplicates only.
-      throw new IdempotencyItemAlreadyExistsError(`a fetch of ${record.idempotencyKey} is already recorded`);
     }
   }
 
@@ -136,6 +280,12 @@ export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
         ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
       }),
     );
+    await currentGroup.getStore()?.completed(this.key(record.idempotencyKey), {
+      [STATUS]: record.getStatus(),
+      [EXPIRY]: record.expiryTimestamp,
+      outcome,
+      ...detail,
+    });
   }
 
   /**
@@ -161,14 +311,6 @@ export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
     }
   }
 
-  /** The function threw: free the URL for the retry, keeping the claim and anything else on the item. */
-  protected async _deleteRecord(record: IdempotencyRecord): Promise<void> {
-    await this.client.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: this.key(record.idempotencyKey),
-        UpdateExpression: `REMOVE ${STATUS}, ${EXPIRY}, ${LEASE}, ${OWNER}`,
-      }),
-    );
-  }
+  /** The function threw: nothing was written for it, so there is nothing to free for the retry. */
+  protected async _deleteRecord(_record: IdempotencyRecord): Promise<void> {}
 }

@@ -61,8 +61,11 @@ export async function processStandardBatch(
 }
 
 export interface FifoBatchOptions {
-  /** Wraps each group's run (the crawler uses it to batch its sends across groups). */
-  readonly aroundGroup?: <T>(run: () => Promise<T>) => Promise<T>;
+  /**
+   * Wraps each group's run, and is given the group's records (the crawler batches its sends across groups
+   * with it, and leases the group).
+   */
+  readonly aroundGroup?: <T>(run: () => Promise<T>, records: readonly SQSRecord[]) => Promise<T>;
   /**
    * Called for each record reported failed on what is its last receive (at least `maxReceiveCount`), so a
    * pipeline can record an outcome before the record goes to the DLQ. `error` is what its handler threw;
@@ -109,12 +112,14 @@ export async function processFifoBatchByGroup(
   };
   const results = await Promise.all(
     [...groups.values()].map((records) =>
-      aroundGroup(() =>
-        processPartialResponse({ Records: records }, tracked, new SqsFifoPartialProcessorAsync(), {
-          context,
-          skipGroupOnError: true,
-          throwOnFullBatchFailure: false,
-        }),
+      aroundGroup(
+        () =>
+          processPartialResponse({ Records: records }, tracked, new SqsFifoPartialProcessorAsync(), {
+            context,
+            skipGroupOnError: true,
+            throwOnFullBatchFailure: false,
+          }),
+        records,
       ),
     ),
   );

@@ -6,6 +6,7 @@ import { compareRankings, exactRankingLocal, onlineRanking, RANKING_OUTPUTS } fr
 import { requireOutputs } from '../../tooling/target';
 import { startFaultProxy } from './fault-proxy';
 import { type Harness, rankingFromSiteModel, startHarness } from './harness';
+import { liveGroupLeases } from './leases';
 
 // A crawl of the demo site while every request the functions make to SQS and DynamoDB goes through a
 // fault-injecting proxy: errors, throttling, committed requests whose response is lost (so the SDK resends
@@ -57,15 +58,12 @@ const NO_FAULTS = { error: 0, throttle: 0, dropAfterCommit: 0, delay: 0 };
  * until its invocation's time runs out. On AWS the next receive comes a visibility timeout (6 × the
  * function timeout) later, so it is always gone by then; the sandbox retries after 1 s, hence the wait.
  */
-async function endOutageAndRedrive(crawlId: string): Promise<void> {
+async function endOutageAndRedrive(): Promise<void> {
   sqsProxy.setRates(NO_FAULTS);
   ddbProxy.setRates(NO_FAULTS);
   await waitFor(
     'the leases of failed attempts to lapse',
-    async () =>
-      (await listUrls(h.target, crawlId)).every(
-        (u) => u.idemStatus !== 'INPROGRESS' || Number(u.idemLeaseMs ?? 0) < Date.now(),
-      ),
+    async () => (await liveGroupLeases(h.target.ddb, h.target.outputs.UrlsTableName)) === 0,
     { timeoutMs: CRAWLER_TIMEOUT_MS + 30_000, intervalMs: 500 },
   );
   for (let round = 0; round < 3; round++) {
@@ -118,7 +116,7 @@ describe(`chaos: faults between the functions and the emulators (seed ${SEED}, s
       expect(outcomeDuring.get(url), `parse DLQ: ${url}`).toBe('fetched');
 
     // The outage ends and the operator redrives the DLQs: then the crawl is exactly the fault-free one.
-    await endOutageAndRedrive(crawlId);
+    await endOutageAndRedrive();
     const urls = await listUrls(h.target, crawlId);
     const outcome = new Map(urls.map((u) => [String(u.url), u.outcome as string | undefined]));
     expect(urls.filter((u) => !u.outcome || u.outcome === 'dead-lettered').map((u) => u.url)).toEqual([]);
@@ -160,7 +158,7 @@ describe(`chaos: faults between the functions and the emulators (seed ${SEED}, s
     await waitForIdle(h.target, 240_000);
     expect(ddbProxy.counts.dropAfterCommit).toBeGreaterThan(before.dropAfterCommit);
 
-    await endOutageAndRedrive(crawlId);
+    await endOutageAndRedrive();
 
     // A claimed URL (seeds included) is an admitted one: exactly maxPages of them, each with the crawler's
     // outcome, and the counter spent exactly that much. Every other URL was refused and never fetched.

@@ -1,4 +1,4 @@
-import { type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, paginateScan, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 
 /**
  * Put an in-progress idempotency lease on a URL record, as a crawler attempt holding it would leave it:
@@ -24,4 +24,19 @@ export function holdLease(
       },
     }),
   );
+}
+
+/** Frontier group leases (see GroupAttempt) still live: an attempt whose release was lost keeps one. */
+export async function liveGroupLeases(ddb: DynamoDBDocumentClient, table: string): Promise<number> {
+  let live = 0;
+  for await (const page of paginateScan(
+    { client: ddb },
+    {
+      TableName: table,
+      FilterExpression: 'begins_with(crawlId, :p) AND leaseUntil > :now',
+      ExpressionAttributeValues: { ':p': '#frontier-group#', ':now': Date.now() },
+    },
+  ))
+    live += page.Count ?? 0;
+  return live;
 }

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CRAWLER_OUTPUTS, type CrawlerOutput } from '../../cli/crawl-api';
 import {
   type CollectResult,
-  leaseOwner,
+  runGroup,
   UrlRecordPersistenceLayer,
 } from '../../functions/crawler/url-idempotency';
 import { type Sandbox, startSandbox } from '../../sandbox/sandbox';
@@ -31,9 +31,12 @@ const context = { getRemainingTimeInMillis: () => 30_000 } as Context;
 function setup() {
   const table = sb.target.outputs.UrlsTableName;
   const key = { crawlId: `idem-${randomUUID()}`, url: 'http://idem.example/page' };
+  // A host of its own per test, so no test meets another's group lease.
+  const groupId = `idem-${randomUUID()}.example`;
   const config = new IdempotencyConfig({ expiresAfterSeconds: 3600 });
   config.registerLambdaContext(context);
   let calls = 0;
+  const layer = new UrlRecordPersistenceLayer(table, sb.target.ddb, 3600);
   const collect = makeIdempotent(
     async (_key: typeof key, behaviour: 'fetch' | 'fail'): Promise<CollectResult> => {
       calls++;
@@ -41,7 +44,7 @@ function setup() {
       return { outcome: 'fetched', httpStatus: 200, depth: 1 };
     },
     {
-      persistenceStore: new UrlRecordPersistenceLayer(table, sb.target.ddb, 3600),
+      persistenceStore: layer,
       config,
       dataIndexArgument: 0,
     },
@@ -49,61 +52,172 @@ function setup() {
   const item = async () =>
     (await sb.target.ddb.send(new GetCommand({ TableName: table, Key: key, ConsistentRead: true }))).Item ??
     {};
-  return { table, key, collect, item, calls: () => calls };
+  /**
+   * One receive of a group's records, as the handler makes it: `ids` are the receive's message ids, oldest
+   * first, `receive` the first one's receive count; `fn` runs inside the attempt, which is released after.
+   */
+  const group = <T>(
+    ids: string[],
+    fn: () => Promise<T>,
+    opts: { receive?: number; ms?: number; keys?: Array<typeof key> } = {},
+  ) =>
+    runGroup(
+      layer.group({
+        groupId,
+        owner: `${ids[0]}:${opts.receive ?? 1}`,
+        messageIds: ids,
+        keys: opts.keys ?? [key],
+        deadlineMs: Date.now() + (opts.ms ?? 30_000),
+      }),
+      fn,
+    );
+  const leaseItem = async () =>
+    (
+      await sb.target.ddb.send(
+        new GetCommand({
+          TableName: table,
+          Key: { crawlId: `#frontier-group#${groupId}`, url: '#lease' },
+          ConsistentRead: true,
+        }),
+      )
+    ).Item ?? {};
+  return { table, key, collect, item, group, leaseItem, calls: () => calls };
 }
 
-describe('UrlRecordPersistenceLayer (Powertools idempotency on the URL record)', () => {
+/** Resolves when `flag.open` is set: a record that holds its group's lease until the test lets it go. */
+const until = async (flag: { open: boolean }) => {
+  while (!flag.open) await new Promise((r) => setTimeout(r, 10));
+};
+
+describe('UrlRecordPersistenceLayer (Powertools idempotency on the URL record, a lease per message group)', () => {
   it('records the outcome with completion, keeps the claim, and replays the outcome without running again', async () => {
-    const { table, key, collect, item, calls } = setup();
+    const { table, key, collect, item, group, leaseItem, calls } = setup();
     await sb.target.ddb.send(
       new PutCommand({ TableName: table, Item: { ...key, claimedBy: 'http://idem.example/' } }),
     );
 
-    await expect(collect(key, 'fail')).rejects.toThrow('transient');
-    // The failed attempt freed the URL for its retry and left the parser's claim in place.
-    expect(await item()).toMatchObject({ claimedBy: 'http://idem.example/' });
-    expect((await item()).idemStatus).toBeUndefined();
+    await expect(group(['m1'], () => collect(key, 'fail'))).rejects.toThrow('transient');
+    // The failed attempt wrote nothing on the URL, so its retry may run, and the parser's claim stays.
+    expect(await item()).toEqual({ ...key, claimedBy: 'http://idem.example/' });
+    // Its group lease was given back.
+    expect((await leaseItem()).leaseUntil).toBeUndefined();
 
-    expect(await collect(key, 'fetch')).toEqual({ outcome: 'fetched', httpStatus: 200, depth: 1 });
+    expect(await group(['m1'], () => collect(key, 'fetch'), { receive: 2 })).toEqual({
+      outcome: 'fetched',
+      httpStatus: 200,
+      depth: 1,
+    });
     expect(await item()).toMatchObject({
       claimedBy: 'http://idem.example/',
       outcome: 'fetched',
       httpStatus: 200,
       idemStatus: 'COMPLETED',
     });
-    expect((await item()).idemLeaseMs).toBeUndefined();
     expect(calls()).toBe(2);
 
     // A redelivery: the stored outcome comes back and the function does not run.
-    expect(await collect(key, 'fetch')).toMatchObject({ outcome: 'fetched', httpStatus: 200 });
+    expect(await group(['m1'], () => collect(key, 'fetch'), { receive: 3 })).toMatchObject({
+      outcome: 'fetched',
+      httpStatus: 200,
+    });
     expect(calls()).toBe(2);
   });
 
-  it('rejects a second attempt while a live lease is held, and takes over a lease that has run out', async () => {
-    const { table, key, collect, calls } = setup();
-    const lease = (ms: number) => holdLease(sb.target.ddb, table, key, ms);
-    await lease(60_000);
-    await expect(collect(key, 'fetch')).rejects.toBeInstanceOf(IdempotencyAlreadyInProgressError);
-    expect(calls()).toBe(0);
-
-    await lease(-1_000);
-    expect(await collect(key, 'fetch')).toMatchObject({ outcome: 'fetched' });
+  it("holds off a second receive of the holder's messages while its lease is live, and lets a later batch take over", async () => {
+    const { key, collect, group, leaseItem, calls } = setup();
+    const other = { ...key, url: 'http://idem.example/other' };
+    const before = { ...key, url: 'http://idem.example/before' };
+    const gate = { open: false };
+    // The first receive leases the group for m1 and m2: it has done m1's URL and is still busy with m2's.
+    const first = group(
+      ['m1', 'm2'],
+      async () => {
+        await collect(before, 'fetch');
+        await until(gate);
+        return collect(key, 'fetch');
+      },
+      { keys: [before, key] },
+    );
+    while ((await leaseItem()).leaseOwner !== 'm1:1') await new Promise((r) => setTimeout(r, 10));
+    // A visibility timeout ran out: the same messages come again (receive 2), from m1 or, with m1
+    // dead-lettered, from m2. Both are held off and nothing runs, but m1's completed URL replays.
+    await expect(
+      group(['m1', 'm2'], () => collect(key, 'fetch'), { receive: 2, keys: [before, key] }),
+    ).rejects.toBeInstanceOf(IdempotencyAlreadyInProgressError);
+    await expect(group(['m2'], () => collect(key, 'fetch'), { receive: 2 })).rejects.toBeInstanceOf(
+      IdempotencyAlreadyInProgressError,
+    );
+    expect(
+      await group(['m1', 'm2'], () => collect(before, 'fetch'), { receive: 2, keys: [before, key] }),
+    ).toMatchObject({ outcome: 'fetched' });
     expect(calls()).toBe(1);
+    // A batch that starts with a later message comes after the holder's messages were deleted.
+    expect(await group(['m3'], () => collect(other, 'fetch'), { keys: [other] })).toMatchObject({
+      outcome: 'fetched',
+    });
+    gate.open = true;
+    await first;
+    expect(calls()).toBe(3);
   });
 
-  it('lets an SDK retry of a lease write whose response was lost go on, instead of finding its own lease', async () => {
-    const { key, collect, calls, item } = setup();
+  it('takes over a lease that has run out, and replays a completed URL even while another receive holds the lease', async () => {
+    const { key, collect, group, calls } = setup();
+    const gate = { open: false };
+    const leased = { open: false };
+    // An invocation whose time has run out (a lease already past) does not hold anyone off.
+    const expired = group(
+      ['m1'],
+      async () => {
+        await collect(key, 'fail').catch(() => undefined);
+        leased.open = true;
+        await until(gate);
+      },
+      { ms: -1_000 },
+    );
+    await until(leased);
+    expect(await group(['m1'], () => collect(key, 'fetch'), { receive: 2 })).toMatchObject({
+      outcome: 'fetched',
+    });
+    gate.open = true;
+    await expired;
+    expect(calls()).toBe(2);
+
+    const other = { ...key, url: 'http://idem.example/held' };
+    const gate2 = { open: false };
+    const leased2 = { open: false };
+    const holder = group(
+      ['m5', 'm6'],
+      async () => {
+        await collect(other, 'fail').catch(() => undefined);
+        leased2.open = true;
+        await until(gate2);
+      },
+      { keys: [key, other] },
+    );
+    await until(leased2);
+    // m5 again while the holder is live: the completed URL replays, the other is refused.
+    expect(
+      await group(['m5', 'm6'], () => collect(key, 'fetch'), { receive: 2, keys: [key, other] }),
+    ).toMatchObject({
+      outcome: 'fetched',
+    });
+    await expect(
+      group(['m5', 'm6'], () => collect(other, 'fetch'), { receive: 2, keys: [key, other] }),
+    ).rejects.toBeInstanceOf(IdempotencyAlreadyInProgressError);
+    gate2.open = true;
+    await holder;
+    expect(calls()).toBe(3);
+  });
+
+  it('lets an SDK resend of a lease write whose response was lost go on, instead of finding its own lease', async () => {
+    const { key, collect, calls, item, group } = setup();
     let dropped = 0;
-    // The first lease write reaches DynamoDB and commits; its response is then lost, so the SDK retries it.
+    // The first lease write reaches DynamoDB and commits; its response is then lost, so the SDK resends it.
     sb.target.ddb.middlewareStack.add(
       (next) => async (args) => {
         const result = await next(args);
-        const input = args.input as {
-          UpdateExpression?: string;
-          Key?: { crawlId?: { S?: string } | string };
-        };
-        const crawlId = typeof input.Key?.crawlId === 'string' ? input.Key.crawlId : input.Key?.crawlId?.S;
-        if (dropped === 0 && crawlId === key.crawlId && input.UpdateExpression?.includes(':inprogress')) {
+        const input = args.input as { UpdateExpression?: string };
+        if (dropped === 0 && input.UpdateExpression?.includes('leaseOwner = :owner,')) {
           dropped++;
           throw Object.assign(new Error('response lost after commit'), { $retryable: {}, $metadata: {} });
         }
@@ -112,9 +226,7 @@ describe('UrlRecordPersistenceLayer (Powertools idempotency on the URL record)',
       { step: 'deserialize', name: 'dropFirstLeaseResponse' },
     );
     try {
-      expect(await leaseOwner.run('message-1', () => collect(key, 'fetch'))).toMatchObject({
-        outcome: 'fetched',
-      });
+      expect(await group(['message-1'], () => collect(key, 'fetch'))).toMatchObject({ outcome: 'fetched' });
     } finally {
       sb.target.ddb.middlewareStack.remove('dropFirstLeaseResponse');
     }
@@ -123,17 +235,37 @@ describe('UrlRecordPersistenceLayer (Powertools idempotency on the URL record)',
     expect(await item()).toMatchObject({ outcome: 'fetched', idemStatus: 'COMPLETED' });
   });
 
-  it('lets the receive that holds a live lease take it over, but not another receive or message', async () => {
-    const { table, key, collect, calls } = setup();
-    await holdLease(sb.target.ddb, table, key, 60_000, 'message-1:1');
-    for (const other of ['message-2:1', 'message-1:2'])
-      await expect(leaseOwner.run(other, () => collect(key, 'fetch'))).rejects.toBeInstanceOf(
-        IdempotencyAlreadyInProgressError,
-      );
-    expect(calls()).toBe(0);
-    expect(await leaseOwner.run('message-1:1', () => collect(key, 'fetch'))).toMatchObject({
+  it('runs a URL once when two messages of one receive carry it, and honours a live per-URL lease', async () => {
+    const { table, key, collect, group, calls } = setup();
+    const twice = await group(['m1', 'm2'], async () => [
+      await collect(key, 'fetch'),
+      await collect(key, 'fetch'),
+    ]);
+    expect(twice).toEqual([
+      { outcome: 'fetched', httpStatus: 200, depth: 1 },
+      expect.objectContaining({ outcome: 'fetched' }),
+    ]);
+    expect(calls()).toBe(1);
+
+    // An INPROGRESS lease on the URL record itself, as the per-URL protocol of an older version left it.
+    const other = { ...key, url: 'http://idem.example/legacy' };
+    await holdLease(sb.target.ddb, table, other, 60_000, 'message-9:1');
+    await expect(group(['m3'], () => collect(other, 'fetch'), { keys: [other] })).rejects.toBeInstanceOf(
+      IdempotencyAlreadyInProgressError,
+    );
+    await holdLease(sb.target.ddb, table, other, -1_000, 'message-9:1');
+    expect(await group(['m4'], () => collect(other, 'fetch'), { keys: [other] })).toMatchObject({
       outcome: 'fetched',
     });
-    expect(calls()).toBe(1);
+    expect(calls()).toBe(2);
+  });
+
+  it('refuses to run outside a group attempt, with an error that says how', async () => {
+    const { key, collect, calls } = setup();
+    // Powertools wraps what the persistence layer throws; the layer's own message is the cause.
+    await expect(collect(key, 'fetch')).rejects.toMatchObject({
+      cause: expect.objectContaining({ message: expect.stringMatching(/inside runGroup/) }),
+    });
+    expect(calls()).toBe(0);
   });
 });
