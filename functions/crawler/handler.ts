@@ -8,7 +8,13 @@ import { METRIC } from '../crawl/metrics';
 import { crawlLogKeys, FrontierMessage, type ParseMessage, parsePageMessage } from '../crawl/schemas';
 import { boundedUrlKey, canonicalizeUrl, hostKey, urlHash } from '../crawl/url';
 import { type Outcome, type OutcomeDetail, recordOutcome } from '../crawl/url-record';
-import { poisonToDlq, processFifoBatchByGroup, receiveCount } from '../kit/batch';
+import {
+  type FinishingLater,
+  finishLater,
+  poisonToDlq,
+  processFifoBatchByGroup,
+  receiveCount,
+} from '../kit/batch';
 import { ddb, s3, sqs } from '../kit/clients';
 import { intEnv, requireEnv } from '../kit/env';
 import { parseMessage } from '../kit/envelope';
@@ -109,6 +115,7 @@ async function collect(
   record: SQSRecord,
   context: Context,
   parseSender: SendBatcher,
+  fetched: () => void,
 ): Promise<CollectResult> {
   const log = recordLogger(record, crawlLogKeys(message));
   const { crawlId, url } = key;
@@ -135,6 +142,7 @@ async function collect(
     await politenessDelay(host, decision.crawlDelayMs, context);
     const page = await safeFetch(url, fetchPolicy);
     lastFetchAt.set(host, Date.now());
+    fetched();
     metrics.addMetric(METRIC.pagesFetched, 'Count', 1);
 
     await handOff(message, url, page, parseSender, log);
@@ -204,7 +212,12 @@ async function politenessDelay(host: string, delayMs: number, context: Context):
   await new Promise((resolve) => setTimeout(resolve, wait));
 }
 
-async function handleRecord(record: SQSRecord, context: Context, parseSender: SendBatcher): Promise<Outcome> {
+async function handleRecord(
+  record: SQSRecord,
+  context: Context,
+  parseSender: SendBatcher,
+  running: Map<string, Promise<unknown>>,
+): Promise<Outcome | FinishingLater> {
   const message = parseMessage(FrontierMessage, record.body);
   let url: string;
   try {
@@ -223,8 +236,24 @@ async function handleRecord(record: SQSRecord, context: Context, parseSender: Se
     logOutcome(message.crawlId, { url: message.payload.url, outcome: 'invalid-url' });
     return 'invalid-url';
   }
-  const result = await collectOnce({ crawlId: message.crawlId, url }, message, record, context, parseSender);
-  return result.outcome;
+  // Once the page is fetched, the next URL of the host may be fetched while this one's parse message waits
+  // for its batch-mates: the group's hand-offs go out together, and each URL is completed after its own.
+  // A second message for a URL an earlier record of this batch is still handing off waits for it, then
+  // finds it completed and replays its outcome.
+  const key = `${message.crawlId} ${url}`;
+  const earlier = running.get(key);
+  if (earlier) await parseSender.whileWaiting(earlier.catch(() => undefined));
+  let onFetched = () => {};
+  const fetched = new Promise<'fetched'>((resolve) => {
+    onFetched = () => resolve('fetched');
+  });
+  const work = parseSender.participate(() =>
+    collectOnce({ crawlId: message.crawlId, url }, message, record, context, parseSender, onFetched),
+  );
+  running.set(key, work);
+  const first = await Promise.race([work, fetched]);
+  if (first !== 'fetched') return first.outcome;
+  return finishLater(work);
 }
 
 /**
@@ -280,15 +309,19 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
   startInvocation(context);
   idempotencyConfig.registerLambdaContext(context);
   try {
-    // One batcher per invocation: the parse messages of groups that finish together go out in one call.
-    const parseSender = new SendBatcher(config.parseQueueUrl, sqs);
+    // One batcher per invocation: the parse messages of a host's batch, and of groups that finish together,
+    // go out in one call. A message waits at most 5 s for batch-mates; waiting holds up no fetch.
+    const parseSender = new SendBatcher(config.parseQueueUrl, sqs, 5_000);
+    // The URLs this invocation's records are fetching or handing off, with their work.
+    const running = new Map<string, Promise<unknown>>();
     return await processFifoBatchByGroup(
       event,
       context,
-      poisonToDlq(config.dlqUrl, (record) => handleRecord(record, context, parseSender)),
+      poisonToDlq(config.dlqUrl, (record) => handleRecord(record, context, parseSender, running)),
       {
-        aroundGroup: (run, records) =>
-          parseSender.participate(() => runGroup(groupAttempt(records, context), run)),
+        aroundGroup: (run, records) => runGroup(groupAttempt(records, context), run),
+        // The group counts as busy while its records fetch; its hand-offs go out once they all have.
+        aroundRecords: (run) => parseSender.participate(run),
         maxReceiveCount: config.maxReceiveCount,
         onLastReceiveFailure: recordDeadLettered,
       },

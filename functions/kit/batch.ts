@@ -76,7 +76,29 @@ export interface FifoBatchOptions {
   readonly onLastReceiveFailure?: (record: SQSRecord, error: unknown) => Promise<void>;
   /** The source queue's maxReceiveCount. @default - MAX_RECEIVE_COUNT, which QueueConsumer sets */
   readonly maxReceiveCount?: number;
+  /**
+   * Wraps the in-order run of a group's records only, not the wait for work they handed to `finishLater`
+   * (the crawler counts a group as busy with it while its records fetch, so their batched sends go out
+   * once every record of the group has fetched).
+   */
+  readonly aroundRecords?: <T>(run: () => Promise<T>) => Promise<T>;
 }
+
+/** A record whose work goes on after its handler returned: see `finishLater`. */
+export class FinishingLater {
+  constructor(readonly work: Promise<unknown>) {
+    // Awaited by processFifoBatchByGroup; this only keeps an early rejection from counting as unhandled.
+    work.catch(() => undefined);
+  }
+}
+
+/**
+ * Returned by a FIFO record handler: the next record of the group may start, while this one's `work` (its
+ * hand-off, say) finishes. The group's result waits for it: if it fails, the record is reported failed with
+ * its error, and so is every record after it in the group, as if it had failed in order. Those later
+ * records may already have had their effects, so this is for handlers whose effects are idempotent.
+ */
+export const finishLater = (work: Promise<unknown>): FinishingLater => new FinishingLater(work);
 
 /**
  * FIFO queue: message groups run concurrently, and each group's records run in order. After a failure the
@@ -93,6 +115,7 @@ export async function processFifoBatchByGroup(
   options: FifoBatchOptions = {},
 ): Promise<SQSBatchResponse> {
   const aroundGroup = options.aroundGroup ?? ((run) => run());
+  const aroundRecords = options.aroundRecords ?? ((run) => run());
   const groups = new Map<string, SQSRecord[]>();
   for (const record of event.Records) {
     const id = record.attributes.MessageGroupId ?? '';
@@ -102,25 +125,56 @@ export async function processFifoBatchByGroup(
   }
   // What each attempted record threw; a failed record absent from it was skipped.
   const errors = new Map<string, unknown>();
+  // Work records handed to finishLater, by message id.
+  const later = new Map<string, Promise<unknown>>();
   const tracked: RecordHandler = async (record) => {
     try {
-      return await handler(record);
+      const result = await handler(record);
+      if (result instanceof FinishingLater) later.set(record.messageId, result.work);
+      return result;
     } catch (error) {
       errors.set(record.messageId, error);
       throw error;
     }
   };
+  /** Wait for the group's unfinished work; the first record whose work failed fails the rest after it. */
+  const settle = async (
+    records: SQSRecord[],
+    result: { batchItemFailures: SQSBatchItemFailure[] },
+  ): Promise<{ batchItemFailures: SQSBatchItemFailure[] }> => {
+    // A copy: Powertools may hand back a response object it shares between calls.
+    const batchItemFailures = [...result.batchItemFailures];
+    const failed = new Set(batchItemFailures.map((f) => f.itemIdentifier));
+    let broken = false;
+    for (const record of records) {
+      const work = later.get(record.messageId);
+      if (work)
+        await work.catch((error: unknown) => {
+          if (broken) return;
+          errors.set(record.messageId, error);
+          broken = true;
+        });
+      if (broken && !failed.has(record.messageId)) {
+        failed.add(record.messageId);
+        batchItemFailures.push({ itemIdentifier: record.messageId });
+      }
+    }
+    // Work of records after one that failed may still run: wait for it too, so nothing outlives the invocation.
+    await Promise.allSettled(records.map((r) => later.get(r.messageId)));
+    return { batchItemFailures };
+  };
   const results = await Promise.all(
     [...groups.values()].map((records) =>
-      aroundGroup(
-        () =>
+      aroundGroup(async () => {
+        const result = await aroundRecords(() =>
           processPartialResponse({ Records: records }, tracked, new SqsFifoPartialProcessorAsync(), {
             context,
             skipGroupOnError: true,
             throwOnFullBatchFailure: false,
           }),
-        records,
-      ),
+        );
+        return settle(records, result);
+      }, records),
     ),
   );
   const batchItemFailures: SQSBatchItemFailure[] = results.flatMap((r) => r.batchItemFailures);

@@ -52,6 +52,20 @@ export class SendBatcher {
     }
   }
 
+  /**
+   * Wait on something other than an own send (another participant's finished work) without counting as
+   * working meanwhile, so the batch that work may be waiting on can go out.
+   */
+  async whileWaiting<T>(other: Promise<T>): Promise<T> {
+    this.working--;
+    try {
+      this.flushIfIdle();
+      return await other;
+    } finally {
+      this.working++;
+    }
+  }
+
   /** Queue a message body; resolves when it was sent, rejects with the reason if it was not. */
   async send(body: string): Promise<Sent> {
     const sent = new Promise<Sent>((resolve, reject) => {

@@ -1,6 +1,11 @@
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { poisonToDlq, processFifoBatchByGroup, processStandardBatch } from '../../functions/kit/batch';
+import {
+  finishLater,
+  poisonToDlq,
+  processFifoBatchByGroup,
+  processStandardBatch,
+} from '../../functions/kit/batch';
 import { InvalidMessageError } from '../../functions/kit/errors';
 import { logger } from '../../functions/kit/powertools';
 
@@ -145,6 +150,100 @@ describe('processFifoBatchByGroup around each group', () => {
       },
     });
     expect(groups).toHaveLength(2);
+  });
+});
+
+describe('records that finish later (finishLater)', () => {
+  /** A promise and its resolve/reject, to finish a record's work when the test says. */
+  const deferred = () => {
+    const d = {} as { promise: Promise<string>; resolve: (v: string) => void; reject: (e: Error) => void };
+    d.promise = new Promise<string>((resolve, reject) => Object.assign(d, { resolve, reject }));
+    return d;
+  };
+
+  it('starts the next record of the group before the earlier one has finished, and waits for both', async () => {
+    const work = { a1: deferred(), a2: deferred() };
+    const log: string[] = [];
+    const event: SQSEvent = { Records: [record('a1', 'A'), record('a2', 'A')] };
+    const done = processFifoBatchByGroup(event, context, async (r) => {
+      log.push(`start ${r.messageId}`);
+      return finishLater(work[r.messageId as 'a1' | 'a2'].promise);
+    });
+    await tick();
+    expect(log).toEqual(['start a1', 'start a2']);
+    let settled = false;
+    void done.then(() => {
+      settled = true;
+    });
+    work.a2.resolve('ok');
+    await tick();
+    expect(settled).toBe(false);
+    work.a1.resolve('ok');
+    expect(await done).toEqual({ batchItemFailures: [] });
+  });
+
+  it('fails a record whose work fails and every record after it in the group, with its own error, and no other group', async () => {
+    const event: SQSEvent = {
+      Records: [
+        {
+          ...record('a1', 'A'),
+          attributes: { ...record('a1', 'A').attributes, ApproximateReceiveCount: '5' },
+        },
+        {
+          ...record('a2', 'A'),
+          attributes: { ...record('a2', 'A').attributes, ApproximateReceiveCount: '5' },
+        },
+        record('a3', 'A'),
+        record('b1', 'B'),
+      ],
+    };
+    const told: Array<[string, string]> = [];
+    const finished: string[] = [];
+    const out = await processFifoBatchByGroup(
+      event,
+      context,
+      async (r) =>
+        finishLater(
+          (async () => {
+            await tick();
+            if (r.messageId === 'a2') throw new Error('hand-off refused');
+            finished.push(r.messageId);
+          })(),
+        ),
+      {
+        maxReceiveCount: 5,
+        onLastReceiveFailure: async (r, error) =>
+          void told.push([r.messageId, error === undefined ? 'skipped' : (error as Error).message]),
+      },
+    );
+    expect(out.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(['a2', 'a3']);
+    expect(told).toEqual([['a2', 'hand-off refused']]);
+    // a3's work still ran to its end before the invocation returned.
+    expect(finished.sort()).toEqual(['a1', 'a3', 'b1']);
+  });
+
+  it('wraps only the in-order run of the records with aroundRecords, not the wait for their work', async () => {
+    const work = deferred();
+    const phases: string[] = [];
+    const event: SQSEvent = { Records: [record('a1', 'A')] };
+    const done = processFifoBatchByGroup(event, context, async () => finishLater(work.promise), {
+      aroundGroup: async (run) => {
+        phases.push('group in');
+        const result = await run();
+        phases.push('group out');
+        return result;
+      },
+      aroundRecords: async (run) => {
+        const result = await run();
+        phases.push('records done');
+        return result;
+      },
+    });
+    await tick();
+    expect(phases).toEqual(['group in', 'records done']);
+    work.resolve('ok');
+    await done;
+    expect(phases).toEqual(['group in', 'records done', 'group out']);
   });
 });
 

@@ -44,6 +44,20 @@ describe('SendBatcher', () => {
     expect(sent).toBe(true);
   });
 
+  it('does not count a participant waiting on another\'s work as working, so that work\'s batch goes out', async () => {
+    const { client, batches } = fakeSqs();
+    const b = new SendBatcher('q', client, 60_000);
+    const first = b.participate(() => b.send('first'));
+    // The second waits for the first's send to finish before it sends its own: with a 60 s limit, only its
+    // not counting as working lets the first batch go.
+    const second = b.participate(async () => {
+      await b.whileWaiting(first);
+      return b.send('second');
+    });
+    await Promise.all([first, second]);
+    expect(batches).toEqual([['first'], ['second']]);
+  });
+
   it('sends at once when ten are waiting, and splits at 10 entries and at 256 KiB', async () => {
     const { client, batches } = fakeSqs();
     const b = new SendBatcher('q', client, 60_000);
