@@ -62,7 +62,7 @@ describe('CrawlerStack queues', () => {
     const queue = logicalId('AWS::SQS::Queue', 'ParseQueue');
     expect(resources[queue]?.Properties.FifoQueue).toBeUndefined();
     expect(resources[queue]?.Properties).toMatchObject({
-      VisibilityTimeout: 181,
+      VisibilityTimeout: 180,
       RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [dlq, 'Arn'] }, maxReceiveCount: 5 },
     });
     expect(resources[dlq]?.Properties).toMatchObject({
@@ -93,11 +93,11 @@ describe('CrawlerStack queues', () => {
 describe('CrawlerStack consumers', () => {
   it('wires the three functions through event source mappings that report batch item failures', () => {
     template.resourceCountIs('AWS::Lambda::EventSourceMapping', 3);
-    // The FIFO frontier cannot have a batching window; the standard parse queue gathers for 1 s, and the
-    // links queue for 5 s into batches of up to 1,000 pages.
+    // The FIFO frontier cannot have a batching window; the parse queue has none either (the crawler sends a
+    // host's parse messages together), and the links queue gathers for 5 s into batches of up to 1,000 pages.
     for (const [queue, fn, concurrency, window, batch] of [
       ['FrontierQueue', 'FrontierConsumerFunction', 2, Match.absent(), 10],
-      ['ParseQueue', 'ParseQueueConsumerFunction', 2, 1, 10],
+      ['ParseQueue', 'ParseQueueConsumerFunction', 2, Match.absent(), 10],
       ['LinksQueue', 'LinksConsumerFunction', 2, 5, 1000],
     ] as const) {
       template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {

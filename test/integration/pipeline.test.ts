@@ -97,7 +97,7 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
       }
     });
     expect(notJson.slice(0, 5)).toEqual([]);
-    // The trap is a 20-hop chain, and each hop waits out the parser's batching window.
+    // The trap is a 20-hop chain: each hop is a pass through both queues.
   }, 120_000);
 
   it('admits exactly maxPages URLs while parsers race for the budget, and records each link it refused', async () => {

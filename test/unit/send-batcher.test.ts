@@ -44,7 +44,7 @@ describe('SendBatcher', () => {
     expect(sent).toBe(true);
   });
 
-  it('does not count a participant waiting on another\'s work as working, so that work\'s batch goes out', async () => {
+  it("does not count a participant waiting on another's work as working, so that work's batch goes out", async () => {
     const { client, batches } = fakeSqs();
     const b = new SendBatcher('q', client, 60_000);
     const first = b.participate(() => b.send('first'));
