@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decompressBody, planHandOff } from '../../functions/crawl/body';
 import { decodeHtml } from '../../functions/parser/charset';
-import { extractPage } from '../../functions/parser/extract';
+import { collapsedPrefix, extractPage } from '../../functions/parser/extract';
 import { filterLinks } from '../../functions/parser/links';
 import { itemBytes, pageRecord, truncateUtf8, WRITE_UNIT_BYTES } from '../../functions/parser/store';
 
@@ -339,5 +339,46 @@ describe('extractPage, exactly', () => {
     const page = x(`${'x'.repeat(200_000)}<a href="/late">l</a>`, { maxParseMs: -1 });
     expect(page.cut).toBe('time');
     expect(page.links).toEqual([]);
+  });
+});
+
+describe('collapsedPrefix', () => {
+  const naive = (s: string, max: number) => s.replace(/\s+/g, ' ').trim().slice(0, max);
+
+  it('equals collapsing the whole string and cutting it, on strings made to hit every window edge', () => {
+    // A seeded generator (mulberry32): words, runs of every kind of whitespace (long ones too, so runs
+    // cross the window boundaries), leading and trailing space, and non-BMP characters.
+    let seed = 20261204;
+    const rand = () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const spaces = [' ', '\n', '\t', '\r\n', '\u00a0', '\u2003', '\u3000', '\ufeff'];
+    const pieces = ['a', 'word', 'Ünïcode', '😀', 'x'.repeat(50)];
+    let checked = 0;
+    for (let n = 0; n < 400; n++) {
+      let s = '';
+      const target = Math.floor(rand() ** 2 * 30_000);
+      while (s.length < target) {
+        if (rand() < 0.5) s += pieces[Math.floor(rand() * pieces.length)];
+        else {
+          const run = rand() < 0.1 ? Math.floor(rand() * 5_000) : 1 + Math.floor(rand() * 3);
+          s += (spaces[Math.floor(rand() * spaces.length)] as string).repeat(run);
+        }
+      }
+      for (const max of [0, 1, 5, 300, 1_000, 4_000]) {
+        expect(collapsedPrefix(s, max)).toBe(naive(s, max));
+        checked++;
+      }
+    }
+    expect(checked).toBe(2_400);
+  });
+
+  it("keeps a page's text when one text node is megabytes long", () => {
+    const html = `<p>${' '.repeat(3_000)}${'word '.repeat(400_000)}</p>`;
+    const page = extractPage(html, 'http://example.test/');
+    expect(page.text).toBe('word '.repeat(200));
   });
 });
