@@ -65,7 +65,8 @@ export interface QueueConsumerProps {
   /**
    * The level of Lambda's own log lines. At WARN its START, END and REPORT lines (about 340 bytes an
    * invocation, billed as log ingestion) are not written; Duration, errors and throttles are still
-   * CloudWatch metrics, and timeouts and crashes still log. INFO brings them back.
+   * CloudWatch metrics, and timeouts and crashes still log. INFO brings them back: do so while sizing a
+   * function's memory, since REPORT is where Lambda logs "Max Memory Used".
    * @default SystemLogLevel.WARN
    */
   readonly platformLogLevel?: SystemLogLevel;
