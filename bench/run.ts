@@ -210,6 +210,8 @@ const CRAWL_SITE = {
   pageTextBytes: 65_000,
 };
 let pipelineThroughput: { pagesPerSecond: number; pages: number } | undefined;
+/** Message groups (hosts) per crawler batch in the metered crawl: a group's URLs are fetched one at a time. */
+let groupsPerCrawlerBatch: number | undefined;
 /** The functions' CPU per page in the metered crawl: their JS threads' busy time (see lambda-worker.mjs). */
 let pipelineCpuMsPerPage: number | undefined;
 /** The same by function, as text for the report. */
@@ -485,6 +487,9 @@ async function benchCrawl(): Promise<void> {
   const { pages: n, links, seconds, meter } = run;
   pipelineThroughput = { pagesPerSecond: n / seconds, pages: n };
   pipelineCpuMsPerPage = run.invocations.reduce((t, i) => t + (i.activeMs ?? 0), 0) / n;
+  const crawlerBatches = run.invocations.filter((i) => i.functionId.startsWith('FrontierConsumer'));
+  groupsPerCrawlerBatch =
+    crawlerBatches.reduce((t, i) => t + i.groups, 0) / Math.max(1, crawlerBatches.length);
   const cpuByFunction: Record<string, number> = {};
   for (const i of run.invocations) {
     const fn = i.functionId.replace(/Function[0-9A-F]{8}$/, '');
@@ -813,7 +818,7 @@ async function benchCrawlee(): Promise<void> {
     report({
       name: 'throughput vs Crawlee CheerioCrawler',
       value: ours ? round(ours / crawlee, 2) : 'not measured',
-      unit: `${ours ? '× Crawlee ' : ''}(pipeline ${ours ? round(ours, 1) : '-'} pages/s; CheerioCrawler ${round(crawlee, 1)} pages/s, ${pages} pages in ${round(seconds, 1)} s; both at ${concurrency} concurrent fetches on the same ${CRAWL_SITE.hostCount}-host site; load average ${os
+      unit: `${ours ? '× Crawlee ' : ''}(pipeline ${ours ? round(ours, 1) : '-'} pages/s; CheerioCrawler ${round(crawlee, 1)} pages/s, ${pages} pages in ${round(seconds, 1)} s; Crawlee at ${concurrency} concurrent fetches (the crawler's pollers × batch size), the pipeline at most that many but one at a time per host${groupsPerCrawlerBatch ? `, and its batches held ${round(groupsPerCrawlerBatch, 1)} hosts on average` : ''}, on the same ${CRAWL_SITE.hostCount}-host site; load average ${os
         .loadavg()
         .map((l) => round(l, 1))
         .join(', ')})`,
