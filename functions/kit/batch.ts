@@ -137,7 +137,11 @@ export async function processFifoBatchByGroup(
       throw error;
     }
   };
-  /** Wait for the group's unfinished work; the first record whose work failed fails the rest after it. */
+  /**
+   * Wait for all of the group's unfinished work, in record order (so nothing outlives the invocation): the
+   * first record whose work failed fails, with every record after it. A record whose own work failed too
+   * keeps its own error for onLastReceiveFailure.
+   */
   const settle = async (
     records: SQSRecord[],
     result: { batchItemFailures: SQSBatchItemFailure[] },
@@ -147,20 +151,13 @@ export async function processFifoBatchByGroup(
     const failed = new Set(batchItemFailures.map((f) => f.itemIdentifier));
     let broken = false;
     for (const record of records) {
-      const work = later.get(record.messageId);
-      if (work)
-        await work.catch((error: unknown) => {
-          if (broken) return;
-          errors.set(record.messageId, error);
-          broken = true;
-        });
-      if (broken && !failed.has(record.messageId)) {
-        failed.add(record.messageId);
+      await later.get(record.messageId)?.catch((error: unknown) => {
+        errors.set(record.messageId, error);
+        broken = true;
+      });
+      if (broken && !failed.has(record.messageId))
         batchItemFailures.push({ itemIdentifier: record.messageId });
-      }
     }
-    // Work of records after one that failed may still run: wait for it too, so nothing outlives the invocation.
-    await Promise.allSettled(records.map((r) => later.get(r.messageId)));
     return { batchItemFailures };
   };
   const results = await Promise.all(

@@ -222,6 +222,47 @@ describe('records that finish later (finishLater)', () => {
     expect(finished.sort()).toEqual(['a1', 'a3', 'b1']);
   });
 
+  it("reports a record once when it failed in order and an earlier record's work failed too, and lets no rejection go unhandled", async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const slow = deferred();
+      // a1's work finishes only after a2's has long failed: a2's rejection waits unobserved until then.
+      setTimeout(() => slow.resolve('ok'), 30);
+      const event: SQSEvent = {
+        Records: [record('a1', 'A'), record('a2', 'A'), record('a3', 'A'), record('a4', 'A')],
+      };
+      const told: Array<[string, string]> = [];
+      const out = await processFifoBatchByGroup(
+        event,
+        context,
+        async (r) => {
+          // a1 waits on slow work; a2's work fails at once, before anything awaits it; a3 fails in order.
+          if (r.messageId === 'a1') return finishLater(slow.promise);
+          if (r.messageId === 'a2') return finishLater(Promise.reject(new Error('a2 refused')));
+          if (r.messageId === 'a3') throw new Error('a3 down');
+        },
+        {
+          maxReceiveCount: 1,
+          onLastReceiveFailure: async (r, error) =>
+            void told.push([r.messageId, error === undefined ? 'skipped' : (error as Error).message]),
+        },
+      );
+      await tick();
+      expect(unhandled).toEqual([]);
+      // a2's failure is settled after a1's work, in order, and adds only itself.
+      expect(out.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(['a3', 'a4', 'a2']);
+      expect(told).toEqual([
+        ['a2', 'a2 refused'],
+        ['a3', 'a3 down'],
+        ['a4', 'skipped'],
+      ]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('wraps only the in-order run of the records with aroundRecords, not the wait for their work', async () => {
     const work = deferred();
     const phases: string[] = [];

@@ -58,6 +58,32 @@ describe('SendBatcher', () => {
     expect(batches).toEqual([['first'], ['second']]);
   });
 
+  it('lets the batch go when the last working participant starts waiting, and counts it as working again after', async () => {
+    const { client, batches } = fakeSqs();
+    const b = new SendBatcher('q', client, 60_000);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const first = b.participate(() => b.send('first'));
+    const second = b.participate(async () => {
+      // Still working when the first message is queued; only its wait lets that batch go.
+      await tick();
+      await b.whileWaiting(first);
+      // Working again: a message queued now waits for this participant's own.
+      await gate;
+      return b.send('second');
+    });
+    // Well before the 60 s limit, the first batch goes out because the second participant began to wait.
+    for (let i = 0; i < 400 && batches.length === 0; i++) await tick();
+    expect(batches).toEqual([['first']]);
+    await first;
+    const third = b.participate(() => b.send('third'));
+    await tick();
+    expect(batches).toEqual([['first']]);
+    release();
+    await Promise.all([second, third]);
+    expect(batches).toEqual([['first'], ['third', 'second']]);
+  });
+
   it('sends at once when ten are waiting, and splits at 10 entries and at 256 KiB', async () => {
     const { client, batches } = fakeSqs();
     const b = new SendBatcher('q', client, 60_000);
