@@ -13,7 +13,7 @@ import { CRAWLER_OUTPUTS, listPages, listUrls, submitCrawl } from '../cli/crawl-
 import { itemBytes } from '../functions/parser/store';
 import { type DemoSiteOptions, startDemoSite } from '../sandbox/demo-site';
 import { type Counts, mergeCounts } from '../sandbox/meter.mjs';
-import type { InvocationStats } from '../sandbox/runner';
+import { functionName, type InvocationStats } from '../sandbox/runner';
 import { CDK_OUT, PROJECT_ROOT, startSandbox, synthesize } from '../sandbox/sandbox';
 import { waitFor, waitForIdle } from '../tooling/queues';
 import { listEdgeLog } from '../tooling/ranking';
@@ -492,7 +492,7 @@ async function benchCrawl(): Promise<void> {
     crawlerBatches.reduce((t, i) => t + i.groups, 0) / Math.max(1, crawlerBatches.length);
   const cpuByFunction: Record<string, number> = {};
   for (const i of run.invocations) {
-    const fn = i.functionId.replace(/Function[0-9A-F]{8}$/, '');
+    const fn = functionName(i.functionId);
     cpuByFunction[fn] = (cpuByFunction[fn] ?? 0) + (i.activeMs ?? 0) / n;
   }
   pipelineCpuSplit = Object.entries(cpuByFunction)
@@ -531,7 +531,7 @@ async function benchCrawl(): Promise<void> {
     Object.entries(run.meterByFunction)
       .sort()
       .map(([fn, counts]) => [
-        fn.replace(/Function[0-9A-F]{8}$/, ''),
+        functionName(fn),
         Object.fromEntries(
           Object.entries(counts)
             .sort()

@@ -197,6 +197,9 @@ export function toSqsRecord(m: Message, source: EventSourceSpec): SQSEvent['Reco
   };
 }
 
+/** A function's name without CDK's logical-id suffix: `FrontierConsumerFunction2C499DFA` → `FrontierConsumer`. */
+export const functionName = (logicalId: string): string => logicalId.replace(/Function[0-9A-F]{8}$/, '');
+
 /**
  * A local event source mapping: up to MaximumConcurrency pollers, each with its own execution environment,
  * receive batches of up to BatchSize, invoke the function, and delete what succeeded. With
@@ -218,7 +221,7 @@ export class EventSourceRunner {
 
   /** "Crawler ← Frontier…fifo (batch 10, up to 2 at once)", for the start-up report. */
   describe(): string {
-    const fn = this.fn.logicalId.replace(/Function[0-9A-F]{8}$/, '');
+    const fn = functionName(this.fn.logicalId);
     const queue = this.source.queueUrl.split('/').pop() ?? this.source.queueUrl;
     return `${fn} ← ${queue} (batch ${this.source.batchSize}, up to ${this.source.maxConcurrency} at once)`;
   }

@@ -263,12 +263,8 @@ async function handleRecord(
 function groupAttempt(records: readonly SQSRecord[], context: Context): GroupAttempt {
   const first = records[0] as SQSRecord;
   const keys = records.flatMap((record) => {
-    try {
-      const message = parseMessage(FrontierMessage, record.body);
-      return [{ crawlId: message.crawlId, url: canonicalizeUrl(message.payload.url) }];
-    } catch {
-      return [];
-    }
+    const parsed = parsedRecord(record);
+    return parsed ? [{ crawlId: parsed.message.crawlId, url: parsed.url }] : [];
   });
   return persistenceStore.group({
     groupId: first.attributes.MessageGroupId ?? '',
@@ -280,19 +276,27 @@ function groupAttempt(records: readonly SQSRecord[], context: Context): GroupAtt
 }
 
 /**
+ * A record's message and canonical URL, or undefined when either does not parse: for the work around the
+ * records (the group's reads, a dead-lettered outcome), where the record's own handler reports why.
+ */
+function parsedRecord(record: SQSRecord): { message: FrontierMessage; url: string } | undefined {
+  try {
+    const message = parseMessage(FrontierMessage, record.body);
+    return { message, url: canonicalizeUrl(message.payload.url) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * A URL whose message failed its last receive goes to the DLQ next: leave it an outcome that says so (a
  * redrive that later succeeds replaces it). That covers a URL skipped unrun behind a failing URL of its host
  * (`error` undefined). A message that does not parse has no URL to mark.
  */
 async function recordDeadLettered(record: SQSRecord, error: unknown): Promise<void> {
-  let message: FrontierMessage;
-  let url: string;
-  try {
-    message = parseMessage(FrontierMessage, record.body);
-    url = canonicalizeUrl(message.payload.url);
-  } catch {
-    return;
-  }
+  const parsed = parsedRecord(record);
+  if (!parsed) return;
+  const { message, url } = parsed;
   await persistenceStore.recordDeadLettered(
     { crawlId: message.crawlId, url },
     {

@@ -26,8 +26,9 @@ interface Counted {
 /**
  * One crawl's share of a batch: its edges go to the edge log as one object, then the batch's counts (the
  * links it found to each URL) as one item. Both are named by the batch, so a retry of the same batch
- * rewrites them instead of adding to them. Returns the records to retry: all of them, or none. A record counted again in another batch arrives with a receive
- * count above 1, and its links join the over-count bound.
+ * rewrites them instead of adding to them. Returns the records to retry: all of them, or none. A record
+ * counted again in another batch arrives with a receive count above 1, and its links join the over-count
+ * bound.
  */
 async function rankCrawl(crawlId: string, entries: readonly Counted[]): Promise<SQSRecord[]> {
   const log = logger.createChild({ persistentKeys: { crawlId } });
