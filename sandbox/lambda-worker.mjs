@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
+import { threadCpuMs } from './thread-cpu.mjs';
 
 const { bundlePath, handlerName, functionName, memorySize, timeoutMs, meter } = workerData;
 let counts;
@@ -39,20 +40,28 @@ parentPort.on('message', async ({ id, event }) => {
     for (const k of Object.keys(counts)) delete counts[k];
     return out;
   };
-  // The JS thread's busy time during the invocation (event-loop utilization): its CPU, short of the work
-  // Node hands to its thread pool (zlib, crypto).
+  // The JS thread's busy time during the invocation (event-loop utilization), which also counts the time a
+  // busy thread waits for a core on a loaded machine; and, where Linux tells it, the thread's CPU time.
+  // Neither counts the work Node hands to its thread pool (zlib, crypto).
   const elu = performance.eventLoopUtilization();
-  const activeMs = () => performance.eventLoopUtilization(elu).active;
+  const cpuAtStart = threadCpuMs();
+  const cpu = () => {
+    const activeMs = performance.eventLoopUtilization(elu).active;
+    const now = threadCpuMs();
+    return cpuAtStart === undefined || now === undefined
+      ? { activeMs }
+      : { activeMs, cpuMs: now - cpuAtStart };
+  };
   try {
     const result = await handler(event, context);
-    parentPort.postMessage({ type: 'result', id, result, counts: takeCounts(), activeMs: activeMs() });
+    parentPort.postMessage({ type: 'result', id, result, counts: takeCounts(), ...cpu() });
   } catch (error) {
     parentPort.postMessage({
       type: 'error',
       id,
       error: { name: error?.name, message: String(error?.message ?? error) },
       counts: takeCounts(),
-      activeMs: activeMs(),
+      ...cpu(),
     });
   }
 });

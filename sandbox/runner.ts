@@ -67,6 +67,8 @@ export interface InvocationStats {
   readonly durationMs: number;
   /** Busy time of the function's JS thread in this invocation (undefined after a timeout). */
   readonly activeMs?: number;
+  /** CPU time of the function's JS thread in this invocation, where Linux reports it (undefined otherwise). */
+  readonly cpuMs?: number;
 }
 
 /** One execution environment: a worker that keeps its module state between invocations until it times out. */
@@ -115,8 +117,8 @@ class ExecutionEnvironment {
   async invoke(
     event: SQSEvent,
   ): Promise<
-    | { kind: 'result'; value: unknown; activeMs?: number }
-    | { kind: 'error'; message: string; activeMs?: number }
+    | { kind: 'result'; value: unknown; activeMs?: number; cpuMs?: number }
+    | { kind: 'error'; message: string; activeMs?: number; cpuMs?: number }
     | { kind: 'timeout' }
   > {
     if (!this.worker) this.ready = this.start();
@@ -137,6 +139,7 @@ class ExecutionEnvironment {
         error?: { message: string };
         counts?: Counts;
         activeMs?: number;
+        cpuMs?: number;
       }) => {
         if (m.id !== id) return;
         if (this.meter && m.counts) mergeCounts(this.meter, m.counts);
@@ -145,8 +148,8 @@ class ExecutionEnvironment {
         worker.off('message', onMessage);
         resolve(
           m.type === 'result'
-            ? { kind: 'result', value: m.result, activeMs: m.activeMs }
-            : { kind: 'error', message: m.error?.message ?? '?', activeMs: m.activeMs },
+            ? { kind: 'result', value: m.result, activeMs: m.activeMs, cpuMs: m.cpuMs }
+            : { kind: 'error', message: m.error?.message ?? '?', activeMs: m.activeMs, cpuMs: m.cpuMs },
         );
       };
       worker.on('message', onMessage);
@@ -361,6 +364,7 @@ export class EventSourceRunner {
       outcome,
       durationMs: Date.now() - started,
       ...(result.kind !== 'timeout' && result.activeMs !== undefined ? { activeMs: result.activeMs } : {}),
+      ...(result.kind !== 'timeout' && result.cpuMs !== undefined ? { cpuMs: result.cpuMs } : {}),
     });
   }
 }

@@ -1,0 +1,1 @@
+export function threadCpuMs(): number | undefined;
