@@ -21,6 +21,8 @@ export interface Emulators {
   readonly sqsEndpoint: string;
   readonly s3Endpoint: string;
   readonly dynamodbEndpoint: string;
+  /** DynamoDB Local's process id, for measuring what it costs the machine (the bench). */
+  readonly dynamodbPid?: number;
   stop(): Promise<void>;
 }
 
@@ -131,6 +133,7 @@ export async function startEmulators(onStep?: (step: string) => void): Promise<E
     sqsEndpoint,
     s3Endpoint: sqsEndpoint,
     dynamodbEndpoint: dynamo.endpoint,
+    ...(dynamo.child.pid === undefined ? {} : { dynamodbPid: dynamo.child.pid }),
     async stop() {
       process.off('exit', killDynamo);
       const exited = new Promise<void>((r) =>

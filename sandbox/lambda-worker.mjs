@@ -1,11 +1,20 @@
-// One Lambda "execution environment": a worker thread that imports a function bundle once (cold start)
-// and then serves invocations one at a time, as a Lambda container does. Plain JS so it needs no loader.
+// One Lambda "execution environment": a worker thread, or a child process (isolation 'process'), that
+// imports a function bundle once (cold start) and then serves invocations one at a time, as a Lambda
+// container does. Plain JS so it needs no loader.
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
-import { threadCpuMs } from './thread-cpu.mjs';
+import { peakRssMb, threadCpuMs } from './usage.mjs';
 
-const { bundlePath, handlerName, functionName, memorySize, timeoutMs, meter } = workerData;
+// A child process gets its settings in the environment and talks over IPC; a worker thread over its port.
+const asProcess = parentPort === null;
+const channel = asProcess
+  ? { postMessage: (m) => process.send(m), on: (event, listener) => process.on(event, listener) }
+  : parentPort;
+if (asProcess) process.once('disconnect', () => process.exit(0));
+const { bundlePath, handlerName, functionName, memorySize, timeoutMs, meter } = asProcess
+  ? JSON.parse(process.env.SANDBOX_LAMBDA_WORKER_DATA ?? '{}')
+  : workerData;
 let counts;
 if (meter) {
   const m = await import('./meter.mjs');
@@ -15,9 +24,9 @@ if (meter) {
 const mod = await import(bundlePath);
 const handler = mod[handlerName];
 if (typeof handler !== 'function') throw new Error(`${bundlePath} does not export ${handlerName}`);
-parentPort.postMessage({ type: 'ready' });
+channel.postMessage({ type: 'ready' });
 
-parentPort.on('message', async ({ id, event }) => {
+channel.on('message', async ({ id, event }) => {
   const deadline = Date.now() + timeoutMs;
   const context = {
     functionName,
@@ -42,21 +51,28 @@ parentPort.on('message', async ({ id, event }) => {
   };
   // The JS thread's busy time during the invocation (event-loop utilization), which also counts the time a
   // busy thread waits for a core on a loaded machine; and, where Linux tells it, the thread's CPU time.
-  // Neither counts the work Node hands to its thread pool (zlib, crypto).
+  // Neither counts the work Node hands to its thread pool (zlib) or V8's helper threads (GC); a child
+  // process also reports its whole CPU, which does, and its peak memory.
   const elu = performance.eventLoopUtilization();
   const cpuAtStart = threadCpuMs();
+  const processAtStart = asProcess ? process.cpuUsage() : undefined;
   const cpu = () => {
     const activeMs = performance.eventLoopUtilization(elu).active;
     const now = threadCpuMs();
-    return cpuAtStart === undefined || now === undefined
-      ? { activeMs }
-      : { activeMs, cpuMs: now - cpuAtStart };
+    const whole = processAtStart && process.cpuUsage(processAtStart);
+    const peak = asProcess ? peakRssMb() : undefined;
+    return {
+      activeMs,
+      ...(cpuAtStart === undefined || now === undefined ? {} : { cpuMs: now - cpuAtStart }),
+      ...(whole ? { environmentCpuMs: (whole.user + whole.system) / 1000 } : {}),
+      ...(peak === undefined ? {} : { peakRssMb: peak }),
+    };
   };
   try {
     const result = await handler(event, context);
-    parentPort.postMessage({ type: 'result', id, result, counts: takeCounts(), ...cpu() });
+    channel.postMessage({ type: 'result', id, result, counts: takeCounts(), ...cpu() });
   } catch (error) {
-    parentPort.postMessage({
+    channel.postMessage({
       type: 'error',
       id,
       error: { name: error?.name, message: String(error?.message ?? error) },

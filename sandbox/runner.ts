@@ -1,3 +1,5 @@
+import { fork, type Serializable } from 'node:child_process';
+import type { EventEmitter } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -51,7 +53,16 @@ export interface RunnerOptions {
    * @default 1
    */
   readonly pollWaitSeconds?: number;
+  /**
+   * How each execution environment runs: a worker thread (quick to start, the default), or a child process,
+   * which like a Lambda environment has its own heap, GC threads and thread pool, so its whole CPU and its
+   * peak memory can be measured (the bench).
+   * @default 'thread'
+   */
+  readonly isolation?: Isolation;
 }
+
+export type Isolation = 'thread' | 'process';
 
 export interface InvocationStats {
   readonly functionId: string;
@@ -69,11 +80,88 @@ export interface InvocationStats {
   readonly activeMs?: number;
   /** CPU time of the function's JS thread in this invocation, where Linux reports it (undefined otherwise). */
   readonly cpuMs?: number;
+  /**
+   * CPU of the whole environment in this invocation, all its threads (GC, thread pool): with isolation
+   * 'process' only.
+   */
+  readonly environmentCpuMs?: number;
+  /** The environment's peak resident memory so far, in MB: with isolation 'process' only. */
+  readonly peakRssMb?: number;
+  /**
+   * A cold start's INIT: the time to start the environment and import the bundle, which this invocation
+   * waited for (and which its durationMs includes). Lambda bills INIT since August 2025.
+   */
+  readonly initMs?: number;
 }
 
-/** One execution environment: a worker that keeps its module state between invocations until it times out. */
+/** What an invocation reports about itself: see lambda-worker.mjs. */
+interface InvocationUsage {
+  activeMs?: number;
+  cpuMs?: number;
+  environmentCpuMs?: number;
+  peakRssMb?: number;
+  initMs?: number;
+}
+
+/** The messaging and lifetime of one environment, whether a worker thread or a child process. */
+interface EnvironmentHandle {
+  post(message: unknown): void;
+  onMessage<M>(listener: (m: M) => void): () => void;
+  onExit(listener: (code: number | null) => void): () => void;
+  kill(): Promise<void>;
+  readonly stdout: NodeJS.ReadableStream;
+  readonly stderr: NodeJS.ReadableStream;
+}
+
+/** Add a listener; returns its removal. */
+function listen<A>(emitter: EventEmitter, event: string, listener: (arg: A) => void): () => void {
+  emitter.on(event, listener);
+  return () => emitter.off(event, listener);
+}
+
+const WORKER_SCRIPT = path.join(import.meta.dirname, 'lambda-worker.mjs');
+
+function workerHandle(data: object, env: NodeJS.ProcessEnv): EnvironmentHandle {
+  const worker = new Worker(WORKER_SCRIPT, { workerData: data, env, stdout: true, stderr: true });
+  return {
+    post: (m) => worker.postMessage(m),
+    onMessage: (l) => listen(worker, 'message', l),
+    onExit: (l) => listen(worker, 'exit', l),
+    kill: async () => void (await worker.terminate()),
+    stdout: worker.stdout,
+    stderr: worker.stderr,
+  };
+}
+
+function processHandle(data: object, env: NodeJS.ProcessEnv): EnvironmentHandle {
+  // No loader flags: the bundle is plain ESM, as on Lambda. Structured clone, as a worker's port uses.
+  const child = fork(WORKER_SCRIPT, [], {
+    env: { ...env, SANDBOX_LAMBDA_WORKER_DATA: JSON.stringify(data) },
+    execArgv: [],
+    silent: true,
+    serialization: 'advanced',
+  });
+  return {
+    post: (m) => child.send(m as Serializable),
+    onMessage: (l) => listen(child, 'message', l),
+    onExit: (l) => listen(child, 'exit', l),
+    kill: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    },
+    stdout: child.stdout as NodeJS.ReadableStream,
+    stderr: child.stderr as NodeJS.ReadableStream,
+  };
+}
+
+/**
+ * One execution environment: a worker thread (or a child process, with isolation 'process') that keeps
+ * its module state between invocations until it times out or dies.
+ */
 class ExecutionEnvironment {
-  private worker?: Worker;
+  private handle?: EnvironmentHandle;
   private ready?: Promise<void>;
   private nextId = 0;
   constructor(
@@ -81,85 +169,116 @@ class ExecutionEnvironment {
     private readonly log: WriteStream | undefined,
     private readonly meter?: Counts,
     private readonly functionMeter?: Counts,
+    private readonly isolation: Isolation = 'thread',
   ) {}
 
   private start(): Promise<void> {
-    const worker = new Worker(path.join(import.meta.dirname, 'lambda-worker.mjs'), {
-      workerData: {
-        bundlePath: this.fn.bundlePath,
-        handlerName: this.fn.handlerName,
-        functionName: this.fn.logicalId,
-        memorySize: this.fn.memorySize,
-        timeoutMs: this.fn.timeoutMs,
-        meter: Boolean(this.meter),
-      },
-      env: { ...process.env, ...this.fn.environment },
-      stdout: true,
-      stderr: true,
-    });
+    const data = {
+      bundlePath: this.fn.bundlePath,
+      handlerName: this.fn.handlerName,
+      functionName: this.fn.logicalId,
+      memorySize: this.fn.memorySize,
+      timeoutMs: this.fn.timeoutMs,
+      meter: Boolean(this.meter),
+    };
+    const env = { ...process.env, ...this.fn.environment };
+    const handle = this.isolation === 'process' ? processHandle(data, env) : workerHandle(data, env);
     if (this.log) {
-      worker.stdout.pipe(this.log, { end: false });
-      worker.stderr.pipe(this.log, { end: false });
+      handle.stdout.pipe(this.log, { end: false });
+      handle.stderr.pipe(this.log, { end: false });
     } else {
-      worker.stdout.resume();
-      worker.stderr.resume();
+      handle.stdout.resume();
+      handle.stderr.resume();
     }
-    this.worker = worker;
+    this.handle = handle;
     return new Promise((resolve, reject) => {
-      worker.once('message', (m: { type: string }) =>
-        m.type === 'ready' ? resolve() : reject(new Error('bad worker start')),
-      );
-      worker.once('error', reject);
+      const offMessage = handle.onMessage((m: { type: string }) => {
+        offMessage();
+        offExit();
+        if (m.type === 'ready') resolve();
+        else reject(new Error('bad worker start'));
+      });
+      const offExit = handle.onExit((code) => {
+        offMessage();
+        this.handle = undefined;
+        reject(new Error(`${this.fn.logicalId}: the environment exited with ${code} while starting`));
+      });
     });
   }
 
-  /** Invoke with Lambda's timeout: past it the environment is torn down, as Lambda does. */
+  /**
+   * Invoke with Lambda's timeout: past it the environment is torn down, as Lambda does. An environment that
+   * dies mid-invocation fails the invocation at once, as Lambda's Runtime.ExitError does.
+   */
   async invoke(
     event: SQSEvent,
   ): Promise<
-    | { kind: 'result'; value: unknown; activeMs?: number; cpuMs?: number }
-    | { kind: 'error'; message: string; activeMs?: number; cpuMs?: number }
-    | { kind: 'timeout' }
+    | ({ kind: 'result'; value: unknown } & InvocationUsage)
+    | ({ kind: 'error'; message: string } & InvocationUsage)
+    | { kind: 'timeout'; initMs?: number }
   > {
-    if (!this.worker) this.ready = this.start();
+    let initMs: number | undefined;
+    if (!this.handle) {
+      const starting = Date.now();
+      this.ready = this.start();
+      await this.ready;
+      initMs = Date.now() - starting;
+    }
     await this.ready;
-    const worker = this.worker as Worker;
+    const handle = this.handle as EnvironmentHandle;
     const id = this.nextId++;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        worker.off('message', onMessage);
-        void worker.terminate();
-        this.worker = undefined;
-        resolve({ kind: 'timeout' });
-      }, this.fn.timeoutMs);
-      const onMessage = (m: {
-        type: string;
-        id: number;
-        result?: unknown;
-        error?: { message: string };
-        counts?: Counts;
-        activeMs?: number;
-        cpuMs?: number;
-      }) => {
-        if (m.id !== id) return;
-        if (this.meter && m.counts) mergeCounts(this.meter, m.counts);
-        if (this.functionMeter && m.counts) mergeCounts(this.functionMeter, m.counts);
+      const finish = () => {
         clearTimeout(timer);
-        worker.off('message', onMessage);
-        resolve(
-          m.type === 'result'
-            ? { kind: 'result', value: m.result, activeMs: m.activeMs, cpuMs: m.cpuMs }
-            : { kind: 'error', message: m.error?.message ?? '?', activeMs: m.activeMs, cpuMs: m.cpuMs },
-        );
+        offMessage();
+        offExit();
       };
-      worker.on('message', onMessage);
-      worker.postMessage({ id, event });
+      const timer = setTimeout(() => {
+        finish();
+        void handle.kill();
+        this.handle = undefined;
+        resolve({ kind: 'timeout', initMs });
+      }, this.fn.timeoutMs);
+      const offExit = handle.onExit((code) => {
+        finish();
+        this.handle = undefined;
+        resolve({ kind: 'error', message: `Runtime exited with ${code} during the invocation`, initMs });
+      });
+      const offMessage = handle.onMessage(
+        (
+          m: {
+            type: string;
+            id: number;
+            result?: unknown;
+            error?: { message: string };
+            counts?: Counts;
+          } & InvocationUsage,
+        ) => {
+          if (m.id !== id) return;
+          if (this.meter && m.counts) mergeCounts(this.meter, m.counts);
+          if (this.functionMeter && m.counts) mergeCounts(this.functionMeter, m.counts);
+          finish();
+          const usage: InvocationUsage = {
+            activeMs: m.activeMs,
+            cpuMs: m.cpuMs,
+            environmentCpuMs: m.environmentCpuMs,
+            peakRssMb: m.peakRssMb,
+            initMs,
+          };
+          resolve(
+            m.type === 'result'
+              ? { kind: 'result', value: m.result, ...usage }
+              : { kind: 'error', message: m.error?.message ?? '?', ...usage },
+          );
+        },
+      );
+      handle.post({ id, event });
     });
   }
 
   async stop(): Promise<void> {
-    await this.worker?.terminate();
-    this.worker = undefined;
+    await this.handle?.kill();
+    this.handle = undefined;
   }
 }
 
@@ -242,6 +361,7 @@ export class EventSourceRunner {
         this.options.log,
         this.options.meter,
         this.options.functionMeter,
+        this.options.isolation,
       );
       this.envs.push(env);
       this.loops.push(this.poll(env, i));
@@ -365,6 +485,11 @@ export class EventSourceRunner {
       durationMs: Date.now() - started,
       ...(result.kind !== 'timeout' && result.activeMs !== undefined ? { activeMs: result.activeMs } : {}),
       ...(result.kind !== 'timeout' && result.cpuMs !== undefined ? { cpuMs: result.cpuMs } : {}),
+      ...(result.kind !== 'timeout' && result.environmentCpuMs !== undefined
+        ? { environmentCpuMs: result.environmentCpuMs }
+        : {}),
+      ...(result.kind !== 'timeout' && result.peakRssMb !== undefined ? { peakRssMb: result.peakRssMb } : {}),
+      ...(result.initMs !== undefined ? { initMs: result.initMs } : {}),
     });
   }
 }

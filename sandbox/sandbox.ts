@@ -12,7 +12,13 @@ import {
   readTemplate,
   resolveValue,
 } from './provision';
-import { EventSourceRunner, type FunctionSpec, type InvocationStats, openLog } from './runner';
+import {
+  EventSourceRunner,
+  type FunctionSpec,
+  type InvocationStats,
+  type Isolation,
+  openLog,
+} from './runner';
 
 export const PROJECT_ROOT = path.join(import.meta.dirname, '..');
 export const CDK_OUT = path.join(PROJECT_ROOT, 'cdk.out');
@@ -50,6 +56,8 @@ export interface SandboxOptions<O extends string = never> {
   readonly meterByFunction?: Record<string, Counts>;
   /** Receive long-poll wait in seconds; 20 matches Lambda's pollers. @default 1 */
   readonly pollWaitSeconds?: number;
+  /** Run each execution environment as a worker thread or a child process (see RunnerOptions). */
+  readonly isolation?: Isolation;
 }
 
 export interface Sandbox<O extends string = never> {
@@ -264,6 +272,7 @@ export async function startSandbox<O extends string = never>(
             meter: opts.meter,
             functionMeter: byFunction,
             pollWaitSeconds: opts.pollWaitSeconds,
+            isolation: opts.isolation,
           },
         );
         runner.start();

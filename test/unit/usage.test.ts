@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { threadCpuMs } from '../../sandbox/thread-cpu.mjs';
+import { threadCpuMs } from '../../sandbox/usage.mjs';
 
 const linux = process.platform === 'linux';
 
@@ -8,7 +8,7 @@ const linux = process.platform === 'linux';
 // thread only waits: each thread must be charged its own time, not the process's.
 const spin = `
   const { parentPort } = require('node:worker_threads');
-  import(${JSON.stringify(new URL('../../sandbox/thread-cpu.mjs', import.meta.url).href)}).then(({ threadCpuMs }) => {
+  import(${JSON.stringify(new URL('../../sandbox/usage.mjs', import.meta.url).href)}).then(({ threadCpuMs }) => {
     const before = threadCpuMs();
     let x = 0;
     for (let i = 0; i < 3e7; i++) x += Math.sqrt(i);

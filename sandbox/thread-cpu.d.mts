@@ -1,1 +1,0 @@
-export function threadCpuMs(): number | undefined;

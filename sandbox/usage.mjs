@@ -1,0 +1,48 @@
+// Plain JS, so the Lambda worker can import it without a loader. CPU and memory figures from Linux /proc.
+import { readFileSync } from 'node:fs';
+
+/**
+ * CPU time of the calling thread so far, in ms, from Linux's per-thread scheduler statistics (the first
+ * field of /proc/thread-self/schedstat, in ns); undefined where that file does not exist. Node 20 has no
+ * per-thread CPU clock, and readFileSync makes its syscalls on the calling thread, so in a worker
+ * "thread-self" is that worker's JS thread. Unlike event-loop utilisation, it does not count the time a busy
+ * thread waits for a core on a loaded machine.
+ */
+export function threadCpuMs() {
+  try {
+    return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Clock ticks per second of /proc's utime and stime: 100 on Linux's usual builds (getconf CLK_TCK). */
+const TICKS_PER_SECOND = 100;
+
+/**
+ * CPU time of another process so far, all its threads, in ms (utime + stime of /proc/<pid>/stat, at 10 ms
+ * resolution); undefined where that file does not exist.
+ */
+export function processCpuMs(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The fields after the command name, which is in parentheses and may hold spaces: utime is field 14.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * This process's peak resident memory so far, in MB (VmHWM of /proc/self/status): for a process that is
+ * one Lambda execution environment, the "Max Memory Used" of Lambda's REPORT line. Undefined off Linux.
+ */
+export function peakRssMb() {
+  try {
+    const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    return match ? Number(match[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}

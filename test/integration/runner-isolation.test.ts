@@ -1,0 +1,126 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  SendMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import { startFauxqs } from 'fauxqs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClients } from '../../functions/kit/clients';
+import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../sandbox/emulators';
+import { EventSourceRunner, type InvocationStats, type Isolation } from '../../sandbox/runner';
+import { waitFor } from '../../tooling/queues';
+
+// The sandbox's execution environments, as worker threads and as child processes: what each reports about
+// an invocation, and how an environment that dies mid-invocation fails it (as Lambda's Runtime.ExitError),
+// at once rather than at the function's timeout, and is replaced by a fresh one.
+const HOLD_MB = 48;
+const bundleDir = mkdtempSync(path.join(os.tmpdir(), 'runner-isolation-'));
+const bundlePath = path.join(bundleDir, 'index.mjs');
+writeFileSync(
+  bundlePath,
+  `export const handler = async (event) => {
+  const record = event.Records[0];
+  if (record.body === 'exit' && record.attributes.ApproximateReceiveCount === '1') process.exit(3);
+  const hold = Buffer.alloc(${HOLD_MB} * 1024 * 1024, 1);
+  let x = 0;
+  for (let i = 0; i < 2e7; i++) x += Math.sqrt(i);
+  return { batchItemFailures: [], note: hold.length + x };
+};
+`,
+);
+
+let server: Awaited<ReturnType<typeof startFauxqs>>;
+let sqs: SQSClient;
+beforeAll(async () => {
+  server = await startFauxqs({ port: 0, logger: false, defaultRegion: LOCAL_REGION });
+  ({ sqs } = createClients({
+    region: LOCAL_REGION,
+    credentials: LOCAL_CREDENTIALS,
+    endpoints: { sqs: `http://127.0.0.1:${server.port}` },
+  }));
+});
+afterAll(async () => {
+  sqs?.destroy();
+  await server?.stop();
+});
+
+async function run(isolation: Isolation, body: string): Promise<{ stats: InvocationStats[]; left: number }> {
+  const { QueueUrl } = await sqs.send(
+    new CreateQueueCommand({
+      QueueName: `iso-${isolation}-${body}`,
+      Attributes: { VisibilityTimeout: '60' },
+    }),
+  );
+  const queueUrl = QueueUrl as string;
+  await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body }));
+  const stats: InvocationStats[] = [];
+  const runner = new EventSourceRunner(
+    sqs,
+    {
+      logicalId: 'Probe',
+      bundlePath,
+      handlerName: 'handler',
+      // Far above the test's wait: an exit must fail the invocation by itself, not by the timeout.
+      timeoutMs: 120_000,
+      memorySize: 256,
+      environment: {},
+    },
+    {
+      queueUrl,
+      queueArn: 'arn:aws:sqs:us-east-1:000000000000:probe',
+      batchSize: 1,
+      maxConcurrency: 1,
+      reportBatchItemFailures: true,
+    },
+    { isolation, retryDelaySeconds: 0, onInvoke: (s) => stats.push(s) },
+  );
+  runner.start();
+  try {
+    await waitFor('a successful invocation', async () => stats.some((s) => s.outcome === 'ok'), {
+      timeoutMs: 30_000,
+    });
+  } finally {
+    await runner.stop();
+  }
+  const { Attributes } = await sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+    }),
+  );
+  const left =
+    Number(Attributes?.ApproximateNumberOfMessages ?? 0) +
+    Number(Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
+  return { stats, left };
+}
+
+describe.each(['thread', 'process'] as const)('execution environments as %s', (isolation) => {
+  it('report their CPU, and as processes their whole CPU and peak memory', async () => {
+    const { stats, left } = await run(isolation, 'work');
+    const [first] = stats;
+    expect(stats).toHaveLength(1);
+    expect(left).toBe(0);
+    expect(first?.initMs).toBeGreaterThan(0);
+    expect(first?.cpuMs).toBeGreaterThan(5);
+    if (isolation === 'process') {
+      // The whole process includes the JS thread, and holds the handler's buffer.
+      expect(first?.environmentCpuMs).toBeGreaterThanOrEqual(first?.cpuMs ?? Number.POSITIVE_INFINITY);
+      expect(first?.peakRssMb).toBeGreaterThan(HOLD_MB);
+    } else {
+      expect(first?.environmentCpuMs).toBeUndefined();
+      expect(first?.peakRssMb).toBeUndefined();
+    }
+  });
+
+  it('fail an invocation whose environment exits, at once, and start a fresh one for the retry', async () => {
+    const { stats, left } = await run(isolation, 'exit');
+    expect(stats.map((s) => s.outcome)).toEqual(['error', 'ok']);
+    expect(stats[0]?.durationMs).toBeLessThan(20_000);
+    expect(stats[1]?.initMs).toBeGreaterThan(0);
+    expect(left).toBe(0);
+  });
+});
