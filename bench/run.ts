@@ -532,14 +532,17 @@ async function benchCrawl(): Promise<void> {
   const crawlerBatches = run.invocations.filter((i) => i.functionId.startsWith('FrontierConsumer'));
   groupsPerCrawlerBatch =
     crawlerBatches.reduce((t, i) => t + i.groups, 0) / Math.max(1, crawlerBatches.length);
-  const cpuByFunction: Record<string, number> = {};
+  const cpuByFunction: Record<string, { whole: number; js: number }> = {};
   for (const i of run.invocations) {
     const fn = functionName(i.functionId);
-    cpuByFunction[fn] = (cpuByFunction[fn] ?? 0) + cpuOf(i) / n;
+    const sum = cpuByFunction[fn] ?? { whole: 0, js: 0 };
+    sum.whole += cpuOf(i) / n;
+    sum.js += jsCpuOf(i) / n;
+    cpuByFunction[fn] = sum;
   }
   pipelineCpuSplit = Object.entries(cpuByFunction)
     .sort()
-    .map(([fn, ms]) => `${fn} ${round(ms, 1)}`)
+    .map(([fn, ms]) => `${fn} ${round(ms.whole, 1)}${measuredWhole ? ` (JS ${round(ms.js, 1)})` : ''}`)
     .join(', ');
   report({
     name: 'sandbox throughput',
@@ -556,7 +559,7 @@ async function benchCrawl(): Promise<void> {
     report({
       name: 'sandbox CPU per page, by part',
       value: perPage(run.processCpuMs + (run.dynamodbCpuMs ?? 0) + functionsCpu),
-      unit: `CPU-ms per page: the functions ${perPage(functionsCpu)} (${measuredWhole ? 'their environments, start-up not included' : 'their JS threads'}), the bench's process (fauxqs, the demo site, the bench) ${perPage(run.processCpuMs)}, DynamoDB Local ${run.dynamodbCpuMs === undefined ? 'not measured' : perPage(run.dynamodbCpuMs)}; ${Math.round(busy * 100)}% of ${os.cpus().length} cores over the crawl`,
+      unit: `CPU-ms per page: the functions ${perPage(functionsCpu)} (${measuredWhole ? 'their environments, start-up not included' : 'their JS threads'}: ${pipelineCpuSplit}), the bench's process (fauxqs, the demo site, the bench) ${perPage(run.processCpuMs)}, DynamoDB Local ${run.dynamodbCpuMs === undefined ? 'not measured' : perPage(run.dynamodbCpuMs)}; ${Math.round(busy * 100)}% of ${os.cpus().length} cores over the crawl`,
       reproduce: 'npm run bench -- --only crawl',
     });
     // Peak memory by function, against what Lambda would give it.

@@ -108,7 +108,10 @@ interface EnvironmentHandle {
   post(message: unknown): void;
   onMessage<M>(listener: (m: M) => void): () => void;
   onExit(listener: (code: number | null) => void): () => void;
+  /** Tear down at once, as Lambda does past a timeout. */
   kill(): Promise<void>;
+  /** Shut down between invocations, letting the environment exit by itself where it can. */
+  stop(): Promise<void>;
   readonly stdout: NodeJS.ReadableStream;
   readonly stderr: NodeJS.ReadableStream;
 }
@@ -123,21 +126,34 @@ const WORKER_SCRIPT = path.join(import.meta.dirname, 'lambda-worker.mjs');
 
 function workerHandle(data: object, env: NodeJS.ProcessEnv): EnvironmentHandle {
   const worker = new Worker(WORKER_SCRIPT, { workerData: data, env, stdout: true, stderr: true });
+  // An uncaught error ends the worker, and its 'exit' fails what it was doing; unheard, it would end this process.
+  worker.on('error', () => undefined);
   return {
     post: (m) => worker.postMessage(m),
     onMessage: (l) => listen(worker, 'message', l),
     onExit: (l) => listen(worker, 'exit', l),
     kill: async () => void (await worker.terminate()),
+    stop: async () => void (await worker.terminate()),
     stdout: worker.stdout,
     stderr: worker.stderr,
   };
 }
 
-function processHandle(data: object, env: NodeJS.ProcessEnv): EnvironmentHandle {
+/**
+ * The V8 heap limits Lambda's Node.js bootstrap derives from the function's memory: a tenth for the young
+ * generation (two semi-spaces), the rest for the old generation. V8 would otherwise size the heap from this
+ * machine's memory, and collect garbage less often than the function will on Lambda.
+ */
+export function lambdaHeapFlags(memoryMb: number): string[] {
+  const newSpace = Math.floor(memoryMb / 10);
+  return [`--max-semi-space-size=${Math.floor(newSpace / 2)}`, `--max-old-space-size=${memoryMb - newSpace}`];
+}
+
+function processHandle(data: { memorySize: number }, env: NodeJS.ProcessEnv): EnvironmentHandle {
   // No loader flags: the bundle is plain ESM, as on Lambda. Structured clone, as a worker's port uses.
   const child = fork(WORKER_SCRIPT, [], {
     env: { ...env, SANDBOX_LAMBDA_WORKER_DATA: JSON.stringify(data) },
-    execArgv: [],
+    execArgv: lambdaHeapFlags(data.memorySize),
     silent: true,
     serialization: 'advanced',
   });
@@ -150,6 +166,15 @@ function processHandle(data: object, env: NodeJS.ProcessEnv): EnvironmentHandle 
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGKILL');
       await exited;
+    },
+    stop: async () => {
+      // Closing the channel lets the environment exit on its own (and write a --cpu-prof profile).
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.disconnect();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(timer);
     },
     stdout: child.stdout as NodeJS.ReadableStream,
     stderr: child.stderr as NodeJS.ReadableStream,
@@ -221,7 +246,20 @@ class ExecutionEnvironment {
     if (!this.handle) {
       const starting = Date.now();
       this.ready = this.start();
-      await this.ready;
+      try {
+        await this.ready;
+      } catch (error) {
+        // An INIT failure fails the invocation (Lambda's Runtime.ImportModuleError, or the runtime exiting):
+        // the batch returns to the queue, and the next invocation starts a fresh environment. (start() set
+        // the handle; TypeScript still narrows it to undefined after the check above.)
+        await (this.handle as EnvironmentHandle | undefined)?.kill();
+        this.handle = undefined;
+        return {
+          kind: 'error',
+          message: `INIT failed: ${(error as Error).message}`,
+          initMs: Date.now() - starting,
+        };
+      }
       initMs = Date.now() - starting;
     }
     await this.ready;
@@ -277,7 +315,7 @@ class ExecutionEnvironment {
   }
 
   async stop(): Promise<void> {
-    await this.handle?.kill();
+    await this.handle?.stop();
     this.handle = undefined;
   }
 }

@@ -33,6 +33,10 @@ writeFileSync(
 `,
 );
 
+const brokenPath = path.join(bundleDir, 'broken.mjs');
+writeFileSync(brokenPath, `throw new Error('bad init');\nexport const handler = async () => ({});\n`);
+
+let queues = 0;
 let server: Awaited<ReturnType<typeof startFauxqs>>;
 let sqs: SQSClient;
 beforeAll(async () => {
@@ -48,10 +52,14 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function run(isolation: Isolation, body: string): Promise<{ stats: InvocationStats[]; left: number }> {
+async function run(
+  isolation: Isolation,
+  body: string,
+  { bundle = bundlePath, until = (stats: InvocationStats[]) => stats.some((s) => s.outcome === 'ok') } = {},
+): Promise<{ stats: InvocationStats[]; left: number }> {
   const { QueueUrl } = await sqs.send(
     new CreateQueueCommand({
-      QueueName: `iso-${isolation}-${body}`,
+      QueueName: `iso-${isolation}-${body}-${++queues}`,
       Attributes: { VisibilityTimeout: '60' },
     }),
   );
@@ -62,7 +70,7 @@ async function run(isolation: Isolation, body: string): Promise<{ stats: Invocat
     sqs,
     {
       logicalId: 'Probe',
-      bundlePath,
+      bundlePath: bundle,
       handlerName: 'handler',
       // Far above the test's wait: an exit must fail the invocation by itself, not by the timeout.
       timeoutMs: 120_000,
@@ -80,7 +88,7 @@ async function run(isolation: Isolation, body: string): Promise<{ stats: Invocat
   );
   runner.start();
   try {
-    await waitFor('a successful invocation', async () => stats.some((s) => s.outcome === 'ok'), {
+    await waitFor('the invocations awaited', async () => until(stats), {
       timeoutMs: 30_000,
     });
   } finally {
@@ -122,5 +130,12 @@ describe.each(['thread', 'process'] as const)('execution environments as %s', (i
     expect(stats[0]?.durationMs).toBeLessThan(20_000);
     expect(stats[1]?.initMs).toBeGreaterThan(0);
     expect(left).toBe(0);
+  });
+
+  it('fail the invocations of a bundle that throws on import, and keep its records', async () => {
+    const { stats, left } = await run(isolation, 'work', { bundle: brokenPath, until: (s) => s.length >= 2 });
+    expect(stats.length).toBeGreaterThanOrEqual(2);
+    expect(stats.every((s) => s.outcome === 'error' && s.initMs !== undefined)).toBe(true);
+    expect(left).toBe(1);
   });
 });
