@@ -7,7 +7,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { CheerioCrawler, Configuration, log as crawleeLog, LogLevel } from '@crawlee/cheerio';
 import { build } from 'esbuild';
 import { CRAWLER_OUTPUTS, listPages, listUrls, submitCrawl } from '../cli/crawl-api';
 import { itemBytes } from '../functions/parser/store';
@@ -15,7 +14,8 @@ import { type DemoSiteOptions, startDemoSite } from '../sandbox/demo-site';
 import { type Counts, mergeCounts } from '../sandbox/meter.mjs';
 import { functionName, type InvocationStats } from '../sandbox/runner';
 import { CDK_OUT, PROJECT_ROOT, startSandbox, synthesize } from '../sandbox/sandbox';
-import { processCpuMs as cpuOfProcess, threadCpuMs } from '../sandbox/usage.mjs';
+import { processCpuMs as cpuOfProcess } from '../sandbox/usage.mjs';
+import { nodeOfMajor } from '../tooling/lambda-node.mjs';
 import { waitFor, waitForIdle } from '../tooling/queues';
 import { listEdgeLog } from '../tooling/ranking';
 
@@ -271,6 +271,30 @@ async function edgeLogBytes(
   return objects.reduce((n, o) => n + o.size, 0);
 }
 
+/**
+ * The Node the functions run on in the bench: the major of their Lambda runtime (nodejs24.x → 24), from the
+ * registry's binary package when this machine's Node is another; this Node where that cannot run.
+ */
+let functionNodeCache: { path: string; version: string; note: string } | undefined;
+function functionNode(): { path: string; version: string; note: string } {
+  if (functionNodeCache) return functionNodeCache;
+  const runtimes = Object.values(templateResources())
+    .filter((r) => r.Type === 'AWS::Lambda::Function')
+    .map((r) => String(r.Properties?.Runtime ?? ''));
+  const major = Number(
+    /^nodejs(\d+)\.x$/.exec(runtimes[0] ?? '')?.[1] ?? process.versions.node.split('.')[0],
+  );
+  const found = nodeOfMajor(major, { log: (line) => console.log(`    ${line}`) });
+  const nodePath = found.path ?? process.execPath;
+  const version = spawnSync(nodePath, ['--version'], { encoding: 'utf8' }).stdout.trim();
+  functionNodeCache = {
+    path: nodePath,
+    version,
+    note: found.path ? `Node ${version}, the functions' runtime major` : `Node ${version}: ${found.why}`,
+  };
+  return functionNodeCache;
+}
+
 /** Crawl a generated site in a metered sandbox: every AWS request counted with its billed units. */
 async function meteredCrawl(site: DemoSiteOptions, seedHosts: number, maxDepth: number): Promise<CrawlRun> {
   const demo = await startDemoSite(site);
@@ -291,8 +315,10 @@ async function meteredCrawl(site: DemoSiteOptions, seedHosts: number, maxDepth: 
       POWERTOOLS_LOG_LEVEL: PROD_LOG_LEVEL,
     },
     logDir: mkdtempSync(path.join(os.tmpdir(), 'bench-logs-')),
-    // One process per environment, as on Lambda: its whole CPU and its peak memory are its own.
+    // One process per environment, as on Lambda: its whole CPU and its peak memory are its own; on the
+    // Node of the functions' runtime.
     isolation: 'process',
+    functionNode: functionNode().path,
   });
   try {
     const started = Date.now();
@@ -532,17 +558,26 @@ async function benchCrawl(): Promise<void> {
   const crawlerBatches = run.invocations.filter((i) => i.functionId.startsWith('FrontierConsumer'));
   groupsPerCrawlerBatch =
     crawlerBatches.reduce((t, i) => t + i.groups, 0) / Math.max(1, crawlerBatches.length);
-  const cpuByFunction: Record<string, { whole: number; js: number }> = {};
+  const cpuByFunction: Record<
+    string,
+    { whole: number; js: number; gc: number; pool: number; kinds: boolean }
+  > = {};
   for (const i of run.invocations) {
     const fn = functionName(i.functionId);
-    const sum = cpuByFunction[fn] ?? { whole: 0, js: 0 };
+    const sum = cpuByFunction[fn] ?? { whole: 0, js: 0, gc: 0, pool: 0, kinds: true };
     sum.whole += cpuOf(i) / n;
     sum.js += jsCpuOf(i) / n;
+    sum.gc += (i.cpuByKindMs?.gc ?? 0) / n;
+    sum.pool += (i.cpuByKindMs?.pool ?? 0) / n;
+    sum.kinds &&= i.cpuByKindMs !== undefined;
     cpuByFunction[fn] = sum;
   }
   pipelineCpuSplit = Object.entries(cpuByFunction)
     .sort()
-    .map(([fn, ms]) => `${fn} ${round(ms.whole, 1)}${measuredWhole ? ` (JS ${round(ms.js, 1)})` : ''}`)
+    .map(
+      ([fn, ms]) =>
+        `${fn} ${round(ms.whole, 1)}${measuredWhole ? ` (JS ${round(ms.js, 1)}${ms.kinds ? `, V8 helpers/GC ${round(ms.gc, 1)}, thread pool ${round(ms.pool, 1)}` : ''})` : ''}`,
+    )
     .join(', ');
   report({
     name: 'sandbox throughput',
@@ -578,7 +613,7 @@ async function benchCrawl(): Promise<void> {
           .map(([fn, p]) => `${fn} ${Math.round(p.peak)} of ${p.memoryMb} MB`)
           .join(
             ', ',
-          )}): each environment's peak resident memory (VmHWM) on Node ${process.versions.node.split('.')[0]}, as Lambda's "Max Memory Used"`,
+          )}): each environment's peak resident memory (VmHWM) on Node ${functionNode().version}, as Lambda's "Max Memory Used"`,
         budget: '≤ 0.8',
         ok: [...peaks.values()].every((p) => p.peak <= 0.8 * p.memoryMb),
         reproduce: 'npm run bench -- --only crawl',
@@ -887,48 +922,45 @@ async function benchCrawlee(): Promise<void> {
     });
     child.once('exit', (code) => reject(new Error(`demo site process exited with ${code}`)));
   });
-  crawleeLog.setLevel(LogLevel.OFF);
   try {
-    const allowed = new Set(demo.hosts);
-    let pages = 0;
-    const crawler = new CheerioCrawler(
-      {
-        minConcurrency: concurrency,
-        maxConcurrency: concurrency,
-        maxRequestsPerCrawl: (CRAWL_SITE.pagesPerHost + 10) * CRAWL_SITE.hostCount,
-        maxRequestRetries: 1,
-        requestHandlerTimeoutSecs: 10,
-        // The pipeline's fetch timeout in this bench (FETCH_TIMEOUT_MS), so /slow costs both the same.
-        navigationTimeoutSecs: 2,
-        respectRobotsTxtFile: true,
-        async requestHandler({ $, enqueueLinks }) {
-          pages++;
-          $('title').text();
-          await enqueueLinks({
-            strategy: 'all',
-            transformRequestFunction: (req) => (allowed.has(new URL(req.url).host) ? req : false),
-          });
-        },
-      },
-      new Configuration({ persistStorage: false, purgeOnStart: true }),
+    // Crawlee runs on the functions' Node, in a process of its own: its whole CPU against theirs.
+    const node = functionNode();
+    const run = spawnSync(
+      node.path,
+      [
+        '--import',
+        'tsx',
+        path.join(PROJECT_ROOT, 'bench', 'crawlee-process.ts'),
+        JSON.stringify({
+          seeds: demo.seeds,
+          hosts: demo.hosts,
+          concurrency,
+          maxRequests: (CRAWL_SITE.pagesPerHost + 10) * CRAWL_SITE.hostCount,
+          // The pipeline's fetch timeout in this bench (FETCH_TIMEOUT_MS), so /slow costs both the same.
+          navigationTimeoutSecs: 2,
+        }),
+      ],
+      { cwd: PROJECT_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 600_000 },
     );
-    const started = Date.now();
-    const cpu = process.cpuUsage();
-    const mainCpu = threadCpuMs();
-    await crawler.run(demo.seeds);
-    const used = process.cpuUsage(cpu);
-    const mainNow = threadCpuMs();
-    const seconds = (Date.now() - started) / 1000;
+    const lastLine = run.stdout.trim().split('\n').pop() ?? '';
+    if (run.status !== 0 || !lastLine.startsWith('{'))
+      throw new Error(`Crawlee process failed (${run.status ?? run.signal}): ${lastLine.slice(0, 300)}`);
+    const result = JSON.parse(lastLine) as {
+      pages: number;
+      seconds: number;
+      cpuMs: number;
+      jsCpuMs?: number;
+    };
+    const { pages, seconds } = result;
     const crawlee = pages / seconds;
-    const crawleeCpuMsPerPage = (used.user + used.system) / 1000 / pages;
+    const crawleeCpuMsPerPage = result.cpuMs / pages;
     // Crawlee's JS thread alone (its main thread), beside the functions' JS threads.
-    const crawleeJsCpuMsPerPage =
-      mainCpu === undefined || mainNow === undefined ? undefined : (mainNow - mainCpu) / pages;
+    const crawleeJsCpuMsPerPage = result.jsCpuMs === undefined ? undefined : result.jsCpuMs / pages;
     const ours = pipelineThroughput?.pagesPerSecond;
     report({
       name: 'throughput vs Crawlee CheerioCrawler',
       value: ours ? round(ours / crawlee, 2) : 'not measured',
-      unit: `${ours ? '× Crawlee ' : ''}(pipeline ${ours ? round(ours, 1) : '-'} pages/s; CheerioCrawler ${round(crawlee, 1)} pages/s, ${pages} pages in ${round(seconds, 1)} s; Crawlee at ${concurrency} concurrent fetches (the crawler's pollers × batch size), the pipeline at most that many but one at a time per host${groupsPerCrawlerBatch ? `, and its batches held ${round(groupsPerCrawlerBatch, 1)} hosts on average` : ''}, on the same ${CRAWL_SITE.hostCount}-host site; load average ${os
+      unit: `${ours ? '× Crawlee ' : ''}(pipeline ${ours ? round(ours, 1) : '-'} pages/s; CheerioCrawler ${round(crawlee, 1)} pages/s, ${pages} pages in ${round(seconds, 1)} s; Crawlee at ${concurrency} concurrent fetches (the crawler's pollers × batch size), the pipeline at most that many but one at a time per host${groupsPerCrawlerBatch ? `, and its batches held ${round(groupsPerCrawlerBatch, 1)} hosts on average` : ''}, on the same ${CRAWL_SITE.hostCount}-host site, both on ${functionNode().note}; load average ${os
         .loadavg()
         .map((l) => round(l, 1))
         .join(', ')})`,
@@ -940,7 +972,7 @@ async function benchCrawlee(): Promise<void> {
     report({
       name: 'function CPU per page vs Crawlee',
       value: pipelineCpuMsPerPage ? round(pipelineCpuMsPerPage / crawleeCpuMsPerPage, 2) : 'not measured',
-      unit: `${pipelineCpuMsPerPage ? '× Crawlee ' : ''}(functions ${pipelineCpuMsPerPage ? round(pipelineCpuMsPerPage, 1) : '-'} CPU-ms per page (${pipelineCpuSplit}): their execution environments' whole CPU, one child process each, JS thread, GC and thread pool, start-up not included; CheerioCrawler ${round(crawleeCpuMsPerPage, 1)} CPU-ms per page: its whole process, the site served from another. JS threads alone: functions ${round(pipelineJsCpuMsPerPage ?? 0, 1)}${crawleeJsCpuMsPerPage === undefined ? '' : `, CheerioCrawler ${round(crawleeJsCpuMsPerPage, 1)}`})`,
+      unit: `${pipelineCpuMsPerPage ? '× Crawlee ' : ''}(functions ${pipelineCpuMsPerPage ? round(pipelineCpuMsPerPage, 1) : '-'} CPU-ms per page (${pipelineCpuSplit}): their execution environments' whole CPU, one child process each, JS thread, GC and thread pool, start-up not included; CheerioCrawler ${round(crawleeCpuMsPerPage, 1)} CPU-ms per page: its whole process, the site served from another; both on ${functionNode().note}. JS threads alone: functions ${round(pipelineJsCpuMsPerPage ?? 0, 1)}${crawleeJsCpuMsPerPage === undefined ? '' : `, CheerioCrawler ${round(crawleeJsCpuMsPerPage, 1)}`})`,
       budget: '≤ 1.0×',
       ok: pipelineCpuMsPerPage ? pipelineCpuMsPerPage / crawleeCpuMsPerPage <= 1 : undefined,
       reproduce: 'npm run bench -- --only crawl,crawlee',

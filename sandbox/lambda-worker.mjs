@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
-import { peakRssMb, threadCpuMs } from './usage.mjs';
+import { cpuByThreadKindMs, peakRssMb, threadCpuMs } from './usage.mjs';
 
 // A child process gets its settings in the environment and talks over IPC; a worker thread over its port.
 const asProcess = parentPort === null;
@@ -56,16 +56,28 @@ channel.on('message', async ({ id, event }) => {
   const elu = performance.eventLoopUtilization();
   const cpuAtStart = threadCpuMs();
   const processAtStart = asProcess ? process.cpuUsage() : undefined;
+  const kindsAtStart = asProcess ? cpuByThreadKindMs() : undefined;
   const cpu = () => {
     const activeMs = performance.eventLoopUtilization(elu).active;
     const now = threadCpuMs();
     const whole = processAtStart && process.cpuUsage(processAtStart);
     const peak = asProcess ? peakRssMb() : undefined;
+    const kinds = kindsAtStart && cpuByThreadKindMs();
     return {
       activeMs,
       ...(cpuAtStart === undefined || now === undefined ? {} : { cpuMs: now - cpuAtStart }),
       ...(whole ? { environmentCpuMs: (whole.user + whole.system) / 1000 } : {}),
       ...(peak === undefined ? {} : { peakRssMb: peak }),
+      ...(kindsAtStart && kinds
+        ? {
+            cpuByKindMs: {
+              js: kinds.js - kindsAtStart.js,
+              gc: kinds.gc - kindsAtStart.gc,
+              pool: kinds.pool - kindsAtStart.pool,
+              other: kinds.other - kindsAtStart.other,
+            },
+          }
+        : {}),
     };
   };
   try {

@@ -60,6 +60,11 @@ export interface RunnerOptions {
    * @default 'thread'
    */
   readonly isolation?: Isolation;
+  /**
+   * The Node binary of each process environment, e.g. one of the Lambda runtime's major version (see
+   * tooling/lambda-node.mjs). @default this process's own
+   */
+  readonly functionNode?: string;
 }
 
 export type Isolation = 'thread' | 'process';
@@ -85,6 +90,8 @@ export interface InvocationStats {
    * 'process' only.
    */
   readonly environmentCpuMs?: number;
+  /** The same by kind of thread, where Node names its threads (22 and later): with isolation 'process' only. */
+  readonly cpuByKindMs?: CpuByKind;
   /** The environment's peak resident memory so far, in MB: with isolation 'process' only. */
   readonly peakRssMb?: number;
   /**
@@ -99,8 +106,17 @@ interface InvocationUsage {
   activeMs?: number;
   cpuMs?: number;
   environmentCpuMs?: number;
+  cpuByKindMs?: CpuByKind;
   peakRssMb?: number;
   initMs?: number;
+}
+
+/** An environment's CPU by kind of thread: JS, V8's helpers (GC), libuv's thread pool, the rest. */
+export interface CpuByKind {
+  readonly js: number;
+  readonly gc: number;
+  readonly pool: number;
+  readonly other: number;
 }
 
 /** The messaging and lifetime of one environment, whether a worker thread or a child process. */
@@ -149,11 +165,16 @@ export function lambdaHeapFlags(memoryMb: number): string[] {
   return [`--max-semi-space-size=${Math.floor(newSpace / 2)}`, `--max-old-space-size=${memoryMb - newSpace}`];
 }
 
-function processHandle(data: { memorySize: number }, env: NodeJS.ProcessEnv): EnvironmentHandle {
+function processHandle(
+  data: { memorySize: number },
+  env: NodeJS.ProcessEnv,
+  node: string | undefined,
+): EnvironmentHandle {
   // No loader flags: the bundle is plain ESM, as on Lambda. Structured clone, as a worker's port uses.
   const child = fork(WORKER_SCRIPT, [], {
     env: { ...env, SANDBOX_LAMBDA_WORKER_DATA: JSON.stringify(data) },
     execArgv: lambdaHeapFlags(data.memorySize),
+    ...(node ? { execPath: node } : {}),
     silent: true,
     serialization: 'advanced',
   });
@@ -195,6 +216,7 @@ class ExecutionEnvironment {
     private readonly meter?: Counts,
     private readonly functionMeter?: Counts,
     private readonly isolation: Isolation = 'thread',
+    private readonly node?: string,
   ) {}
 
   private start(): Promise<void> {
@@ -207,7 +229,8 @@ class ExecutionEnvironment {
       meter: Boolean(this.meter),
     };
     const env = { ...process.env, ...this.fn.environment };
-    const handle = this.isolation === 'process' ? processHandle(data, env) : workerHandle(data, env);
+    const handle =
+      this.isolation === 'process' ? processHandle(data, env, this.node) : workerHandle(data, env);
     if (this.log) {
       handle.stdout.pipe(this.log, { end: false });
       handle.stderr.pipe(this.log, { end: false });
@@ -300,6 +323,7 @@ class ExecutionEnvironment {
             activeMs: m.activeMs,
             cpuMs: m.cpuMs,
             environmentCpuMs: m.environmentCpuMs,
+            cpuByKindMs: m.cpuByKindMs,
             peakRssMb: m.peakRssMb,
             initMs,
           };
@@ -400,6 +424,7 @@ export class EventSourceRunner {
         this.options.meter,
         this.options.functionMeter,
         this.options.isolation,
+        this.options.functionNode,
       );
       this.envs.push(env);
       this.loops.push(this.poll(env, i));
@@ -527,6 +552,9 @@ export class EventSourceRunner {
         ? { environmentCpuMs: result.environmentCpuMs }
         : {}),
       ...(result.kind !== 'timeout' && result.peakRssMb !== undefined ? { peakRssMb: result.peakRssMb } : {}),
+      ...(result.kind !== 'timeout' && result.cpuByKindMs !== undefined
+        ? { cpuByKindMs: result.cpuByKindMs }
+        : {}),
       ...(result.initMs !== undefined ? { initMs: result.initMs } : {}),
     });
   }

@@ -58,6 +58,8 @@ export interface SandboxOptions<O extends string = never> {
   readonly pollWaitSeconds?: number;
   /** Run each execution environment as a worker thread or a child process (see RunnerOptions). */
   readonly isolation?: Isolation;
+  /** With isolation 'process': the Node binary the functions run on (see RunnerOptions). */
+  readonly functionNode?: string;
 }
 
 export interface Sandbox<O extends string = never> {
@@ -273,6 +275,7 @@ export async function startSandbox<O extends string = never>(
             functionMeter: byFunction,
             pollWaitSeconds: opts.pollWaitSeconds,
             isolation: opts.isolation,
+            functionNode: opts.functionNode,
           },
         );
         runner.start();

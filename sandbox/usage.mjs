@@ -1,5 +1,5 @@
 // Plain JS, so the Lambda worker can import it without a loader. CPU and memory figures from Linux /proc.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /**
  * CPU time of the calling thread so far, in ms, from Linux's per-thread scheduler statistics (the first
@@ -42,6 +42,37 @@ export function peakRssMb() {
   try {
     const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
     return match ? Number(match[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Thread names Node (22 and later) gives its threads, by what they do. */
+const THREAD_KINDS = { MainThread: 'js', V8Worker: 'gc', 'libuv-worker': 'pool' };
+
+/**
+ * This process's CPU so far by kind of thread, in ms: its JS thread, V8's helper threads (mostly garbage
+ * collection) and libuv's thread pool (zlib, DNS lookups, file I/O); anything else under `other`. Undefined
+ * where the threads are unnamed (Node 20) or /proc does not exist.
+ */
+export function cpuByThreadKindMs() {
+  try {
+    const totals = { js: 0, gc: 0, pool: 0, other: 0 };
+    let named = false;
+    for (const task of readdirSync('/proc/self/task')) {
+      let comm;
+      let ns;
+      try {
+        comm = readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim();
+        ns = Number(readFileSync(`/proc/self/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {
+        continue; // the thread ended while being read
+      }
+      const kind = THREAD_KINDS[comm] ?? 'other';
+      if (kind === 'js') named = true;
+      totals[kind] += ns / 1e6;
+    }
+    return named ? totals : undefined;
   } catch {
     return undefined;
   }
