@@ -339,6 +339,9 @@ async function meteredCrawl(site: DemoSiteOptions, seedHosts: number, maxDepth: 
     const dynamodbCpuMs =
       dynamodbCpu === undefined || dynamodbNow === undefined ? undefined : dynamodbNow - dynamodbCpu;
     const pages = await listPages(sandbox.target, crawlId);
+    // A crawl that stored nothing has no per-page figures: say so, not Infinity dollars per page.
+    if (pages.length === 0)
+      throw new Error(`the metered crawl stored no page; the functions' logs are in ${sandbox.logFile}`);
     const urls = await listUrls(sandbox.target, crawlId);
     const links = pages.reduce((n, p) => n + Number(p.linkCount ?? 0), 0);
     // Give the workers' piped output a moment to reach the file.
