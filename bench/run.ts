@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import zlib from 'node:zlib';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { build } from 'esbuild';
 import { CRAWLER_OUTPUTS, listPages, listUrls, submitCrawl } from '../cli/crawl-api';
@@ -32,7 +33,7 @@ const { values: flags } = parseArgs({
   options: {
     quick: { type: 'boolean' },
     'skip-npm-test': { type: 'boolean' },
-    // Comma-separated subset of: packages, crawl, onehost, chain, batch, crawlee, devloop. Budgets of the parts left
+    // Comma-separated subset of: packages, crawl, onehost, chain, batch, largest, crawlee, devloop. Budgets of the parts left
     // out are not checked, and the results go to bench/results/partial/ instead of the committed files.
     only: { type: 'string' },
   },
@@ -897,6 +898,96 @@ async function benchBatchConcurrency(): Promise<void> {
 }
 
 /**
+ * Peak memory at the largest pages the crawler takes: one batch of 10 hosts, each serving a gzip'd page just
+ * under the crawler's body limit (2 MiB decoded), so ten bodies are fetched, decoded and Brotli'd side by side
+ * and their parse messages go through the S3 claim check. Each function runs as a process on its runtime's
+ * Node with Lambda's heap limits at its configured memory: past that memory, Lambda would end the environment
+ * (Runtime.ExitError) and the batch would be retried until the DLQ.
+ */
+async function benchLargestPages(): Promise<void> {
+  const PAGE_BYTES = 2 * 1024 * 1024 - 64 * 1024;
+  const words = 'crawler queue message group lease parser budget claim page host fetch robots'.split(' ');
+  const pageFor = (host: number) => {
+    let html = `<html><head><title>large page ${host}</title></head><body>`;
+    for (let i = 0; html.length < PAGE_BYTES; i++) {
+      // Varied enough that Brotli cannot shrink it to nothing: a word chosen by a cheap hash of (host, i).
+      const w = words[((i * 2654435761) ^ (host * 40503)) % words.length] as string;
+      html += i % 40 === 0 ? `<p><a href="/p/${(i * 7 + host) % 500}">${w} ${i}</a> ` : `${w}${i % 97} `;
+    }
+    return zlib.gzipSync(Buffer.from(`${html}</body></html>`));
+  };
+  const servers = await Promise.all(
+    Array.from({ length: 10 }, async (_, host) => {
+      const body = pageFor(host);
+      const s = http.createServer((req, res) => {
+        if (req.url === '/robots.txt') return void res.writeHead(404).end();
+        res.writeHead(200, { 'content-type': 'text/html', 'content-encoding': 'gzip' }).end(body);
+      });
+      await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+      return s;
+    }),
+  );
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  const invocations: InvocationStats[] = [];
+  const sandbox = await startSandbox({
+    outputs: CRAWLER_OUTPUTS,
+    retryDelaySeconds: 1,
+    onInvoke: (s) => invocations.push(s),
+    functionEnv: { CRAWLER_TEST_ALLOW_LOOPBACK_PORTS: ports.join(','), POWERTOOLS_LOG_LEVEL: 'WARN' },
+    isolation: 'process',
+    functionNode: functionNode().path,
+  });
+  try {
+    const crawlId = await submitCrawl(sandbox.target, {
+      seeds: ports.map((p) => `http://127.0.0.1:${p}/large`),
+      maxPages: 10,
+      maxDepth: 0,
+    });
+    await waitFor(
+      'ten large pages stored',
+      async () => (await listPages(sandbox.target, crawlId)).length === 10,
+      {
+        timeoutMs: 120_000,
+      },
+    );
+    await waitForIdle(sandbox.target);
+    const peaks = new Map<string, { peak: number; memoryMb: number; exits: number }>();
+    for (const i of invocations) {
+      const fn = functionName(i.functionId);
+      const p = peaks.get(fn) ?? { peak: 0, memoryMb: i.memoryMb, exits: 0 };
+      p.peak = Math.max(p.peak, i.peakRssMb ?? 0);
+      if (i.outcome !== 'ok' && i.outcome !== 'partial') p.exits++;
+      peaks.set(fn, p);
+    }
+    const crawlerBatches = invocations.filter((i) => i.functionId.startsWith('FrontierConsumer'));
+    const widest = crawlerBatches.reduce<InvocationStats | undefined>(
+      (w, i) => (w === undefined || i.groups > w.groups ? i : w),
+      undefined,
+    );
+    const worst = Math.max(...[...peaks.values()].map((p) => p.peak / p.memoryMb));
+    report({
+      name: 'peak memory at the largest pages',
+      value: round(worst, 2),
+      unit: `of the configured memory, at most (${[...peaks.entries()]
+        .sort()
+        .map(
+          ([fn, p]) =>
+            `${fn} ${Math.round(p.peak)} of ${p.memoryMb} MB${p.exits ? `, ${p.exits} failed invocations` : ''}`,
+        )
+        .join(
+          ', ',
+        )}): 10 hosts in one crawler batch, each page ${round(PAGE_BYTES / 2 ** 20, 2)} MiB decoded (gzip on the wire), on Node ${functionNode().version} with Lambda's heap limits; the widest crawler batch held ${widest?.records ?? 0} records of ${widest?.groups ?? 0} hosts`,
+      budget: '≤ 0.9',
+      ok: worst <= 0.9 && [...peaks.values()].every((p) => p.exits === 0),
+      reproduce: 'npm run bench -- --only largest',
+    });
+  } finally {
+    await sandbox.stop();
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  }
+}
+
+/**
  * Crawlee's CheerioCrawler on the same generated site with the same fetch concurrency as the sandbox
  * pipeline (crawler pollers × batch size), robots.txt respected, in memory. It does in one process what the
  * pipeline does through two queues and three tables, so the ratio is the price of durability and scale-out.
@@ -1072,7 +1163,7 @@ async function main(): Promise<void> {
   const parts = new Set(
     flags.only
       ? flags.only.split(',')
-      : ['packages', 'crawl', 'onehost', 'chain', 'batch', 'crawlee', 'devloop'],
+      : ['packages', 'crawl', 'onehost', 'chain', 'batch', 'largest', 'crawlee', 'devloop'],
   );
   // Every part runs the bundles in cdk.out, so they are rebuilt from the current source first.
   synthesize();
@@ -1081,6 +1172,7 @@ async function main(): Promise<void> {
   if (parts.has('onehost')) await benchSingleHost();
   if (parts.has('chain')) await benchChain();
   if (parts.has('batch')) await benchBatchConcurrency();
+  if (parts.has('largest')) await benchLargestPages();
   if (parts.has('crawlee')) await benchCrawlee();
   if (parts.has('devloop')) await benchDevLoop();
   // Only a full run replaces the committed results; a quick or partial one is kept aside (git-ignored).
