@@ -14,7 +14,7 @@ import { itemBytes } from '../functions/parser/store';
 import { type DemoSiteOptions, startDemoSite } from '../sandbox/demo-site';
 import { type Counts, mergeCounts } from '../sandbox/meter.mjs';
 import { functionName, type InvocationStats } from '../sandbox/runner';
-import { CDK_OUT, PROJECT_ROOT, startSandbox, synthesize } from '../sandbox/sandbox';
+import { CDK_OUT, PROJECT_ROOT, type SandboxOptions, startSandbox, synthesize } from '../sandbox/sandbox';
 import { processCpuMs as cpuOfProcess } from '../sandbox/usage.mjs';
 import { nodeOfMajor } from '../tooling/lambda-node.mjs';
 import { waitFor, waitForIdle } from '../tooling/queues';
@@ -828,29 +828,52 @@ async function benchChain(): Promise<void> {
   }
 }
 
-/** Ten hosts that each answer after 200 ms: one crawler batch must fetch them concurrently. */
-async function benchBatchConcurrency(): Promise<void> {
+/** Ten loopback hosts: robots.txt answers 404 (no rules), every other path `answer(host, res)`. */
+async function tenHosts(
+  answer: (host: number, res: http.ServerResponse) => void,
+): Promise<{ ports: number[]; close(): Promise<void> }> {
   const servers = await Promise.all(
-    Array.from({ length: 10 }, async () => {
+    Array.from({ length: 10 }, async (_, host) => {
       const s = http.createServer((req, res) => {
         if (req.url === '/robots.txt') return void res.writeHead(404).end();
-        setTimeout(
-          () => res.writeHead(200, { 'content-type': 'text/html' }).end('<title>slow host</title>'),
-          200,
-        );
+        answer(host, res);
       });
       await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
       return s;
     }),
   );
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  const invocations: InvocationStats[] = [];
-  const sandbox = await startSandbox({
+  return {
+    ports: servers.map((s) => (s.address() as AddressInfo).port),
+    close: async () => void (await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))),
+  };
+}
+
+/** A crawler sandbox allowed to fetch from these loopback ports, recording its invocations. */
+function loopbackSandbox(
+  ports: number[],
+  invocations: InvocationStats[],
+  extra: Pick<SandboxOptions, 'isolation' | 'functionNode'> = {},
+) {
+  return startSandbox({
     outputs: CRAWLER_OUTPUTS,
     retryDelaySeconds: 1,
     onInvoke: (s) => invocations.push(s),
     functionEnv: { CRAWLER_TEST_ALLOW_LOOPBACK_PORTS: ports.join(','), POWERTOOLS_LOG_LEVEL: 'WARN' },
+    ...extra,
   });
+}
+
+/** Ten hosts that each answer after 200 ms: one crawler batch must fetch them concurrently. */
+async function benchBatchConcurrency(): Promise<void> {
+  const hosts = await tenHosts((_, res) =>
+    setTimeout(
+      () => res.writeHead(200, { 'content-type': 'text/html' }).end('<title>slow host</title>'),
+      200,
+    ),
+  );
+  const { ports } = hosts;
+  const invocations: InvocationStats[] = [];
+  const sandbox = await loopbackSandbox(ports, invocations);
   const crawlerBatches = (from: number) =>
     invocations.slice(from).filter((i) => i.functionId.startsWith('FrontierConsumer'));
   const crawlOnce = async (path: string): Promise<InvocationStats[]> => {
@@ -893,7 +916,7 @@ async function benchBatchConcurrency(): Promise<void> {
     });
   } finally {
     await sandbox.stop();
-    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    await hosts.close();
   }
 }
 
@@ -916,24 +939,14 @@ async function benchLargestPages(): Promise<void> {
     }
     return zlib.gzipSync(Buffer.from(`${html}</body></html>`));
   };
-  const servers = await Promise.all(
-    Array.from({ length: 10 }, async (_, host) => {
-      const body = pageFor(host);
-      const s = http.createServer((req, res) => {
-        if (req.url === '/robots.txt') return void res.writeHead(404).end();
-        res.writeHead(200, { 'content-type': 'text/html', 'content-encoding': 'gzip' }).end(body);
-      });
-      await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-      return s;
-    }),
+  const bodies = Array.from({ length: 10 }, (_, host) => pageFor(host));
+  const hosts = await tenHosts((host, res) =>
+    res.writeHead(200, { 'content-type': 'text/html', 'content-encoding': 'gzip' }).end(bodies[host]),
   );
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  const { ports } = hosts;
   const invocations: InvocationStats[] = [];
-  const sandbox = await startSandbox({
-    outputs: CRAWLER_OUTPUTS,
-    retryDelaySeconds: 1,
-    onInvoke: (s) => invocations.push(s),
-    functionEnv: { CRAWLER_TEST_ALLOW_LOOPBACK_PORTS: ports.join(','), POWERTOOLS_LOG_LEVEL: 'WARN' },
+  // Each function as a process on its runtime's Node, so its peak memory is its own.
+  const sandbox = await loopbackSandbox(ports, invocations, {
     isolation: 'process',
     functionNode: functionNode().path,
   });
@@ -983,7 +996,7 @@ async function benchLargestPages(): Promise<void> {
     });
   } finally {
     await sandbox.stop();
-    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    await hosts.close();
   }
 }
 

@@ -52,7 +52,7 @@ export interface QueueDepth {
   readonly delayed: number;
 }
 
-export async function queueDepth(target: Target, queueUrl: string): Promise<QueueDepth> {
+export async function queueDepth(target: Pick<Target, 'sqs'>, queueUrl: string): Promise<QueueDepth> {
   const { Attributes: a = {} } = await target.sqs.send(
     new GetQueueAttributesCommand({
       QueueUrl: queueUrl,
@@ -195,15 +195,8 @@ export async function redrive(
   }
   // Move only what is there now: a message that fails straight back must not be moved again in this run.
   // In-flight ones count too: a message someone just peeked at is still there to move.
-  const { Attributes } = await target.sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: dlq,
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
-    }),
-  );
-  const limit =
-    Number(Attributes?.ApproximateNumberOfMessages ?? 0) +
-    Number(Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
+  const depth = await queueDepth(target, dlq);
+  const limit = depth.visible + depth.inFlight;
   let moved = 0;
   while (moved < limit) {
     const out = await target.sqs.send(

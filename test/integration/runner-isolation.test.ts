@@ -1,18 +1,13 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  CreateQueueCommand,
-  GetQueueAttributesCommand,
-  SendMessageCommand,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { startFauxqs } from 'fauxqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClients } from '../../functions/kit/clients';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../sandbox/emulators';
 import { EventSourceRunner, type InvocationStats, type Isolation } from '../../sandbox/runner';
-import { waitFor } from '../../tooling/queues';
+import { queueDepth, waitFor } from '../../tooling/queues';
 
 // The sandbox's execution environments, as worker threads and as child processes: what each reports about
 // an invocation, and how an environment that dies mid-invocation fails it (as Lambda's Runtime.ExitError),
@@ -94,16 +89,8 @@ async function run(
   } finally {
     await runner.stop();
   }
-  const { Attributes } = await sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: queueUrl,
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
-    }),
-  );
-  const left =
-    Number(Attributes?.ApproximateNumberOfMessages ?? 0) +
-    Number(Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
-  return { stats, left };
+  const depth = await queueDepth({ sqs }, queueUrl);
+  return { stats, left: depth.visible + depth.inFlight };
 }
 
 describe.each(['thread', 'process'] as const)('execution environments as %s', (isolation) => {
