@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CreateQueueCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
@@ -6,7 +6,12 @@ import { startFauxqs } from 'fauxqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClients } from '../../functions/kit/clients';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../sandbox/emulators';
-import { EventSourceRunner, type InvocationStats, type Isolation } from '../../sandbox/runner';
+import {
+  EventSourceRunner,
+  type InvocationStats,
+  type Isolation,
+  lambdaHeapFlags,
+} from '../../sandbox/runner';
 import { queueDepth, waitFor } from '../../tooling/queues';
 
 // The sandbox's execution environments, as worker threads and as child processes: what each reports about
@@ -23,11 +28,15 @@ writeFileSync(
   const hold = Buffer.alloc(${HOLD_MB} * 1024 * 1024, 1);
   let x = 0;
   for (let i = 0; i < 2e7; i++) x += Math.sqrt(i);
+  // Where and how the environment runs, for the test to read back.
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(process.env.PROBE_OUT, JSON.stringify({ execPath: process.execPath, execArgv: process.execArgv }));
   return { batchItemFailures: [], note: hold.length + x };
 };
 `,
 );
 
+const probeOut = path.join(bundleDir, 'probe.json');
 const brokenPath = path.join(bundleDir, 'broken.mjs');
 writeFileSync(brokenPath, `throw new Error('bad init');\nexport const handler = async () => ({});\n`);
 
@@ -70,7 +79,7 @@ async function run(
       // Far above the test's wait: an exit must fail the invocation by itself, not by the timeout.
       timeoutMs: 120_000,
       memorySize: 256,
-      environment: {},
+      environment: { PROBE_OUT: probeOut },
     },
     {
       queueUrl,
@@ -79,7 +88,12 @@ async function run(
       maxConcurrency: 1,
       reportBatchItemFailures: true,
     },
-    { isolation, retryDelaySeconds: 0, onInvoke: (s) => stats.push(s) },
+    {
+      isolation,
+      retryDelaySeconds: 0,
+      onInvoke: (s) => stats.push(s),
+      ...(isolation === 'process' ? { functionNode: process.execPath } : {}),
+    },
   );
   runner.start();
   try {
@@ -93,21 +107,36 @@ async function run(
   return { stats, left: depth.visible + depth.inFlight };
 }
 
+describe('lambdaHeapFlags', () => {
+  it("gives a tenth of the function's memory to the young generation, in two semi-spaces, and the rest to the old", () => {
+    expect(lambdaHeapFlags(256)).toEqual(['--max-semi-space-size=12', '--max-old-space-size=231']);
+    expect(lambdaHeapFlags(512)).toEqual(['--max-semi-space-size=25', '--max-old-space-size=461']);
+    expect(lambdaHeapFlags(1769)).toEqual(['--max-semi-space-size=88', '--max-old-space-size=1593']);
+  });
+});
+
 describe.each(['thread', 'process'] as const)('execution environments as %s', (isolation) => {
   it('report their CPU, and as processes their whole CPU and peak memory', async () => {
+    rmSync(probeOut, { force: true });
     const { stats, left } = await run(isolation, 'work');
     const [first] = stats;
     expect(stats).toHaveLength(1);
     expect(left).toBe(0);
     expect(first?.initMs).toBeGreaterThan(0);
     expect(first?.cpuMs).toBeGreaterThan(5);
+    const probe = JSON.parse(readFileSync(probeOut, 'utf8')) as { execPath: string; execArgv: string[] };
     if (isolation === 'process') {
       // The whole process includes the JS thread, and holds the handler's buffer.
       expect(first?.environmentCpuMs).toBeGreaterThanOrEqual(first?.cpuMs ?? Number.POSITIVE_INFINITY);
       expect(first?.peakRssMb).toBeGreaterThan(HOLD_MB);
+      // On the Node it was given, with the heap limits Lambda derives from 256 MB.
+      expect(probe.execPath).toBe(process.execPath);
+      expect(probe.execArgv).toEqual(lambdaHeapFlags(256));
     } else {
       expect(first?.environmentCpuMs).toBeUndefined();
       expect(first?.peakRssMb).toBeUndefined();
+      // A worker shares this process's Node and flags.
+      expect(probe.execArgv).toEqual(process.execArgv);
     }
   });
 
