@@ -178,8 +178,10 @@ function processHandle(
     silent: true,
     serialization: 'advanced',
   });
+  // A send to an environment that just died reports through its 'exit'; unheard, the 'error' would end this process.
+  child.on('error', () => undefined);
   return {
-    post: (m) => child.send(m as Serializable),
+    post: (m) => child.send(m as Serializable, () => undefined),
     onMessage: (l) => listen(child, 'message', l),
     onExit: (l) => listen(child, 'exit', l),
     kill: async () => {
@@ -239,6 +241,10 @@ class ExecutionEnvironment {
       handle.stderr.resume();
     }
     this.handle = handle;
+    // An environment that ends between invocations is replaced by the next one, as on Lambda.
+    handle.onExit(() => {
+      if (this.handle === handle) this.handle = undefined;
+    });
     return new Promise((resolve, reject) => {
       const offMessage = handle.onMessage((m: { type: string }) => {
         offMessage();

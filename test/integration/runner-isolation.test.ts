@@ -24,7 +24,13 @@ writeFileSync(
   bundlePath,
   `export const handler = async (event) => {
   const record = event.Records[0];
-  if (record.body === 'exit' && record.attributes.ApproximateReceiveCount === '1') process.exit(3);
+  const first = record.attributes.ApproximateReceiveCount === '1';
+  if (record.body === 'exit' && first) process.exit(3);
+  if (record.body === 'later-exit' && first) {
+    // Ends after the invocation has answered: the retry must find a fresh environment.
+    setTimeout(() => process.exit(0), 200);
+    return { batchItemFailures: [{ itemIdentifier: record.messageId }] };
+  }
   const hold = Buffer.alloc(${HOLD_MB} * 1024 * 1024, 1);
   let x = 0;
   for (let i = 0; i < 2e7; i++) x += Math.sqrt(i);
@@ -59,7 +65,11 @@ afterAll(async () => {
 async function run(
   isolation: Isolation,
   body: string,
-  { bundle = bundlePath, until = (stats: InvocationStats[]) => stats.some((s) => s.outcome === 'ok') } = {},
+  {
+    bundle = bundlePath,
+    until = (stats: InvocationStats[]) => stats.some((s) => s.outcome === 'ok'),
+    retryDelaySeconds = 0,
+  } = {},
 ): Promise<{ stats: InvocationStats[]; left: number }> {
   const { QueueUrl } = await sqs.send(
     new CreateQueueCommand({
@@ -90,7 +100,7 @@ async function run(
     },
     {
       isolation,
-      retryDelaySeconds: 0,
+      retryDelaySeconds,
       onInvoke: (s) => stats.push(s),
       ...(isolation === 'process' ? { functionNode: process.execPath } : {}),
     },
@@ -144,6 +154,13 @@ describe.each(['thread', 'process'] as const)('execution environments as %s', (i
     const { stats, left } = await run(isolation, 'exit');
     expect(stats.map((s) => s.outcome)).toEqual(['error', 'ok']);
     expect(stats[0]?.durationMs).toBeLessThan(20_000);
+    expect(stats[1]?.initMs).toBeGreaterThan(0);
+    expect(left).toBe(0);
+  });
+
+  it('replace an environment that ended between invocations', async () => {
+    const { stats, left } = await run(isolation, 'later-exit', { retryDelaySeconds: 1 });
+    expect(stats.map((s) => s.outcome)).toEqual(['partial', 'ok']);
     expect(stats[1]?.initMs).toBeGreaterThan(0);
     expect(left).toBe(0);
   });
