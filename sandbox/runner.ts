@@ -20,6 +20,8 @@ export interface FunctionSpec {
   readonly handlerName: string;
   readonly timeoutMs: number;
   readonly memorySize: number;
+  /** The Lambda runtime, e.g. `nodejs24.x`. */
+  readonly runtime?: string;
   readonly environment: Record<string, string>;
 }
 
@@ -384,6 +386,47 @@ export function toSqsRecord(m: Message, source: EventSourceSpec): SQSEvent['Reco
     eventSource: 'aws:sqs',
     eventSourceARN: source.queueArn,
     awsRegion: 'us-east-1',
+  };
+}
+
+/** A function's peak memory over some invocations, against its configured memory. */
+export interface PeakMemory {
+  readonly peakMb: number;
+  readonly memoryMb: number;
+  /** Invocations that failed as a whole (an error, an exit, a timeout), not record by record. */
+  readonly failed: number;
+}
+
+/**
+ * Each function's peak memory over these invocations, by function name, where it was measured (isolation
+ * 'process'); sorted by name. `line` says it the way Lambda's REPORT does: "Crawler 158 of 256 MB, …".
+ */
+export function peakMemory(stats: readonly InvocationStats[]): {
+  byFunction: Map<string, PeakMemory>;
+  worstShare: number;
+  line: string;
+} {
+  const byFunction = new Map<string, PeakMemory>();
+  for (const i of [...stats].sort((a, b) => a.functionId.localeCompare(b.functionId))) {
+    if (i.peakRssMb === undefined) continue;
+    const fn = functionName(i.functionId);
+    const p = byFunction.get(fn);
+    byFunction.set(fn, {
+      peakMb: Math.max(p?.peakMb ?? 0, i.peakRssMb),
+      memoryMb: i.memoryMb,
+      failed: (p?.failed ?? 0) + (i.outcome === 'error' || i.outcome === 'timeout' ? 1 : 0),
+    });
+  }
+  const peaks = [...byFunction.values()];
+  return {
+    byFunction,
+    worstShare: peaks.length ? Math.max(...peaks.map((p) => p.peakMb / p.memoryMb)) : 0,
+    line: [...byFunction.entries()]
+      .map(
+        ([fn, p]) =>
+          `${fn} ${Math.round(p.peakMb)} of ${p.memoryMb} MB${p.failed ? ` (${p.failed} failed invocations)` : ''}`,
+      )
+      .join(', '),
   };
 }
 

@@ -58,8 +58,11 @@ export interface SandboxOptions<O extends string = never> {
   readonly pollWaitSeconds?: number;
   /** Run each execution environment as a worker thread or a child process (see RunnerOptions). */
   readonly isolation?: Isolation;
-  /** With isolation 'process': the Node binary the functions run on (see RunnerOptions). */
-  readonly functionNode?: string;
+  /**
+   * With isolation 'process': the Node binary the functions run on (see RunnerOptions), or a function of
+   * each function's Lambda runtime (`nodejs24.x`) that picks one (undefined: this process's Node).
+   */
+  readonly functionNode?: string | ((runtime: string | undefined) => string | undefined);
 }
 
 export interface Sandbox<O extends string = never> {
@@ -175,6 +178,7 @@ function functionSpecs(
         handlerName,
         timeoutMs: override ?? Number(props.Timeout ?? 3) * 1000,
         memorySize: Number(props.MemorySize ?? 128),
+        ...(typeof props.Runtime === 'string' ? { runtime: props.Runtime } : {}),
         environment: { ...environment, ...base, AWS_LAMBDA_FUNCTION_NAME: id, ...opts.functionEnv },
       };
     });
@@ -275,7 +279,8 @@ export async function startSandbox<O extends string = never>(
             functionMeter: byFunction,
             pollWaitSeconds: opts.pollWaitSeconds,
             isolation: opts.isolation,
-            functionNode: opts.functionNode,
+            functionNode:
+              typeof opts.functionNode === 'function' ? opts.functionNode(fn.runtime) : opts.functionNode,
           },
         );
         runner.start();

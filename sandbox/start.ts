@@ -3,17 +3,21 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Demo, DemoUsageError } from './demo';
+import type { InvocationStats } from './runner';
 import type { Sandbox } from './sandbox';
 
 const ROOT = path.join(import.meta.dirname, '..');
 const DEFAULT_STACK = 'Crawler-dev';
 
-const USAGE = `usage: npm start -- [--stack NAME] [--keep] [demo arguments]
+const USAGE = `usage: npm start -- [--stack NAME] [--keep] [--as-lambda] [demo arguments]
 
 Runs a stack of this app on your machine (emulators provisioned from its synthesized template, its functions
 on local event source mappings), then its demo, demos/<name>.ts, if it has one.
 --stack NAME   a stack of bin/app.ts, default ${DEFAULT_STACK}
---keep         leave the sandbox running afterwards, for \`npm run cli -- …\` in another terminal`;
+--keep         leave the sandbox running afterwards, for \`npm run cli -- …\` in another terminal
+--as-lambda    run each function as Lambda does: a process of its own, on its runtime's Node (fetched once
+               into .cache/ when yours is another), with Lambda's heap limits for its memory; prints each
+               function's peak memory (Lambda's "Max Memory Used") when it stops`;
 
 /** Arguments that can never work: one line, exit 2, before anything has started. */
 function usageError(message: string): never {
@@ -29,6 +33,38 @@ async function loadDemo(stackName: string): Promise<Demo | undefined> {
   return ((await import(file)) as { demo: Demo }).demo;
 }
 
+/**
+ * The sandbox options of --as-lambda: each function a process on its runtime's Node, its invocations kept
+ * so that `report` can print each function's peak memory.
+ */
+async function lambdaLike() {
+  const { nodeOfMajor } = await import('../tooling/lambda-node.mjs');
+  const { peakMemory } = await import('./runner');
+  const stats: InvocationStats[] = [];
+  const nodes = new Map<string, string | undefined>();
+  const functionNode = (runtime: string | undefined): string | undefined => {
+    const major = Number(/^nodejs(\d+)\.x$/.exec(runtime ?? '')?.[1]);
+    if (!major) return undefined;
+    if (!nodes.has(runtime as string)) {
+      const found = nodeOfMajor(major, { log: (line) => console.log(`  ${line}`) });
+      if (!found.path) console.log(`  ${runtime}: running on Node ${process.version} instead (${found.why})`);
+      nodes.set(runtime as string, found.path);
+    }
+    return nodes.get(runtime as string);
+  };
+  return {
+    options: {
+      isolation: 'process' as const,
+      functionNode,
+      onInvoke: (s: InvocationStats) => void stats.push(s),
+    },
+    report: () => {
+      const peaks = peakMemory(stats);
+      if (peaks.byFunction.size > 0) console.log(`  peak memory (Lambda's "Max Memory Used"): ${peaks.line}`);
+    },
+  };
+}
+
 async function main(): Promise<void> {
   let parsed: ReturnType<typeof parseArgs>;
   try {
@@ -39,6 +75,7 @@ async function main(): Promise<void> {
       options: {
         stack: { type: 'string' },
         keep: { type: 'boolean' },
+        'as-lambda': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       tokens: true,
@@ -50,7 +87,7 @@ async function main(): Promise<void> {
   const demo = await loadDemo(stackName);
   if (parsed.values.help) return void console.log(`${USAGE}${demo ? `\n\n${demo.usage}` : ''}`);
   // Everything but the generic options, as typed (`--max-pages=5` stays one argument), in order.
-  const generic = new Set(['stack', 'keep', 'help']);
+  const generic = new Set(['stack', 'keep', 'as-lambda', 'help']);
   const argv = process.argv.slice(2);
   const rest = (parsed.tokens ?? [])
     .filter((t) => t.kind === 'positional' || (t.kind === 'option' && !generic.has(t.name)))
@@ -81,6 +118,7 @@ async function main(): Promise<void> {
     `▶ starting the sandbox for ${stackName}: Java found; synthesizing the stack, then the emulators…`,
   );
   const prepared = demo?.prepare ? await demo.prepare(args) : undefined;
+  const asLambda = parsed.values['as-lambda'] === true ? await lambdaLike() : undefined;
   let sandbox: Sandbox | undefined;
   let stopping = false;
   const shutdown = async (code: number) => {
@@ -88,6 +126,7 @@ async function main(): Promise<void> {
     stopping = true;
     removeSandboxFile();
     await sandbox?.stop();
+    asLambda?.report();
     await prepared?.stop();
     process.exit(code);
   };
@@ -103,6 +142,7 @@ async function main(): Promise<void> {
     onStep: (step, ms) => console.log(`  ✓ ${step} (${(ms / 1000).toFixed(1)} s)`),
     retryDelaySeconds: 1,
     functionEnv: { POWERTOOLS_LOG_LEVEL: 'INFO', ...prepared?.functionEnv },
+    ...asLambda?.options,
   });
   const skipped = Object.entries(sandbox.provisioned.notProvisioned).map(([t, n]) => `${t}×${n}`);
   console.log(
