@@ -399,24 +399,28 @@ export interface PeakMemory {
 
 /**
  * Each function's peak memory over these invocations, by function name, where it was measured (isolation
- * 'process'); sorted by name. `line` says it the way Lambda's REPORT does: "Crawler 158 of 256 MB, …".
+ * 'process'), with its invocations that failed as a whole, measured or not (an environment that runs out of
+ * memory dies before it can report); sorted by name. `line` says it the way Lambda's REPORT does:
+ * "Crawler 158 of 256 MB, …".
  */
 export function peakMemory(stats: readonly InvocationStats[]): {
   byFunction: Map<string, PeakMemory>;
   worstShare: number;
   line: string;
 } {
-  const byFunction = new Map<string, PeakMemory>();
+  const all = new Map<string, PeakMemory & { measured: boolean }>();
   for (const i of [...stats].sort((a, b) => a.functionId.localeCompare(b.functionId))) {
-    if (i.peakRssMb === undefined) continue;
     const fn = functionName(i.functionId);
-    const p = byFunction.get(fn);
-    byFunction.set(fn, {
-      peakMb: Math.max(p?.peakMb ?? 0, i.peakRssMb),
+    const p = all.get(fn);
+    all.set(fn, {
+      peakMb: Math.max(p?.peakMb ?? 0, i.peakRssMb ?? 0),
       memoryMb: i.memoryMb,
       failed: (p?.failed ?? 0) + (i.outcome === 'error' || i.outcome === 'timeout' ? 1 : 0),
+      measured: (p?.measured ?? false) || i.peakRssMb !== undefined,
     });
   }
+  const byFunction = new Map<string, PeakMemory>();
+  for (const [fn, { measured, ...p }] of all) if (measured || p.failed > 0) byFunction.set(fn, p);
   const peaks = [...byFunction.values()];
   return {
     byFunction,

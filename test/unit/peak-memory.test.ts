@@ -19,7 +19,7 @@ const invocation = (
 });
 
 describe('peakMemory', () => {
-  it("keeps each function's highest peak, by function name, with its whole-invocation failures", () => {
+  it("keeps each function's highest peak, by function name, with all its whole-invocation failures", () => {
     const peaks = peakMemory([
       invocation('ParserFunctionAAAAAAAA', 512, 140.4),
       invocation('CrawlerFunction12345678', 256, 150.2),
@@ -28,17 +28,23 @@ describe('peakMemory', () => {
       invocation('CrawlerFunction12345678', 256, undefined, 'timeout'),
     ]);
     expect([...peaks.byFunction.entries()]).toEqual([
-      ['Crawler', { peakMb: 201.6, memoryMb: 256, failed: 1 }],
+      // The timeout reported no peak (its environment was torn down), and still counts as a failure.
+      ['Crawler', { peakMb: 201.6, memoryMb: 256, failed: 2 }],
       ['Parser', { peakMb: 140.4, memoryMb: 512, failed: 0 }],
     ]);
     expect(peaks.worstShare).toBeCloseTo(201.6 / 256);
-    expect(peaks.line).toBe('Crawler 202 of 256 MB (1 failed invocations), Parser 140 of 512 MB');
+    expect(peaks.line).toBe('Crawler 202 of 256 MB (2 failed invocations), Parser 140 of 512 MB');
   });
 
-  it('says nothing where no environment measured its memory (worker threads)', () => {
+  it('says nothing where no environment measured its memory (worker threads) and none failed', () => {
     const peaks = peakMemory([invocation('CrawlerFunction12345678', 256, undefined)]);
     expect(peaks.byFunction.size).toBe(0);
     expect(peaks.worstShare).toBe(0);
     expect(peaks.line).toBe('');
+  });
+
+  it('reports a function whose environments failed before measuring any peak', () => {
+    const peaks = peakMemory([invocation('CrawlerFunction12345678', 256, undefined, 'error')]);
+    expect(peaks.line).toBe('Crawler 0 of 256 MB (1 failed invocations)');
   });
 });
