@@ -71,7 +71,7 @@ export interface RunnerOptions {
 
 export type Isolation = 'thread' | 'process';
 
-export interface InvocationStats {
+export interface InvocationStats extends InvocationUsage {
   readonly functionId: string;
   readonly records: number;
   /** Distinct FIFO message groups in the batch (1 for a standard queue). */
@@ -83,6 +83,10 @@ export interface InvocationStats {
   readonly container: number;
   readonly outcome: 'ok' | 'partial' | 'error' | 'timeout';
   readonly durationMs: number;
+}
+
+/** What an invocation reports about itself (see lambda-worker.mjs), and its INIT if it started one. */
+export interface InvocationUsage {
   /** Busy time of the function's JS thread in this invocation (undefined after a timeout). */
   readonly activeMs?: number;
   /** CPU time of the function's JS thread in this invocation, where Linux reports it (undefined otherwise). */
@@ -101,16 +105,6 @@ export interface InvocationStats {
    * waited for (and which its durationMs includes). Lambda bills INIT since August 2025.
    */
   readonly initMs?: number;
-}
-
-/** What an invocation reports about itself: see lambda-worker.mjs. */
-interface InvocationUsage {
-  activeMs?: number;
-  cpuMs?: number;
-  environmentCpuMs?: number;
-  cpuByKindMs?: CpuByKind;
-  peakRssMb?: number;
-  initMs?: number;
 }
 
 /** An environment's CPU by kind of thread: JS, V8's helpers (GC), libuv's thread pool, the rest. */
@@ -269,9 +263,9 @@ class ExecutionEnvironment {
   async invoke(
     event: SQSEvent,
   ): Promise<
-    | ({ kind: 'result'; value: unknown } & InvocationUsage)
-    | ({ kind: 'error'; message: string } & InvocationUsage)
-    | { kind: 'timeout'; initMs?: number }
+    | { kind: 'result'; value: unknown; usage: InvocationUsage }
+    | { kind: 'error'; message: string; usage: InvocationUsage }
+    | { kind: 'timeout'; usage: InvocationUsage }
   > {
     let initMs: number | undefined;
     if (!this.handle) {
@@ -288,7 +282,7 @@ class ExecutionEnvironment {
         return {
           kind: 'error',
           message: `INIT failed: ${(error as Error).message}`,
-          initMs: Date.now() - starting,
+          usage: { initMs: Date.now() - starting },
         };
       }
       initMs = Date.now() - starting;
@@ -306,12 +300,16 @@ class ExecutionEnvironment {
         finish();
         void handle.kill();
         this.handle = undefined;
-        resolve({ kind: 'timeout', initMs });
+        resolve({ kind: 'timeout', usage: { initMs } });
       }, this.fn.timeoutMs);
       const offExit = handle.onExit((code) => {
         finish();
         this.handle = undefined;
-        resolve({ kind: 'error', message: `Runtime exited with ${code} during the invocation`, initMs });
+        resolve({
+          kind: 'error',
+          message: `Runtime exited with ${code} during the invocation`,
+          usage: { initMs },
+        });
       });
       const offMessage = handle.onMessage(
         (
@@ -337,8 +335,8 @@ class ExecutionEnvironment {
           };
           resolve(
             m.type === 'result'
-              ? { kind: 'result', value: m.result, ...usage }
-              : { kind: 'error', message: m.error?.message ?? '?', ...usage },
+              ? { kind: 'result', value: m.result, usage }
+              : { kind: 'error', message: m.error?.message ?? '?', usage },
           );
         },
       );
@@ -599,16 +597,7 @@ export class EventSourceRunner {
       container,
       outcome,
       durationMs: Date.now() - started,
-      ...(result.kind !== 'timeout' && result.activeMs !== undefined ? { activeMs: result.activeMs } : {}),
-      ...(result.kind !== 'timeout' && result.cpuMs !== undefined ? { cpuMs: result.cpuMs } : {}),
-      ...(result.kind !== 'timeout' && result.environmentCpuMs !== undefined
-        ? { environmentCpuMs: result.environmentCpuMs }
-        : {}),
-      ...(result.kind !== 'timeout' && result.peakRssMb !== undefined ? { peakRssMb: result.peakRssMb } : {}),
-      ...(result.kind !== 'timeout' && result.cpuByKindMs !== undefined
-        ? { cpuByKindMs: result.cpuByKindMs }
-        : {}),
-      ...(result.initMs !== undefined ? { initMs: result.initMs } : {}),
+      ...result.usage,
     });
   }
 }
