@@ -16,7 +16,7 @@ import { type Counts, mergeCounts } from '../sandbox/meter.mjs';
 import { functionName, type InvocationStats, peakMemory } from '../sandbox/runner';
 import { CDK_OUT, PROJECT_ROOT, type SandboxOptions, startSandbox, synthesize } from '../sandbox/sandbox';
 import { processCpuMs as cpuOfProcess } from '../sandbox/usage.mjs';
-import { nodeOfMajor } from '../tooling/lambda-node.mjs';
+import { nodeOfRuntime } from '../tooling/lambda-node.mjs';
 import { waitFor, waitForIdle } from '../tooling/queues';
 import { listEdgeLog } from '../tooling/ranking';
 
@@ -279,13 +279,11 @@ async function edgeLogBytes(
 let functionNodeCache: { path: string; version: string; note: string } | undefined;
 function functionNode(): { path: string; version: string; note: string } {
   if (functionNodeCache) return functionNodeCache;
-  const runtimes = Object.values(templateResources())
-    .filter((r) => r.Type === 'AWS::Lambda::Function')
-    .map((r) => String(r.Properties?.Runtime ?? ''));
-  const major = Number(
-    /^nodejs(\d+)\.x$/.exec(runtimes[0] ?? '')?.[1] ?? process.versions.node.split('.')[0],
-  );
-  const found = nodeOfMajor(major, { log: (line) => console.log(`    ${line}`) });
+  const runtime = Object.values(templateResources()).find((r) => r.Type === 'AWS::Lambda::Function')
+    ?.Properties?.Runtime;
+  const found = nodeOfRuntime(typeof runtime === 'string' ? runtime : undefined, {
+    log: (line) => console.log(`    ${line}`),
+  });
   const nodePath = found.path ?? process.execPath;
   const version = spawnSync(nodePath, ['--version'], { encoding: 'utf8' }).stdout.trim();
   functionNodeCache = {
@@ -402,7 +400,7 @@ const FETCH_LATENCY_MS = 300;
 /**
  * Lambda gives a function CPU in proportion to its memory, the equivalent of one vCPU at 1,769 MB
  * (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html). The sandbox runs each function
- * on a whole core, so its JS thread's busy time takes this many times longer on Lambda.
+ * on a whole core, so its CPU time (see cpuOf) takes this many times longer on Lambda.
  */
 const FULL_VCPU_MB = 1_769;
 const cpuStretch = (memoryMb: number) => Math.max(1, FULL_VCPU_MB / memoryMb);
@@ -557,7 +555,8 @@ async function benchCrawl(): Promise<void> {
   const measuredWhole = run.invocations.every(
     (i) => i.environmentCpuMs !== undefined || i.activeMs === undefined,
   );
-  pipelineCpuMsPerPage = measuredWhole ? run.invocations.reduce((t, i) => t + cpuOf(i), 0) / n : undefined;
+  const functionsCpu = run.invocations.reduce((t, i) => t + cpuOf(i), 0);
+  pipelineCpuMsPerPage = measuredWhole ? functionsCpu / n : undefined;
   pipelineJsCpuMsPerPage = run.invocations.reduce((t, i) => t + jsCpuOf(i), 0) / n;
   const crawlerBatches = run.invocations.filter((i) => i.functionId.startsWith('FrontierConsumer'));
   groupsPerCrawlerBatch =
@@ -592,7 +591,6 @@ async function benchCrawl(): Promise<void> {
   {
     // Where the machine's cores went during the crawl: what bounds the sandbox's pages per second.
     const perPage = (ms: number) => round(ms / n, 1);
-    const functionsCpu = run.invocations.reduce((t, i) => t + cpuOf(i), 0);
     const busy =
       (run.processCpuMs + (run.dynamodbCpuMs ?? 0) + functionsCpu) / (seconds * 1000 * os.cpus().length);
     report({

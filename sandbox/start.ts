@@ -38,19 +38,18 @@ async function loadDemo(stackName: string): Promise<Demo | undefined> {
  * so that `report` can print each function's peak memory.
  */
 async function lambdaLike() {
-  const { nodeOfMajor } = await import('../tooling/lambda-node.mjs');
+  const { nodeOfRuntime } = await import('../tooling/lambda-node.mjs');
   const { peakMemory } = await import('./runner');
   const stats: InvocationStats[] = [];
-  const nodes = new Map<string, string | undefined>();
+  // One lookup (and at most one download) per runtime, however many functions share it.
+  const nodes = new Map<string | undefined, string | undefined>();
   const functionNode = (runtime: string | undefined): string | undefined => {
-    const major = Number(/^nodejs(\d+)\.x$/.exec(runtime ?? '')?.[1]);
-    if (!major) return undefined;
-    if (!nodes.has(runtime as string)) {
-      const found = nodeOfMajor(major, { log: (line) => console.log(`  ${line}`) });
-      if (!found.path) console.log(`  ${runtime}: running on Node ${process.version} instead (${found.why})`);
-      nodes.set(runtime as string, found.path);
+    if (!nodes.has(runtime)) {
+      const found = nodeOfRuntime(runtime, { log: (line) => console.log(`  ${line}`) });
+      if (!found.path) console.log(`  running on Node ${process.version} instead: ${found.why}`);
+      nodes.set(runtime, found.path);
     }
-    return nodes.get(runtime as string);
+    return nodes.get(runtime);
   };
   return {
     options: {

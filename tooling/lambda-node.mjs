@@ -37,3 +37,15 @@ export function nodeOfMajor(major, { log = console.log } = {}) {
   }
   return { path: binary };
 }
+
+/**
+ * The Node binary of a Lambda runtime (`nodejs24.x` → Node 24, as nodeOfMajor finds it); `why` when the
+ * runtime is not a Node.js one or its Node cannot be had.
+ * @param {string | undefined} runtime
+ * @param {{ log?: (line: string) => void }} [options]
+ * @returns {{ path?: string, why?: string }}
+ */
+export function nodeOfRuntime(runtime, options) {
+  const major = Number(/^nodejs(\d+)\.x$/.exec(runtime ?? '')?.[1]);
+  return major ? nodeOfMajor(major, options) : { why: `${runtime ?? 'no runtime'} is not a Node.js runtime` };
+}
