@@ -415,7 +415,7 @@ function costOf(run: CrawlRun, fetchLatencyMs = FETCH_LATENCY_MS) {
   const entries = Object.entries(run.meter);
   const sum = (filter: (k: string) => boolean, field: 'units' | 'requests' = 'units') =>
     entries.filter(([k]) => filter(k)).reduce((t, [, v]) => t + v[field], 0);
-  const readOps = /GetItem|BatchGet|Query|Scan|\.Get$/;
+  const readOps = /GetItem|BatchGet|Query|Scan|\.Get$|\(read\)$/;
   const isDdb = (k: string) => serviceOf(k) === 'DynamoDB';
   const rru = sum((k) => isDdb(k) && readOps.test(k));
   const wru = sum((k) => isDdb(k) && !readOps.test(k));

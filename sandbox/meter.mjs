@@ -28,6 +28,17 @@ const DDB_TRANSACTIONS = new Set(['TransactWriteItemsCommand', 'TransactWriteCom
  * counted the same way, to err on the side of cost (whether AWS bills it in full is not documented).
  */
 const transactionUnits = (input) => 2 * (input?.TransactItems?.length ?? 1);
+const DDB_STATEMENTS = new Set(['BatchExecuteStatementCommand']);
+/**
+ * Each statement of a BatchExecuteStatement bills as its own single-item request: a write unit for an
+ * UPDATE, INSERT or DELETE (these items are under 1 KB), a read unit for a SELECT. Counted from the request,
+ * failed statements included: DynamoDB Local reports no capacity for it.
+ */
+const statementUnits = (input) => {
+  const statements = input?.Statements ?? [];
+  const selects = statements.filter((s) => /^\s*select\b/i.test(s.Statement ?? '')).length;
+  return { writes: statements.length - selects, reads: selects };
+};
 
 /** @returns {Record<string, {requests: number, units: number}>} */
 export function newCounts() {
@@ -66,6 +77,22 @@ export function meterClient(client, counts, also) {
       const queueUrl = service === 'SQS' ? String(args.input?.QueueUrl ?? '') : '';
       const suffix = service === 'SQS' ? (queueUrl.endsWith('.fifo') ? ' (fifo)' : ' (standard)') : '';
       const key = `${service}.${op.replace(/Command$/, '')}${suffix}`;
+      if (DDB_STATEMENTS.has(op)) {
+        // Reads and writes bill differently, so a batch's statements are counted under two keys.
+        const { writes, reads } = statementUnits(args.input);
+        try {
+          return await next(args);
+        } finally {
+          for (const [k, units] of [
+            [`${key} (write)`, writes],
+            [`${key} (read)`, reads],
+          ]) {
+            if (units === 0) continue;
+            add(counts, k, 1, units);
+            if (also) add(also, k, 1, units);
+          }
+        }
+      }
       try {
         const result = await next(args);
         const out = result.output;

@@ -73,32 +73,39 @@ export interface OutcomeDetail {
 export const OUTCOME_DETAIL_FIELDS = ['depth', 'httpStatus', 'finalUrl', 'detail', 'bytes'] as const;
 
 /**
+ * The attributes an outcome sets on a URL record, by name: the outcome, when, and its detail (strings cut
+ * to 500 characters). Both forms of the write below are built from it.
+ */
+export function outcomeFields(outcome: Outcome, extra: OutcomeDetail): Record<string, unknown> {
+  const fields: Record<string, unknown> = {
+    [URL_ATTR.outcome]: outcome,
+    [URL_ATTR.outcomeAt]: new Date().toISOString(),
+  };
+  for (const key of OUTCOME_DETAIL_FIELDS) {
+    const value = extra[key];
+    if (value !== undefined) fields[key] = typeof value === 'string' ? value.slice(0, 500) : value;
+  }
+  return fields;
+}
+
+/**
  * The parts of an UpdateItem that record an outcome on a URL record, for callers that add their own
- * attributes to the same write (the crawler's idempotency completion does).
+ * attributes to the same write (the crawler's idempotency completion does). The record's expiry is set
+ * only where it has none (a URL record made by its outcome alone).
  */
 export function outcomeUpdate(
   outcome: Outcome,
   extra: OutcomeDetail,
   ttlSeconds: number,
 ): { sets: string[]; names: Record<string, string>; values: Record<string, unknown> } {
-  const values: Record<string, unknown> = {
-    ':o': outcome,
-    ':t': new Date().toISOString(),
-    ':e': expiresAt(ttlSeconds),
-  };
-  const sets = [
-    `${URL_ATTR.outcome} = :o`,
-    `${URL_ATTR.outcomeAt} = :t`,
-    `${URL_ATTR.expiresAt} = if_not_exists(${URL_ATTR.expiresAt}, :e)`,
-  ];
-  // Names are aliased because several (depth, bytes) are DynamoDB reserved words.
+  // Every name is aliased, because several (depth, bytes) are DynamoDB reserved words.
   const names: Record<string, string> = {};
-  for (const key of OUTCOME_DETAIL_FIELDS) {
-    const value = extra[key];
-    if (value === undefined) continue;
-    values[`:${key}`] = typeof value === 'string' ? value.slice(0, 500) : value;
-    names[`#${key}`] = key;
-    sets.push(`#${key} = :${key}`);
+  const values: Record<string, unknown> = { ':e': expiresAt(ttlSeconds) };
+  const sets = [`${URL_ATTR.expiresAt} = if_not_exists(${URL_ATTR.expiresAt}, :e)`];
+  for (const [name, value] of Object.entries(outcomeFields(outcome, extra))) {
+    names[`#${name}`] = name;
+    values[`:${name}`] = value;
+    sets.push(`#${name} = :${name}`);
   }
   return { sets, names, values };
 }
@@ -120,7 +127,7 @@ export async function recordOutcome(
       Key: { crawlId, url },
       UpdateExpression: `SET ${sets.join(', ')}`,
       ExpressionAttributeValues: values,
-      ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
+      ExpressionAttributeNames: names,
     }),
   );
 }
@@ -200,7 +207,7 @@ export async function recordRefusal(
         TableName: table,
         Key: { crawlId, url },
         UpdateExpression: `SET ${sets.join(', ')}`,
-        ConditionExpression: `attribute_not_exists(#u) OR ${URL_ATTR.outcome} = :o`,
+        ConditionExpression: `attribute_not_exists(#u) OR #${URL_ATTR.outcome} = :${URL_ATTR.outcome}`,
         ExpressionAttributeNames: { ...names, '#u': 'url' },
         ExpressionAttributeValues: values,
       }),

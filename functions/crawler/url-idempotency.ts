@@ -11,10 +11,12 @@ import {
   OUTCOME_DETAIL_FIELDS,
   type Outcome,
   type OutcomeDetail,
+  outcomeFields,
   outcomeUpdate,
   readUrlRecords,
   URL_ATTR,
 } from '../crawl/url-record';
+import { type Statement, StatementBatcher } from '../kit/statement-batcher';
 import { expiresAt } from '../kit/ttl';
 
 /** What a fetch attempt returns, and what its completed idempotency record stores on the URL record. */
@@ -156,6 +158,23 @@ export class GroupAttempt {
   }
 }
 
+/**
+ * A URL's completion as a PartiQL UPDATE: the given attributes set (undefined ones left out), the per-URL
+ * lease attributes removed, on a record that exists and has its expiry.
+ */
+function completionStatement(table: string, key: UrlKey, fields: Record<string, unknown>): Statement {
+  const set = Object.entries(fields).filter(([, value]) => value !== undefined);
+  return {
+    Statement: [
+      `UPDATE "${table}"`,
+      ...set.map(([name]) => `SET "${name}" = ?`),
+      `REMOVE "${LEASE}" REMOVE "${OWNER}"`,
+      `WHERE "crawlId" = ? AND "url" = ? AND attribute_exists("${URL_ATTR.expiresAt}")`,
+    ].join(' '),
+    Parameters: [...set.map(([, value]) => value), key.crawlId, key.url],
+  };
+}
+
 /** The group attempt the current record runs in: set by `runGroup` around a group's records. */
 const currentGroup = new AsyncLocalStorage<GroupAttempt>();
 
@@ -180,12 +199,16 @@ export async function runGroup<T>(attempt: GroupAttempt, run: () => Promise<T>):
  * a URL record by the per-URL protocol (an older version of this layer, mid-deploy) is still honoured.
  */
 export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
+  /** The completions of records that finish together: one BatchExecuteStatement instead of one write each. */
+  private readonly completions: StatementBatcher;
+
   constructor(
     private readonly tableName: string,
     private readonly client: DynamoDBDocumentClient,
     private readonly ttlSeconds: number,
   ) {
     super();
+    this.completions = new StatementBatcher(client);
   }
 
   /** The group attempt of the current record; made by the handler for each group of a batch. */
@@ -266,26 +289,29 @@ export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
     const { outcome, ...detail } = (record.responseData ?? {}) as Partial<CollectResult>;
     if (!outcome) throw new Error(`the idempotent function returned no outcome for ${record.idempotencyKey}`);
     // One write: the Powertools completion and the URL's outcome together.
-    const { sets, names, values } = outcomeUpdate(outcome, detail, this.ttlSeconds);
-    await this.client.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: this.key(record.idempotencyKey),
-        UpdateExpression: `SET ${[...sets, `${STATUS} = :status`, `${EXPIRY} = :expiry`].join(', ')} REMOVE ${LEASE}, ${OWNER}`,
-        ExpressionAttributeValues: {
-          ...values,
-          ':status': record.getStatus(),
-          ':expiry': record.expiryTimestamp,
-        },
-        ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
-      }),
-    );
-    await currentGroup.getStore()?.completed(this.key(record.idempotencyKey), {
-      [STATUS]: record.getStatus(),
-      [EXPIRY]: record.expiryTimestamp,
-      outcome,
-      ...detail,
-    });
+    const key = this.key(record.idempotencyKey);
+    const idem = { [STATUS]: record.getStatus(), [EXPIRY]: record.expiryTimestamp };
+    try {
+      await this.completions.run(
+        record.idempotencyKey,
+        completionStatement(this.tableName, key, { ...outcomeFields(outcome, detail), ...idem }),
+      );
+    } catch {
+      // PartiQL has no if_not_exists, so the batched form needs a record that has its expiry: a URL with no
+      // record (a frontier message sent by hand), and any statement DynamoDB refused or could not run, take
+      // the single write, with the SDK's retries.
+      const { sets, names, values } = outcomeUpdate(outcome, detail, this.ttlSeconds);
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key,
+          UpdateExpression: `SET ${[...sets, `${STATUS} = :status`, `${EXPIRY} = :expiry`].join(', ')} REMOVE ${LEASE}, ${OWNER}`,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: { ...values, ':status': idem[STATUS], ':expiry': idem[EXPIRY] },
+        }),
+      );
+    }
+    await currentGroup.getStore()?.completed(key, { ...idem, outcome, ...detail });
   }
 
   /**
@@ -303,7 +329,7 @@ export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
           UpdateExpression: `SET ${sets.join(', ')}`,
           ConditionExpression: `attribute_not_exists(${STATUS}) OR ${STATUS} <> :completed`,
           ExpressionAttributeValues: { ...values, ':completed': IdempotencyRecordStatus.COMPLETED },
-          ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
+          ExpressionAttributeNames: names,
         }),
       );
     } catch (error) {

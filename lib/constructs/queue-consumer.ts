@@ -229,9 +229,11 @@ export class QueueConsumer extends Construct {
 
   /**
    * Grant item-level access to a table and put its name in `envName`.
-   * 'r' allows reads; 'rw' adds writes and conditional updates. Scans and table management are never granted.
+   * 'r' allows reads; 'rw' adds writes and conditional updates; 'rw+partiql-update' also lets the function
+   * run single-item PartiQL UPDATEs (a batch of conditional updates in one BatchExecuteStatement). Scans and
+   * table management are never granted.
    */
-  bindTable(table: ITable, mode: 'r' | 'rw', envName: string): this {
+  bindTable(table: ITable, mode: TableAccess, envName: string): this {
     const read = [
       'dynamodb:GetItem',
       'dynamodb:BatchGetItem',
@@ -244,7 +246,12 @@ export class QueueConsumer extends Construct {
       'dynamodb:DeleteItem',
       'dynamodb:BatchWriteItem',
     ];
-    table.grant(this.function, ...read, ...(mode === 'rw' ? write : []));
+    const actions = {
+      r: read,
+      rw: [...read, ...write],
+      'rw+partiql-update': [...read, ...write, 'dynamodb:PartiQLUpdate'],
+    };
+    table.grant(this.function, ...actions[mode]);
     this.function.addEnvironment(envName, table.tableName);
     return this;
   }
@@ -270,6 +277,9 @@ export class QueueConsumer extends Construct {
     return this;
   }
 }
+
+/** How a function may use a table's items (see QueueConsumer.bindTable). */
+export type TableAccess = 'r' | 'rw' | 'rw+partiql-update';
 
 function validate(
   scope: Construct,

@@ -117,7 +117,8 @@ export class CrawlerStack extends PipelineStack {
     this.frontier
       .bindQueue(this.parseQueue.queue, ENV.parseQueueUrl)
       .bindTable(crawls, 'r', ENV.crawlsTable)
-      .bindTable(urls, 'rw', ENV.urlsTable)
+      // The crawler completes a host's URLs in one BatchExecuteStatement (UrlRecordPersistenceLayer).
+      .bindTable(urls, 'rw+partiql-update', ENV.urlsTable)
       .bindBucket(bodies, 'rw', ENV.bodiesBucket, BODY_PREFIX);
     this.parseQueue
       .bindQueue(this.frontier.queue, ENV.frontierQueueUrl)

@@ -216,6 +216,22 @@ describe('CrawlerStack least privilege', () => {
       expect(action, action).toMatch(/^sqs:(SendMessage|GetQueueAttributes|GetQueueUrl)$/);
   });
 
+  it('lets only the crawler run PartiQL, and only UPDATEs on the URLs table (its batched completions)', () => {
+    const partiql = statements().filter((s) =>
+      asArray(s.Action).some((a) => a.startsWith('dynamodb:PartiQL')),
+    );
+    expect(partiql.map((s) => s.policy)).toEqual([
+      logicalId('AWS::IAM::Policy', 'FrontierConsumerRoleDefaultPolicy'),
+    ]);
+    const statement = partiql[0] as (typeof partiql)[number];
+    expect(asArray(statement.Action).filter((a) => a.startsWith('dynamodb:PartiQL'))).toEqual([
+      'dynamodb:PartiQLUpdate',
+    ]);
+    expect(asArray(statement.Resource).map((r) => JSON.stringify(r))).toEqual([
+      JSON.stringify({ 'Fn::GetAtt': [logicalId('AWS::DynamoDB::Table', 'UrlsTable'), 'Arn'] }),
+    ]);
+  });
+
   it('tells each function its source queue’s maxReceiveCount', () => {
     for (const service of ['crawler', 'parser'])
       template.hasResourceProperties('AWS::Lambda::Function', {

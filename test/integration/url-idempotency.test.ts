@@ -4,7 +4,7 @@ import {
   IdempotencyConfig,
   makeIdempotent,
 } from '@aws-lambda-powertools/idempotency';
-import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CRAWLER_OUTPUTS, type CrawlerOutput } from '../../cli/crawl-api';
@@ -28,7 +28,7 @@ afterAll(async () => {
 
 const context = { getRemainingTimeInMillis: () => 30_000 } as Context;
 
-function setup() {
+function setup(client: DynamoDBDocumentClient = sb.target.ddb) {
   const table = sb.target.outputs.UrlsTableName;
   const key = { crawlId: `idem-${randomUUID()}`, url: 'http://idem.example/page' };
   // A host of its own per test, so no test meets another's group lease.
@@ -36,7 +36,7 @@ function setup() {
   const config = new IdempotencyConfig({ expiresAfterSeconds: 3600 });
   config.registerLambdaContext(context);
   let calls = 0;
-  const layer = new UrlRecordPersistenceLayer(table, sb.target.ddb, 3600);
+  const layer = new UrlRecordPersistenceLayer(table, client, 3600);
   const collect = makeIdempotent(
     async (_key: typeof key, behaviour: 'fetch' | 'fail'): Promise<CollectResult> => {
       calls++;
@@ -258,6 +258,71 @@ describe('UrlRecordPersistenceLayer (Powertools idempotency on the URL record, a
       outcome: 'fetched',
     });
     expect(calls()).toBe(2);
+  });
+
+  it('completes the URLs of a group that finish together in one BatchExecuteStatement, and a URL with no record on its own', async () => {
+    // The real table, with each request's command recorded on the way.
+    const sent: string[] = [];
+    const spy = {
+      send: (command: { constructor: { name: string } }) => {
+        sent.push(command.constructor.name);
+        return sb.target.ddb.send(command as never);
+      },
+    } as unknown as DynamoDBDocumentClient;
+    const { table, key, collect, group, calls } = setup(spy);
+    const claimed = ['a', 'b', 'c'].map((p) => ({ ...key, url: `http://idem.example/${p}` }));
+    const expiry = Math.floor(Date.now() / 1000) + 3600;
+    for (const k of claimed)
+      await sb.target.ddb.send(
+        new PutCommand({
+          TableName: table,
+          Item: { ...k, claimedBy: 'http://idem.example/', expiresAt: expiry },
+        }),
+      );
+    // A per-URL lease an older version left, run out: the completion removes it.
+    await holdLease(sb.target.ddb, table, claimed[0] as typeof key, -1_000, 'message-0:1');
+    const unrecorded = { ...key, url: 'http://idem.example/no-record' };
+    const all = [...claimed, unrecorded];
+
+    const ids = all.map((_, i) => `m${i}`);
+    await group(ids, () => Promise.all(all.map((k) => collect(k, 'fetch'))), { keys: all });
+    expect(calls()).toBe(4);
+    // The lease take, its read, the three claimed URLs' completions together, the unrecorded URL's statement
+    // refused (PartiQL updates only an existing item) and written alone, and the lease release.
+    expect(sent).toEqual([
+      'UpdateCommand',
+      'BatchGetCommand',
+      'BatchExecuteStatementCommand',
+      'UpdateCommand',
+      'UpdateCommand',
+    ]);
+    const read = async (k: typeof key) =>
+      (await sb.target.ddb.send(new GetCommand({ TableName: table, Key: k, ConsistentRead: true }))).Item;
+    for (const k of claimed)
+      expect(await read(k)).toEqual({
+        ...k,
+        claimedBy: 'http://idem.example/',
+        expiresAt: expiry,
+        outcome: 'fetched',
+        outcomeAt: expect.any(String),
+        httpStatus: 200,
+        depth: 1,
+        idemStatus: 'COMPLETED',
+        idemExpiry: expect.any(Number),
+      });
+    expect(await read(unrecorded)).toMatchObject({
+      outcome: 'fetched',
+      idemStatus: 'COMPLETED',
+      expiresAt: expect.any(Number),
+    });
+
+    // Each completion replays: nothing runs again.
+    await group(
+      ids.map((id) => `${id}-again`),
+      () => Promise.all(all.map((k) => collect(k, 'fetch'))),
+      { keys: all },
+    );
+    expect(calls()).toBe(4);
   });
 
   it('refuses to run outside a group attempt, with an error that says how', async () => {
