@@ -2,6 +2,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { ParseMessage } from '../crawl/schemas';
 import { ddb } from '../kit/clients';
+import { StatementBatcher } from '../kit/statement-batcher';
 import type { ExtractedPage } from './extract';
 
 export type PageRecord = Record<string, unknown> & { crawlId: string; url: string; fetchedAt: number };
@@ -71,16 +72,37 @@ function pageFields(message: ParseMessage, page: ExtractedPage, charset: string)
   };
 }
 
+/** The first writes of pages parsed side by side: one BatchExecuteStatement instead of a PutItem each. */
+const firstWrites = new StatementBatcher(ddb);
+
 /**
  * Store a page unless a record from the same or a newer fetch is already there. The condition makes a
  * redelivery, or an older fetch arriving late, a no-op: the managed form of a Redis idempotency key.
  * 'replaced' is a newer fetch of a page stored before (the old item comes back with the write, at no cost),
  * so the page's links may have been sent before.
+ *
+ * A page is first written as a PartiQL INSERT, batched with the pages parsed beside it, which succeeds only
+ * where no record exists: the common case, a page stored for the first time. Any other answer (a record
+ * already there, or a statement DynamoDB refused) takes the conditional PutItem below, which tells a
+ * newer fetch from a duplicate.
  */
 export async function storePage(
   table: string,
   record: PageRecord,
 ): Promise<'stored' | 'replaced' | 'duplicate'> {
+  const fields = Object.entries(record).filter(([, value]) => value !== undefined);
+  try {
+    await firstWrites.run(`${record.crawlId} ${record.url}`, {
+      Statement: `INSERT INTO "${table}" VALUE {${fields.map(([name]) => `'${name}': ?`).join(', ')}}`,
+      Parameters: fields.map(([, value]) => value),
+    });
+    return 'stored';
+  } catch {
+    return putPage(table, record);
+  }
+}
+
+async function putPage(table: string, record: PageRecord): Promise<'stored' | 'replaced' | 'duplicate'> {
   try {
     const out = await ddb.send(
       new PutCommand({

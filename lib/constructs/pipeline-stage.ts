@@ -4,7 +4,7 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { outputName, PipelineStack } from './pipeline-stack';
-import { QueueConsumer, type QueueConsumerProps, type TableAccess } from './queue-consumer';
+import { QueueConsumer, type QueueConsumerProps, type TableOptions } from './queue-consumer';
 import { QueueWithDlq, type QueueWithDlqProps } from './queue-with-dlq';
 
 export interface PipelineStageProps
@@ -63,11 +63,11 @@ export class PipelineStage extends QueueWithDlq {
   }
 
   /**
-   * Let the consumer read ('r') or read and write ('rw') items of `table`, with single-item PartiQL UPDATEs
-   * too for 'rw+partiql-update', and pass its name in `envName`.
+   * Let the consumer read ('r') or read and write ('rw') items of `table`, with the single-item PartiQL
+   * writes `options.partiql` names, and pass its name in `envName`.
    */
-  bindTable(table: ITable, mode: TableAccess, envName: string): this {
-    this.consumer.bindTable(table, mode, envName);
+  bindTable(table: ITable, mode: 'r' | 'rw', envName: string, options: TableOptions = {}): this {
+    this.consumer.bindTable(table, mode, envName, options);
     return this;
   }
 

@@ -229,11 +229,11 @@ export class QueueConsumer extends Construct {
 
   /**
    * Grant item-level access to a table and put its name in `envName`.
-   * 'r' allows reads; 'rw' adds writes and conditional updates; 'rw+partiql-update' also lets the function
-   * run single-item PartiQL UPDATEs (a batch of conditional updates in one BatchExecuteStatement). Scans and
-   * table management are never granted.
+   * 'r' allows reads; 'rw' adds writes and conditional updates. `partiql` also lets a 'rw' function run
+   * single-item PartiQL statements of those kinds (batches of conditional writes in one
+   * BatchExecuteStatement). Scans and table management are never granted.
    */
-  bindTable(table: ITable, mode: TableAccess, envName: string): this {
+  bindTable(table: ITable, mode: 'r' | 'rw', envName: string, options: TableOptions = {}): this {
     const read = [
       'dynamodb:GetItem',
       'dynamodb:BatchGetItem',
@@ -246,12 +246,16 @@ export class QueueConsumer extends Construct {
       'dynamodb:DeleteItem',
       'dynamodb:BatchWriteItem',
     ];
-    const actions = {
-      r: read,
-      rw: [...read, ...write],
-      'rw+partiql-update': [...read, ...write, 'dynamodb:PartiQLUpdate'],
-    };
-    table.grant(this.function, ...actions[mode]);
+    const partiql = options.partiql ?? [];
+    if (partiql.length > 0 && mode !== 'rw')
+      throw new Error(`${this.node.path}: PartiQL writes on a table need mode 'rw', not '${mode}'`);
+    const statements = { insert: 'dynamodb:PartiQLInsert', update: 'dynamodb:PartiQLUpdate' };
+    table.grant(
+      this.function,
+      ...read,
+      ...(mode === 'rw' ? write : []),
+      ...partiql.map((kind) => statements[kind]),
+    );
     this.function.addEnvironment(envName, table.tableName);
     return this;
   }
@@ -278,8 +282,11 @@ export class QueueConsumer extends Construct {
   }
 }
 
-/** How a function may use a table's items (see QueueConsumer.bindTable). */
-export type TableAccess = 'r' | 'rw' | 'rw+partiql-update';
+/** More of a table a function may use (see QueueConsumer.bindTable). */
+export interface TableOptions {
+  /** The kinds of single-item PartiQL write the function runs. @default - none */
+  readonly partiql?: ReadonlyArray<'insert' | 'update'>;
+}
 
 function validate(
   scope: Construct,

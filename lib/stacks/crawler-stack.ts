@@ -118,11 +118,12 @@ export class CrawlerStack extends PipelineStack {
       .bindQueue(this.parseQueue.queue, ENV.parseQueueUrl)
       .bindTable(crawls, 'r', ENV.crawlsTable)
       // The crawler completes a host's URLs in one BatchExecuteStatement (UrlRecordPersistenceLayer).
-      .bindTable(urls, 'rw+partiql-update', ENV.urlsTable)
+      .bindTable(urls, 'rw', ENV.urlsTable, { partiql: ['update'] })
       .bindBucket(bodies, 'rw', ENV.bodiesBucket, BODY_PREFIX);
     this.parseQueue
       .bindQueue(this.frontier.queue, ENV.frontierQueueUrl)
-      .bindTable(pages, 'rw', ENV.pagesTable)
+      // The parser first writes a batch's new pages in one BatchExecuteStatement (storePage).
+      .bindTable(pages, 'rw', ENV.pagesTable, { partiql: ['insert'] })
       .bindTable(urls, 'rw', ENV.urlsTable)
       .bindTable(crawls, 'rw', ENV.crawlsTable)
       .bindBucket(bodies, 'r', ENV.bodiesBucket, BODY_PREFIX)

@@ -120,4 +120,26 @@ describe('QueueConsumer', () => {
       Environment: { Variables: { MY_TABLE: { Ref: tableId }, POWERTOOLS_SERVICE_NAME: 'svc' } },
     });
   });
+
+  it('adds the PartiQL write actions asked for to a read-write binding, and refuses them on a read-only one', () => {
+    const { stack, consumer: c } = consumer({ visibilityTimeout: Duration.minutes(3) });
+    const table = new Table(stack, 'Tbl', { partitionKey: { name: 'pk', type: AttributeType.STRING } });
+    c.bindTable(table, 'rw', 'MY_TABLE', { partiql: ['insert'] });
+    const tableId = stack.getLogicalId(table.node.defaultChild as CfnElement);
+    Template.fromStack(stack).hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: Match.arrayWith(['dynamodb:UpdateItem', 'dynamodb:PartiQLInsert']),
+            Resource: [{ 'Fn::GetAtt': [tableId, 'Arn'] }],
+          }),
+        ]),
+      },
+    });
+    const policy = JSON.stringify(Template.fromStack(stack).findResources('AWS::IAM::Policy'));
+    expect(policy).not.toContain('PartiQLUpdate');
+    expect(() => c.bindTable(table, 'r', 'OTHER', { partiql: ['update'] })).toThrow(
+      "T/C: PartiQL writes on a table need mode 'rw', not 'r'",
+    );
+  });
 });

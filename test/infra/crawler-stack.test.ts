@@ -216,20 +216,21 @@ describe('CrawlerStack least privilege', () => {
       expect(action, action).toMatch(/^sqs:(SendMessage|GetQueueAttributes|GetQueueUrl)$/);
   });
 
-  it('lets only the crawler run PartiQL, and only UPDATEs on the URLs table (its batched completions)', () => {
-    const partiql = statements().filter((s) =>
-      asArray(s.Action).some((a) => a.startsWith('dynamodb:PartiQL')),
+  it('grants PartiQL writes only where they batch: crawler UPDATEs on URLs, parser INSERTs on pages', () => {
+    const table = (id: string) =>
+      JSON.stringify({ 'Fn::GetAtt': [logicalId('AWS::DynamoDB::Table', id), 'Arn'] });
+    const grants = statements().flatMap((s) =>
+      asArray(s.Action)
+        .filter((a) => a.startsWith('dynamodb:PartiQL'))
+        .flatMap((a) => asArray(s.Resource).map((r) => [s.policy, a, JSON.stringify(r)].join(' '))),
     );
-    expect(partiql.map((s) => s.policy)).toEqual([
-      logicalId('AWS::IAM::Policy', 'FrontierConsumerRoleDefaultPolicy'),
-    ]);
-    const statement = partiql[0] as (typeof partiql)[number];
-    expect(asArray(statement.Action).filter((a) => a.startsWith('dynamodb:PartiQL'))).toEqual([
-      'dynamodb:PartiQLUpdate',
-    ]);
-    expect(asArray(statement.Resource).map((r) => JSON.stringify(r))).toEqual([
-      JSON.stringify({ 'Fn::GetAtt': [logicalId('AWS::DynamoDB::Table', 'UrlsTable'), 'Arn'] }),
-    ]);
+    const policy = (fn: string) => logicalId('AWS::IAM::Policy', `${fn}RoleDefaultPolicy`);
+    expect(grants.sort()).toEqual(
+      [
+        `${policy('FrontierConsumer')} dynamodb:PartiQLUpdate ${table('UrlsTable')}`,
+        `${policy('ParseQueueConsumer')} dynamodb:PartiQLInsert ${table('PagesTable')}`,
+      ].sort(),
+    );
   });
 
   it('tells each function its source queue’s maxReceiveCount', () => {

@@ -196,6 +196,30 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     ]);
   });
 
+  it('replaces a stored page with a newer fetch of it, and keeps the page once', async () => {
+    const host = h.demo.hosts[2] as string;
+    const crawlId = await emptyCrawl([host], 0);
+    const url = `http://${host}/refetched`;
+    const older = parsePageMessage(crawlId, url, '<title>older fetch</title>');
+    const newer = parsePageMessage(crawlId, url, '<title>newer fetch</title>');
+    newer.payload.fetchedAt = older.payload.fetchedAt + 60_000;
+    for (const [m, title] of [
+      [older, 'older fetch'],
+      [newer, 'newer fetch'],
+    ] as const) {
+      await h.target.sqs.send(
+        new SendMessageCommand({ QueueUrl: h.target.outputs.ParseQueueUrl, MessageBody: JSON.stringify(m) }),
+      );
+      await waitFor(`the ${title}`, async () =>
+        (await listPages(h.target, crawlId)).find((p) => p.title === title),
+      );
+    }
+    await waitForIdle(h.target);
+    expect(
+      (await listPages(h.target, crawlId)).filter((p) => p.url === url).map((p) => [p.title, p.fetchedAt]),
+    ).toEqual([['newer fetch', newer.payload.fetchedAt]]);
+  });
+
   it('retries only the record that throws, moves it to the DLQ after maxReceiveCount, and loses none of its batch-mates', async () => {
     const host = h.demo.hosts[2] as string;
     const crawlId = await emptyCrawl([host], 0);
