@@ -75,6 +75,11 @@ async function startDynamoDbLocal(): Promise<{ endpoint: string; child: ChildPro
   const child = spawn(
     'java',
     [
+      // The sandbox's runs are short and its machines small: the client compiler alone (no C2 compile
+      // threads) and the serial collector took DynamoDB Local from 10.5 to 5.6 CPU-ms per page in the
+      // bench's crawl on 2 cores (docs/architecture.md, Local sandbox).
+      '-XX:TieredStopAtLevel=1',
+      '-XX:+UseSerialGC',
       `-Djava.library.path=${libDir}`,
       '-jar',
       jar,
