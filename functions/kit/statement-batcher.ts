@@ -28,8 +28,9 @@ interface Waiting {
 }
 
 /**
- * Gathers the single-item PartiQL writes that records running side by side start in the same turn of the
- * event loop, and runs them with one BatchExecuteStatement per 25 instead of one request each. Each
+ * Gathers the single-item PartiQL writes (INSERT, UPDATE, DELETE: a batch may not mix reads and writes)
+ * that records running side by side start in the same turn of the event loop, and runs them with one
+ * BatchExecuteStatement per 25 instead of one request each. Each
  * statement is billed as the single write it is, so this saves requests (and the SDK's per-request CPU),
  * not write units.
  *
