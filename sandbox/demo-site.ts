@@ -17,6 +17,8 @@ export interface DemoSite {
   readonly hits: Map<string, number>;
   /** Every request in arrival order, as host:port/path. */
   readonly requestLog: string[];
+  /** TCP connections the site accepted: fewer than requests when a client keeps connections alive. */
+  connectionsOpened(): number;
   /** Make host:port/path answer 503 (on) or its normal page (off), to fail fetches on purpose. */
   setFailing(hostPath: string, on: boolean): void;
   /**
@@ -200,6 +202,8 @@ export async function startDemoSite(options: DemoSiteOptions = {}): Promise<Demo
     else respond();
   };
   for (const [i, s] of servers.entries()) s.on('request', handler(hosts[i] as string));
+  let connections = 0;
+  for (const s of servers) s.on('connection', () => connections++);
 
   return {
     hosts,
@@ -207,6 +211,7 @@ export async function startDemoSite(options: DemoSiteOptions = {}): Promise<Demo
     seeds: hosts.map((h) => `http://${h}/`),
     hits,
     requestLog,
+    connectionsOpened: () => connections,
     setFailing(hostPath, on) {
       if (on) failing.add(hostPath);
       else failing.delete(hostPath);

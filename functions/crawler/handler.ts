@@ -23,7 +23,7 @@ import { SendBatcher } from '../kit/send-batcher';
 import { classifyFailure, TransientFetchError, transientRetries } from './failures';
 import { decideFetch } from './policy';
 import { loadRobots, RobotsCache } from './robots';
-import { type FetchPolicy, safeFetch } from './safe-fetch';
+import { ConnectionPool, type FetchPolicy, safeFetch } from './safe-fetch';
 import { dnsResolver, parseAllowedPorts, parseAllowedTargets } from './ssrf';
 import {
   type CollectResult,
@@ -49,8 +49,12 @@ const config = {
   dnsServers: process.env[ENV.fetchDnsServers]?.split(',').filter(Boolean),
 };
 
+/** A host's pages of a batch share one connection; all are closed when the invocation ends. */
+const connections = new ConnectionPool();
+
 const fetchPolicy: FetchPolicy = {
   userAgent: config.userAgent,
+  connections,
   timeoutMs: config.fetchTimeoutMs,
   maxBodyBytes: config.maxBodyBytes,
   allowedContentTypes: ['text/html', 'application/xhtml+xml'],
@@ -331,6 +335,7 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
       },
     );
   } finally {
+    connections.closeAll();
     flushOutcomeLog();
     metrics.publishStoredMetrics();
   }

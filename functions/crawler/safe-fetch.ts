@@ -34,6 +34,49 @@ export interface FetchPolicy extends AddressPolicy {
    * @default false
    */
   readonly truncateOversize?: boolean;
+  /**
+   * Reuse connections through this pool (see ConnectionPool); without one, every request opens its own
+   * connection and closes it.
+   */
+  readonly connections?: ConnectionPool;
+}
+
+/**
+ * Keep-alive connections for the fetches of one invocation: a host's URLs in a batch are fetched one after
+ * another, and each new connection costs a TCP handshake and, for https, a TLS one, which is round trips of
+ * waiting that Lambda bills. One agent per (scheme, host, port, checked address), so a connection is only
+ * reused for the address that was checked for it: a later DNS answer gets a fresh, freshly checked one.
+ * A connection goes back to the pool only after a complete 2xx body was read; any other ending (an error,
+ * a redirect, a refused or oversized body, the deadline) destroys it. `closeAll` at the end of each
+ * invocation: no socket outlives it into a frozen environment, where the server may close it unseen.
+ */
+export class ConnectionPool {
+  private readonly agents = new Map<string, http.Agent>();
+
+  constructor(private readonly maxAgents = 32) {}
+
+  agentFor(url: URL, address: string): http.Agent {
+    const key = `${url.protocol}//${url.hostname}:${url.port}@${address}`;
+    let agent = this.agents.get(key);
+    if (!agent) {
+      // One connection per host: the crawler never fetches a host's pages side by side.
+      const options = { keepAlive: true, maxSockets: 1, maxFreeSockets: 1 };
+      agent = url.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
+      if (this.agents.size >= this.maxAgents) {
+        const [oldestKey, oldest] = this.agents.entries().next().value as [string, http.Agent];
+        oldest.destroy();
+        this.agents.delete(oldestKey);
+      }
+      this.agents.set(key, agent);
+    }
+    return agent;
+  }
+
+  /** Close every pooled connection. */
+  closeAll(): void {
+    for (const agent of this.agents.values()) agent.destroy();
+    this.agents.clear();
+  }
 }
 
 export interface FetchedPage {
@@ -149,12 +192,16 @@ interface RawResponse {
   stream: http.IncomingMessage;
 }
 
+/** Errors of a pooled connection the server closed while it sat idle: the request never reached it. */
+const STALE_CONNECTION = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+
 async function requestOnce(
   url: URL,
   policy: FetchPolicy,
   deadline: number,
   open: Set<Closable>,
   progress: Progress,
+  retriedStale = false,
 ): Promise<RawResponse> {
   let target: ResolvedTarget;
   progress.phase = 'dns';
@@ -181,7 +228,7 @@ async function requestOnce(
       url,
       {
         method: 'GET',
-        agent: false,
+        agent: policy.connections?.agentFor(url, target.address) ?? false,
         lookup: pinned,
         timeout: remaining,
         headers: {
@@ -212,6 +259,15 @@ async function requestOnce(
       req.destroy(new TransientFetchError('timeout', `connection to ${url.host} timed out`)),
     );
     req.once('error', (error) => {
+      // A reused connection that turns out closed is retried once on a new one (Node's advice for keep-alive).
+      if (
+        req.reusedSocket &&
+        !retriedStale &&
+        STALE_CONNECTION.has((error as { code?: string }).code ?? '')
+      ) {
+        resolve(requestOnce(url, policy, deadline, open, progress, true));
+        return;
+      }
       reject(
         error instanceof TransientFetchError
           ? error

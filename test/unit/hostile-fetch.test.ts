@@ -6,7 +6,12 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadRobots, ROBOTS_MAX_BYTES, robotsText } from '../../functions/crawler/robots';
-import { type FetchPolicy, safeFetch, TransientFetchError } from '../../functions/crawler/safe-fetch';
+import {
+  ConnectionPool,
+  type FetchPolicy,
+  safeFetch,
+  TransientFetchError,
+} from '../../functions/crawler/safe-fetch';
 import { DnsError, dnsResolver, resolveSafeTarget, systemResolver } from '../../functions/crawler/ssrf';
 import { startHostileServer } from '../adversarial/hostile-site';
 
@@ -131,12 +136,19 @@ describe('safeFetch against servers that misbehave', () => {
     },
   ];
 
-  for (const c of cases) {
-    it(`settles by the deadline and closes the socket on ${c.name}`, async () => {
+  // With a keep-alive pool too: a connection that ended any way but a complete 2xx body is never kept.
+  for (const c of cases.flatMap((c) => [
+    { ...c, pooled: false },
+    { ...c, pooled: true },
+  ])) {
+    it(`settles by the deadline and closes the socket on ${c.name}${c.pooled ? ', pooled' : ''}`, async () => {
       const server = await startHostileServer(c.reply);
       try {
         const started = Date.now();
-        const policy = policyFor(server.port, c.timeoutMs ? { timeoutMs: c.timeoutMs } : {});
+        const policy = policyFor(server.port, {
+          ...(c.timeoutMs ? { timeoutMs: c.timeoutMs } : {}),
+          ...(c.pooled ? { connections: new ConnectionPool() } : {}),
+        });
         const result = await safeFetch(`http://127.0.0.1:${server.port}/`, policy).then(
           () => ({ settled: 'resolved' }),
           (e: unknown) => e,
@@ -281,5 +293,143 @@ describe('robots.txt size limit (RFC 9309 §2.5)', () => {
     ]).subarray(0, ROBOTS_MAX_BYTES);
     expect(robotsText(cut)).toBe('User-agent: *\nDisallow: /a\n');
     expect(robotsText(Buffer.from('Disallow: /b'))).toBe('Disallow: /b');
+  });
+});
+
+/**
+ * A raw HTTP/1.1 server that keeps connections open and answers each request on them through `reply`, told
+ * which request of its connection this is (0 for the first), and counts the connections it accepted.
+ */
+async function startKeepAliveServer(reply: (socket: net.Socket, path: string, nth: number) => void) {
+  const sockets = new Set<net.Socket>();
+  let accepted = 0;
+  const server = (await import('node:net')).createServer((socket) => {
+    accepted++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    let buffered = '';
+    let nth = 0;
+    socket.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('latin1');
+      for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
+        const head = buffered.slice(0, end);
+        buffered = buffered.slice(end + 4);
+        reply(socket, head.split(' ')[1] ?? '/', nth++);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    accepted: () => accepted,
+    sockets,
+    stop: () =>
+      new Promise<void>((r) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+const ok = (body: string, status = '200 OK') =>
+  `HTTP/1.1 ${status}\r\nContent-Type: text/html\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+
+describe('safeFetch with a ConnectionPool (keep-alive within an invocation)', () => {
+  it("fetches a host's pages over one connection, and closes it when the pool is closed", async () => {
+    const server = await startKeepAliveServer((s, path) => s.write(ok(`<p>${path}</p>`)));
+    const connections = new ConnectionPool();
+    try {
+      const policy = policyFor(server.port, { connections });
+      for (const path of ['/a', '/b', '/c']) {
+        const page = await safeFetch(`http://127.0.0.1:${server.port}${path}`, policy);
+        expect(page.body.toString()).toBe(`<p>${path}</p>`);
+      }
+      expect(server.accepted()).toBe(1);
+      connections.closeAll();
+      expect(await allClosed(server.sockets)).toBe(true);
+      // Without a pool, each fetch opens and closes its own connection.
+      for (const path of ['/d', '/e'])
+        await safeFetch(`http://127.0.0.1:${server.port}${path}`, policyFor(server.port));
+      expect(server.accepted()).toBe(3);
+    } finally {
+      connections.closeAll();
+      await server.stop();
+    }
+  });
+
+  it('never reuses a connection after an error status or a refused body', async () => {
+    const server = await startKeepAliveServer((s, path) => {
+      if (path === '/fail') s.write(ok('busy', '503 Service Unavailable'));
+      else if (path === '/big') s.write(ok('x'.repeat(200_000)));
+      else s.write(ok('<p>fine</p>'));
+    });
+    const connections = new ConnectionPool();
+    try {
+      const policy = policyFor(server.port, { connections });
+      const url = (path: string) => `http://127.0.0.1:${server.port}${path}`;
+      await expect(safeFetch(url('/fail'), policy)).rejects.toMatchObject({
+        reason: 'http-error',
+        status: 503,
+      });
+      await expect(safeFetch(url('/big'), policy)).rejects.toMatchObject({ reason: 'too-large' });
+      await safeFetch(url('/page'), policy);
+      await safeFetch(url('/page'), policy);
+      // The 503's and the oversized body's connections were destroyed; the two good fetches shared one.
+      expect(server.accepted()).toBe(3);
+    } finally {
+      connections.closeAll();
+      await server.stop();
+    }
+  });
+
+  it('retries once on a new connection when a reused one turns out closed by the server', async () => {
+    // Each connection answers its first request, then resets on the next: a server that closed it idle.
+    const server = await startKeepAliveServer((s, path, nth) => {
+      if (nth === 0) s.write(ok(`<p>${path}</p>`));
+      else s.resetAndDestroy();
+    });
+    const connections = new ConnectionPool();
+    try {
+      const policy = policyFor(server.port, { connections });
+      await safeFetch(`http://127.0.0.1:${server.port}/first`, policy);
+      const page = await safeFetch(`http://127.0.0.1:${server.port}/second`, policy);
+      expect(page.body.toString()).toBe('<p>/second</p>');
+      expect(server.accepted()).toBe(2);
+    } finally {
+      connections.closeAll();
+      await server.stop();
+    }
+  });
+
+  it('opens a new connection when the host resolves to another checked address', async () => {
+    const server = await startKeepAliveServer((s) => s.write(ok('<p>hi</p>')));
+    // 127.0.0.2 is loopback too; the server listens on 127.0.0.1 only, so reach it through both names'
+    // answers in turn and count the agents by the requests that reached the server on new connections.
+    const answers = ['127.0.0.1', '127.0.0.1', '127.0.0.2'];
+    const connections = new ConnectionPool();
+    const seen: string[] = [];
+    const agentFor = connections.agentFor.bind(connections);
+    connections.agentFor = (url, address) => {
+      seen.push(address);
+      return agentFor(url, address);
+    };
+    try {
+      const policy = policyFor(server.port, {
+        connections,
+        resolver: async () => [{ address: answers.shift() as string, family: 4 }],
+      });
+      const url = `http://pooled.example:${server.port}/`;
+      await safeFetch(url, policy);
+      await safeFetch(url, policy);
+      expect(server.accepted()).toBe(1);
+      // The third answer is another address: its agent is a new one, so no connection of 127.0.0.1 is used.
+      await expect(safeFetch(url, policy)).rejects.toMatchObject({ reason: 'network-error' });
+      expect(seen).toEqual(['127.0.0.1', '127.0.0.1', '127.0.0.2']);
+      expect(server.accepted()).toBe(1);
+    } finally {
+      connections.closeAll();
+      await server.stop();
+    }
   });
 });
