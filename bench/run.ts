@@ -998,6 +998,39 @@ async function benchLargestPages(): Promise<void> {
   }
 }
 
+/** The machine's idle and busy CPU time so far (jiffies, all cores), from /proc/stat; undefined off Linux. */
+function cpuTimes(): { idle: number; total: number } | undefined {
+  try {
+    const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '')
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    // user nice system idle iowait irq softirq steal: idle and iowait are idle time.
+    const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
+    return { idle: (fields[3] ?? 0) + (fields[4] ?? 0), total };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Wait until the machine is quiet (at least 90% of its CPU idle over a second), at most 60 s: what ran just
+ * before (the metered crawl's environments and DynamoDB Local winding down) would otherwise slow Crawlee's
+ * CPU, on cores that are hyperthreads, and flatter the comparison. Returns the idle share it ended on.
+ */
+async function waitForQuietMachine(): Promise<number | undefined> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const before = cpuTimes();
+    await new Promise((r) => setTimeout(r, 1_000));
+    const after = cpuTimes();
+    if (!before || !after) return undefined;
+    const idle = (after.idle - before.idle) / Math.max(1, after.total - before.total);
+    if (idle >= 0.9 || Date.now() > deadline) return idle;
+  }
+}
+
 /**
  * Crawlee's CheerioCrawler on the same generated site with the same fetch concurrency as the sandbox
  * pipeline (crawler pollers × batch size), robots.txt respected, in memory. It does in one process what the
@@ -1013,6 +1046,7 @@ async function benchCrawlee(): Promise<void> {
   const concurrency =
     Number((props.ScalingConfig as { MaximumConcurrency?: number } | undefined)?.MaximumConcurrency ?? 2) *
     Number(props.BatchSize ?? 10);
+  const idleBefore = await waitForQuietMachine();
   // The site runs in a child process, so this process's CPU is Crawlee's alone.
   const child = spawn(
     process.execPath,
@@ -1065,7 +1099,7 @@ async function benchCrawlee(): Promise<void> {
     report({
       name: 'throughput vs Crawlee CheerioCrawler',
       value: ours ? round(ours / crawlee, 2) : 'not measured',
-      unit: `${ours ? '× Crawlee ' : ''}(pipeline ${ours ? round(ours, 1) : '-'} pages/s; CheerioCrawler ${round(crawlee, 1)} pages/s, ${pages} pages in ${round(seconds, 1)} s; Crawlee at ${concurrency} concurrent fetches (the crawler's pollers × batch size), the pipeline at most that many but one at a time per host${groupsPerCrawlerBatch ? `, and its batches held ${round(groupsPerCrawlerBatch, 1)} hosts on average` : ''}, on the same ${CRAWL_SITE.hostCount}-host site, both on ${functionNode().note}; load average ${os
+      unit: `${ours ? '× Crawlee ' : ''}(pipeline ${ours ? round(ours, 1) : '-'} pages/s; CheerioCrawler ${round(crawlee, 1)} pages/s, ${pages} pages in ${round(seconds, 1)} s; Crawlee at ${concurrency} concurrent fetches (the crawler's pollers × batch size), the pipeline at most that many but one at a time per host${groupsPerCrawlerBatch ? `, and its batches held ${round(groupsPerCrawlerBatch, 1)} hosts on average` : ''}, on the same ${CRAWL_SITE.hostCount}-host site, both on ${functionNode().note}; Crawlee started once the machine was ${idleBefore === undefined ? 'not checked' : `${Math.round(idleBefore * 100)}% idle`}; load average ${os
         .loadavg()
         .map((l) => round(l, 1))
         .join(', ')})`,
