@@ -14,6 +14,7 @@ export default {
     'functions/parser/charset.ts',
     'functions/kit/batch.ts',
     'functions/kit/send-batcher.ts',
+    'functions/kit/statement-batcher.ts',
     'functions/crawl/schemas.ts',
   ],
   coverageAnalysis: 'perTest',

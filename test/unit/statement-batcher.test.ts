@@ -8,11 +8,13 @@ import { type Statement, StatementBatcher, StatementFailed } from '../../functio
  */
 function fakeDdb(refuse: (statement: string) => string | undefined = () => undefined) {
   const requests: string[][] = [];
+  const parameters: unknown[][] = [];
   const state = { down: false, inFlight: 0, maxInFlight: 0 };
   const client = {
     async send(command: BatchExecuteStatementCommand) {
       const statements = (command.input.Statements ?? []).map((s) => s.Statement ?? '');
       requests.push(statements);
+      parameters.push(...(command.input.Statements ?? []).map((s) => s.Parameters ?? []));
       state.inFlight++;
       state.maxInFlight = Math.max(state.maxInFlight, state.inFlight);
       await new Promise((r) => setTimeout(r, 5));
@@ -26,19 +28,22 @@ function fakeDdb(refuse: (statement: string) => string | undefined = () => undef
       };
     },
   } as unknown as DynamoDBDocumentClient;
-  return { client, requests, state };
+  return { client, requests, parameters, state };
 }
 
 const stmt = (name: string): Statement => ({ Statement: name, Parameters: [name] });
 
 describe('StatementBatcher', () => {
-  it('runs the statements started in one turn in one request, 25 at most per request', async () => {
-    const { client, requests } = fakeDdb();
+  it('runs the statements started in one turn in one request, 25 at most per request, side by side', async () => {
+    const { client, requests, parameters, state } = fakeDdb();
     const b = new StatementBatcher(client);
     const names = Array.from({ length: 30 }, (_, i) => `s${i}`);
     await Promise.all(names.map((n) => b.run(n, stmt(n))));
     expect(requests.map((r) => r.length)).toEqual([25, 5]);
     expect(requests.flat()).toEqual(names);
+    expect(parameters).toEqual(names.map((n) => [n]));
+    // Different items: the second request does not wait for the first.
+    expect(state.maxInFlight).toBe(2);
   });
 
   it('sends statements started in separate turns in separate requests', async () => {
@@ -58,7 +63,23 @@ describe('StatementBatcher', () => {
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     const reason = (results[1] as PromiseRejectedResult).reason;
     expect(reason).toBeInstanceOf(StatementFailed);
-    expect(reason.code).toBe('ConditionalCheckFailed');
+    expect(reason).toMatchObject({
+      name: 'StatementFailed',
+      code: 'ConditionalCheckFailed',
+      message: 'ConditionalCheckFailed: refused',
+    });
+  });
+
+  it('names an error DynamoDB gave no code for, and fails every statement of an answer with no responses', async () => {
+    const answers = [{ Responses: [{ Error: { Message: 'odd' } }] }, {}];
+    const client = { send: async () => answers.shift() } as unknown as DynamoDBDocumentClient;
+    const b = new StatementBatcher(client);
+    await expect(b.run('a', stmt('a'))).rejects.toMatchObject({ code: 'Unknown', message: 'Unknown: odd' });
+    const results = await Promise.allSettled(['b', 'c'].map((n) => b.run(n, stmt(n))));
+    expect(results.map((r) => (r as PromiseRejectedResult).reason?.code)).toEqual([
+      'NoResponse',
+      'NoResponse',
+    ]);
   });
 
   it('rejects a statement DynamoDB gave no answer for, rather than taking it as done', async () => {
@@ -68,7 +89,10 @@ describe('StatementBatcher', () => {
     const b = new StatementBatcher(client);
     const results = await Promise.allSettled(['a', 'b'].map((n) => b.run(n, stmt(n))));
     expect(results[0]?.status).toBe('fulfilled');
-    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'NoResponse' });
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({
+      code: 'NoResponse',
+      message: 'NoResponse: DynamoDB returned no response for it',
+    });
   });
 
   it('rejects every statement of a request that failed as a whole', async () => {
