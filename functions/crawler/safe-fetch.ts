@@ -55,20 +55,32 @@ export class ConnectionPool {
 
   constructor(private readonly maxAgents = 32) {}
 
-  agentFor(url: URL, address: string): http.Agent {
+  /**
+   * The agent for a request to `url` at its checked `address`, or false (a connection of its own, closed
+   * after it) when the pool is full of agents that all have a request in flight: an agent is only ever
+   * evicted while idle, so eviction never cuts a fetch short.
+   */
+  agentFor(url: URL, address: string): http.Agent | false {
     const key = `${url.protocol}//${url.hostname}:${url.port}@${address}`;
-    let agent = this.agents.get(key);
-    if (!agent) {
-      // One connection per host: the crawler never fetches a host's pages side by side.
-      const options = { keepAlive: true, maxSockets: 1, maxFreeSockets: 1 };
-      agent = url.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
-      if (this.agents.size >= this.maxAgents) {
-        const [oldestKey, oldest] = this.agents.entries().next().value as [string, http.Agent];
-        oldest.destroy();
-        this.agents.delete(oldestKey);
-      }
-      this.agents.set(key, agent);
+    const found = this.agents.get(key);
+    if (found) {
+      // Most recently used last, so eviction takes the agent idle longest.
+      this.agents.delete(key);
+      this.agents.set(key, found);
+      return found;
     }
+    if (this.agents.size >= this.maxAgents) {
+      const idle = [...this.agents].find(
+        ([, agent]) => Object.keys(agent.sockets).length === 0 && Object.keys(agent.requests).length === 0,
+      );
+      if (!idle) return false;
+      idle[1].destroy();
+      this.agents.delete(idle[0]);
+    }
+    // One connection per host: the crawler never fetches a host's pages side by side.
+    const options = { keepAlive: true, maxSockets: 1, maxFreeSockets: 1 };
+    const agent = url.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
+    this.agents.set(key, agent);
     return agent;
   }
 

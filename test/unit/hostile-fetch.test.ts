@@ -402,6 +402,34 @@ describe('safeFetch with a ConnectionPool (keep-alive within an invocation)', ()
     }
   });
 
+  it('never evicts an agent with a fetch in flight when the pool is full: the newcomer goes unpooled', async () => {
+    // Server A answers after 300 ms; server B at once.
+    const slow = await startKeepAliveServer((s) => {
+      setTimeout(() => s.writable && s.write(ok('<p>slow</p>')), 300);
+    });
+    const fast = await startKeepAliveServer((s) => s.write(ok('<p>fast</p>')));
+    const connections = new ConnectionPool(1);
+    try {
+      const policy = (port: number) =>
+        policyFor(port, { connections, allowLoopbackPorts: new Set([slow.port, fast.port]) });
+      const inFlight = safeFetch(`http://127.0.0.1:${slow.port}/`, policy(slow.port));
+      await new Promise((r) => setTimeout(r, 100));
+      const beside = await safeFetch(`http://127.0.0.1:${fast.port}/`, policy(fast.port));
+      expect(beside.body.toString()).toBe('<p>fast</p>');
+      expect((await inFlight).body.toString()).toBe('<p>slow</p>');
+      // Unpooled, the fast fetch's connection was closed after it; the slow one's was kept.
+      expect(await allClosed(fast.sockets)).toBe(true);
+      expect(slow.sockets.size).toBe(1);
+      // Idle now, the slow server's agent makes room for the fast server's.
+      await safeFetch(`http://127.0.0.1:${fast.port}/`, policy(fast.port));
+      expect(await allClosed(slow.sockets)).toBe(true);
+    } finally {
+      connections.closeAll();
+      await slow.stop();
+      await fast.stop();
+    }
+  });
+
   it('opens a new connection when the host resolves to another checked address', async () => {
     const server = await startKeepAliveServer((s) => s.write(ok('<p>hi</p>')));
     // 127.0.0.2 is loopback too; the server listens on 127.0.0.1 only, so reach it through both names'
