@@ -1015,9 +1015,10 @@ function cpuTimes(): { idle: number; total: number } | undefined {
 }
 
 /**
- * Wait until the machine is quiet (at least 90% of its CPU idle over a second), at most 60 s: what ran just
- * before (the metered crawl's environments and DynamoDB Local winding down) would otherwise slow Crawlee's
- * CPU, on cores that are hyperthreads, and flatter the comparison. Returns the idle share it ended on.
+ * Wait until the machine is quiet (at least 90% of its CPU idle over a second), at most 60 s, so that what
+ * ran just before (the metered crawl's environments and DynamoDB Local winding down) does not share the cores
+ * with Crawlee. Returns the idle share it ended on. (Crawlee's CPU per page still varied from 5.0 to 7.6 ms
+ * between runs that started on an idle machine.)
  */
 async function waitForQuietMachine(): Promise<number | undefined> {
   const deadline = Date.now() + 60_000;
