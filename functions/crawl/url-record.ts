@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { BatchGetCommand, type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { Claim } from '../kit/claim';
 import { ddb } from '../kit/clients';
 import { RetryableError } from '../kit/errors';
 import { expiresAt } from '../kit/ttl';
@@ -7,7 +9,8 @@ import { expiresAt } from '../kit/ttl';
 /**
  * The URL record: one item per (crawlId, url) in the URLs table, and this module is its owner. It holds
  * the attribute names and builds every read and write of the item:
- * - the claim, written when a page admits the link (`claimedBy` = that page, or `seed:<crawlId>`);
+ * - the claim, written when a page finds the link first (`claimedBy` = that page, or `seed:<crawlId>`);
+ * - on a page's own record, its admission list: the links it paid the crawl's budget for;
  * - the outcome, written when the crawler is done with the URL, or when a link is refused;
  * - the crawler's idempotency attributes (`idem*`), written through functions/crawler/url-idempotency.ts,
  *   the Powertools persistence layer that keeps its record on this item;
@@ -24,6 +27,8 @@ export const URL_ATTR = {
   idemExpiry: 'idemExpiry',
   idemLeaseMs: 'idemLeaseMs',
   idemOwner: 'idemOwner',
+  /** On a page's own record: the links it paid the budget for (`admissionEntry` of each). */
+  admitted: 'admitted',
 } as const;
 
 /** The claim of a seed: the crawl itself admitted it. */
@@ -152,34 +157,77 @@ export async function claimSeed(
 }
 
 /**
- * The claim half of an admission, as a transaction item: create the record with `claimedBy` = the page,
- * only where no record exists (a record means the link was claimed, and so admitted, or given an outcome).
- * On a failed condition the old item says who owns it.
+ * The claim of a link: its record, created with `claimedBy` = the page only where no record exists (a
+ * record means the link was claimed by some page, or given an outcome). A claim is not yet an admission:
+ * the page admits the links it claimed by paying for them (`admissionItem`).
  */
-export function claimLinkItem(
+export function linkClaim(
   table: string,
   crawlId: string,
   url: string,
   claimant: string,
   depth: number,
   ttlSeconds: number,
+): Claim {
+  return {
+    table,
+    keyAttribute: 'url',
+    item: {
+      crawlId,
+      url,
+      [URL_ATTR.claimedBy]: claimant,
+      [URL_ATTR.depth]: depth,
+      [URL_ATTR.discoveredAt]: new Date().toISOString(),
+      [URL_ATTR.expiresAt]: expiresAt(ttlSeconds),
+    },
+  };
+}
+
+/**
+ * A link's entry in its page's admission list: 96 bits of the SHA-256 of its URL, so a page's list stays
+ * small (16 characters a link, 8 KB for the 500 links a page may have) whatever its URLs' lengths.
+ */
+export const admissionEntry = (url: string): string =>
+  createHash('sha256').update(url).digest('base64url').slice(0, 16);
+
+/**
+ * The page half of a payment, as a transaction item beside the budget's take: append the entries of the
+ * links the page pays for to the admission list on the page's own URL record, only if that list still has
+ * the length the caller knows (absent for 0). It is a compare-and-set, so two attempts of one page never
+ * pay for one link twice: the one that loses reads the list back (ALL_OLD) and pays only for what is not
+ * on it.
+ */
+export function admissionItem(
+  table: string,
+  crawlId: string,
+  page: string,
+  entries: readonly string[],
+  lengthKnown: number,
+  ttlSeconds: number,
 ) {
   return {
     Update: {
       TableName: table,
-      Key: { crawlId, url },
-      UpdateExpression: `SET ${URL_ATTR.claimedBy} = :me, #d = :d, ${URL_ATTR.discoveredAt} = :t, ${URL_ATTR.expiresAt} = :e`,
-      ConditionExpression: 'attribute_not_exists(#u)',
+      Key: { crawlId, url: page },
+      UpdateExpression: 'SET #a = list_append(if_not_exists(#a, :none), :add), #x = if_not_exists(#x, :e)',
+      ConditionExpression: lengthKnown === 0 ? 'attribute_not_exists(#a)' : 'size(#a) = :n',
       ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
-      ExpressionAttributeNames: { '#u': 'url', '#d': URL_ATTR.depth },
+      ExpressionAttributeNames: { '#a': URL_ATTR.admitted, '#x': URL_ATTR.expiresAt },
       ExpressionAttributeValues: {
-        ':me': claimant,
-        ':d': depth,
-        ':t': new Date().toISOString(),
+        ':none': [],
+        ':add': [...entries],
         ':e': expiresAt(ttlSeconds),
+        ...(lengthKnown === 0 ? {} : { ':n': lengthKnown }),
       },
     },
   };
+}
+
+/** The admission list of a page's URL record read back from a failed payment (wire or plain form). */
+export function admissionsOf(item: Record<string, unknown> | undefined): string[] {
+  const value = item?.[URL_ATTR.admitted] as { L?: Array<{ S?: string }> } | string[] | undefined;
+  if (Array.isArray(value)) return value.map(String);
+  return (value?.L ?? []).map((entry) => entry.S ?? '');
 }
 
 /** The owner named by an item read back from a failed claim ('' for a record without a claim). */
@@ -189,14 +237,15 @@ export function claimOwnerOf(item: Record<string, unknown> | undefined): string 
 }
 
 /**
- * A link refused by the page budget gets a record with its outcome and no claim, so later pages count it as
- * known. Only if it has no record: another page may have claimed it with the last place meanwhile, and its
- * outcome is the crawler's to write.
+ * A link this page claimed but could not pay for, the budget being spent, gets the outcome budget-exhausted
+ * and loses its claim, so it is neither sent nor left silent, and every page counts it as known. Only while
+ * this page holds the claim (or the refusal is already written).
  */
-export async function recordRefusal(
+export async function refuseOwnClaim(
   table: string,
   crawlId: string,
   url: string,
+  claimant: string,
   depth: number,
   ttlSeconds: number,
 ): Promise<void> {
@@ -206,10 +255,10 @@ export async function recordRefusal(
       new UpdateCommand({
         TableName: table,
         Key: { crawlId, url },
-        UpdateExpression: `SET ${sets.join(', ')}`,
-        ConditionExpression: `attribute_not_exists(#u) OR #${URL_ATTR.outcome} = :${URL_ATTR.outcome}`,
-        ExpressionAttributeNames: { ...names, '#u': 'url' },
-        ExpressionAttributeValues: values,
+        UpdateExpression: `SET ${sets.join(', ')} REMOVE #c`,
+        ConditionExpression: `#c = :me OR #${URL_ATTR.outcome} = :${URL_ATTR.outcome}`,
+        ExpressionAttributeNames: { ...names, '#c': URL_ATTR.claimedBy },
+        ExpressionAttributeValues: { ...values, ':me': claimant },
       }),
     );
   } catch (error) {

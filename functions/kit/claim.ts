@@ -1,6 +1,7 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
+import type { Statement } from './statement-batcher';
 
 /**
  * Claim-once: create an item only where none exists under its key, the managed form of a Redis
@@ -44,4 +45,18 @@ export async function claimOnce(client: DynamoDBDocumentClient, claim: Claim): P
     const item = (error as { Item?: Parameters<typeof unmarshall>[0] }).Item;
     return { claimed: false, existing: item ? unmarshall(item) : {} };
   }
+}
+
+/**
+ * The claim as a PartiQL INSERT, for a StatementBatcher: an INSERT fails (DuplicateItem) wherever an item
+ * exists under its key. It does not say which item won, so a caller that needs it reads it back or makes
+ * the claim again with `claimOnce`. Attributes with an undefined value are left out, as the document client
+ * does.
+ */
+export function claimStatement(claim: Claim): Statement {
+  const fields = Object.entries(claim.item).filter(([, value]) => value !== undefined);
+  return {
+    Statement: `INSERT INTO "${claim.table}" VALUE {${fields.map(([name]) => `'${name}': ?`).join(', ')}}`,
+    Parameters: fields.map(([, value]) => value),
+  };
 }

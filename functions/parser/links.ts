@@ -3,24 +3,38 @@ import { TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { budgetDecrement, type CrawlJob, placesLeftOf } from '../crawl/crawl-record';
 import { sendToFrontier } from '../crawl/frontier';
 import { hostKey } from '../crawl/url';
-import { claimLinkItem, claimOwnerOf, readClaimOwners, recordRefusal } from '../crawl/url-record';
+import {
+  admissionEntry,
+  admissionItem,
+  admissionsOf,
+  claimOwnerOf,
+  linkClaim,
+  readClaimOwners,
+  refuseOwnClaim,
+} from '../crawl/url-record';
+import { claimOnce, claimStatement } from '../kit/claim';
 import { ddb } from '../kit/clients';
 import { RetryableError } from '../kit/errors';
+import { StatementBatcher, StatementFailed } from '../kit/statement-batcher';
 
 /**
  * Link discovery that never loses a URL, admits each one exactly once, and rarely pays for a known one.
  *
- * A new link is claimed and admitted in one transaction: the URL record is created with `claimedBy` = the
- * discovering page (condition: no record yet), and the crawl's page budget loses one place per claimed
- * link (condition: enough places left). So a claimed link is an admitted link, whatever is retried: an SDK
- * resend of a committed transaction, a page parsed twice, or a redelivery after a failed send all find the
- * claim and send the link again without spending. If the function dies between claim and send, the
- * redelivered parse message finds its own claims and sends them; the frontier's dedup id (and the
- * crawler's idempotency record) absorb any resend that did get through.
+ * A new link is first claimed: its URL record is created with `claimedBy` = the discovering page, only
+ * where no record exists (one write unit, batched with the claims of the pages parsed beside it). The page
+ * then pays for the links it owns in one transaction: the crawl's page budget loses one place per link
+ * (condition: enough places left), and the links go on the admission list of the page's own URL record
+ * (condition: the list is as long as this attempt knows it). Only paid links are sent. So whatever is
+ * retried (an SDK resend, a page parsed twice at once, a redelivery after a crash between claim, payment
+ * and send), a link is paid for once: a later attempt finds its claims, reads the list, pays only for what
+ * is not on it, and sends the rest again. The frontier's dedup id (and the crawler's idempotency record)
+ * absorb a resend that did get through. A link the page owns but cannot pay for, the budget being spent,
+ * keeps its claim and is given the outcome budget-exhausted.
  *
  * Cost: links already known to this container are dropped from memory, the rest are checked with one
- * BatchGetItem per 100, and only links absent from the table go into a transaction (two write units per
- * item, 99 links and the budget per transaction).
+ * BatchGetItem per 100, a claim costs one write unit, and a page that admits links pays two per item of its
+ * one transaction (the budget and its own record), however many links it admits. Claiming and admitting
+ * each link in the transaction cost two units a link.
  */
 export interface DiscoverInput {
   readonly crawlId: string;
@@ -48,8 +62,14 @@ export interface DiscoverResult {
   readonly overBudget: number;
 }
 
-/** Test hook: called after claims are written and before they are enqueued, to simulate a crash there. */
-export const faultInjection: { afterClaim?: (urls: readonly string[]) => void } = {};
+/**
+ * Test hooks, to simulate a crash: `beforePayment` runs once the claims are written and before they are
+ * paid for, `afterClaim` once they are paid for and before they are enqueued.
+ */
+export const faultInjection: {
+  beforePayment?: (urls: readonly string[]) => void;
+  afterClaim?: (urls: readonly string[]) => void;
+} = {};
 
 /**
  * What this container knows about a link, per crawl: SETTLED once it was sent to the frontier or given an
@@ -109,18 +129,15 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
     staleReads.inject,
   );
 
-  const toSend: string[] = [];
   let alreadyKnown = inScope.length - unknown.length;
-  let reclaimed = 0;
   const toClaim: string[] = [];
+  // Claimed by this page on an earlier attempt: paid for then, or still to pay for, never twice.
+  const ownedBefore: string[] = [];
   for (const url of new Set(unknown)) {
     const owner = existing.get(url);
     if (owner === undefined) toClaim.push(url);
-    else if (owner === claimant) {
-      // Claimed by this page on an earlier attempt, so already admitted: sent again, never paid again.
-      toSend.push(url);
-      reclaimed++;
-    } else {
+    else if (owner === claimant) ownedBefore.push(url);
+    else {
       alreadyKnown++;
       remember(keyOf(crawlId, url), owner || SETTLED);
     }
@@ -128,7 +145,6 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
 
   // Once the budget is spent, new links are only counted.
   const overBudget = exhausted.has(crawlId) ? toClaim.splice(0).length : 0;
-  const refused: string[] = [];
 
   // Pages of one batch run side by side and often find the same new links. A link another page in this
   // container is already claiming is left to that page: awaiting its claim-and-send costs no write, where a
@@ -146,10 +162,12 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
   done.promise = new Promise<void>((resolve, reject) => Object.assign(done, { resolve, reject }));
   done.promise.catch(() => undefined);
   for (const url of mine) inflight.set(keyOf(crawlId, url), done.promise);
+  let reclaimed = ownedBefore.length;
+  let refused: string[] = [];
+  let toSend: string[] = [];
   try {
-    const first = await admitAll(input, mine);
+    const first = await claimAll(input, mine);
     alreadyKnown += first.known;
-    refused.push(...first.refused);
     // If the other page failed, its message comes back and claims again; claiming here too is still safe.
     const orphaned: string[] = [];
     for (const [url, pending] of waits) {
@@ -160,15 +178,19 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
         orphaned.push(url);
       }
     }
-    const adopted = await admitAll(input, orphaned);
+    const adopted = await claimAll(input, orphaned);
     alreadyKnown += adopted.known;
-    refused.push(...adopted.refused);
-    toSend.push(...first.admitted, ...adopted.admitted);
+    reclaimed += first.ownedBefore + adopted.ownedBefore;
+    const owned = [...ownedBefore, ...first.owned, ...adopted.owned];
 
+    faultInjection.beforePayment?.(owned);
+    ({ admitted: toSend, refused } = await payFor(input, owned));
     faultInjection.afterClaim?.(toSend);
     const nextDepth = input.depth + 1;
     await Promise.all(
-      refused.map((url) => recordRefusal(input.urlsTable, crawlId, url, nextDepth, input.ttlSeconds)),
+      refused.map((url) =>
+        refuseOwnClaim(input.urlsTable, crawlId, url, claimant, nextDepth, input.ttlSeconds),
+      ),
     );
     for (const url of refused) remember(keyOf(crawlId, url));
     await sendToFrontier(
@@ -201,91 +223,136 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
 /** Test hook: drop the answer of an eventually consistent claim read, as a stale replica would. */
 export const staleReads: { inject?: boolean } = {};
 
-/** Links per admission transaction: DynamoDB allows 100 items, and one is the budget. */
-const LINKS_PER_TRANSACTION = 99;
-/** Transactions cancelled by a concurrent one (the budget item is shared) before the record is retried. */
+/** Payments cancelled by a concurrent one (the budget item is shared) before the record is retried. */
 const MAX_CONFLICTS = 8;
 
+/** The claims of pages parsed side by side: one BatchExecuteStatement per 25 instead of a write each. */
+const claims = new StatementBatcher(ddb);
+
 /**
- * Claim and admit each URL for this page, in transactions of up to 99 links and the budget. A cancelled
- * transaction says why, item by item: a link that already has a record is dropped (claimed by this page
- * before: admitted and sent; by another page or refused: known), too small a budget shrinks the next
- * transaction to the places left, and a conflict with another page's transaction is retried after a pause.
+ * Claim each URL for this page. A URL that already has a record is read back: claimed by this page on an
+ * earlier attempt (owned, still to be paid for or not), or by another page or given an outcome (known).
  */
-async function admitAll(
+async function claimAll(
   input: DiscoverInput,
   urls: readonly string[],
-): Promise<{ admitted: string[]; refused: string[]; known: number }> {
-  const admitted: string[] = [];
-  const refused: string[] = [];
+): Promise<{ owned: string[]; ownedBefore: number; known: number }> {
+  const owned: string[] = [];
+  const taken: string[] = [];
+  let ownedBefore = 0;
   let known = 0;
-  let pending = [...urls];
+  const settle = (url: string, owner: string) => {
+    if (owner === input.claimant) {
+      owned.push(url);
+      ownedBefore++;
+    } else {
+      known++;
+      remember(keyOf(input.crawlId, url), owner || SETTLED);
+    }
+  };
+  await Promise.all(
+    urls.map(async (url) => {
+      const claim = linkClaim(
+        input.urlsTable,
+        input.crawlId,
+        url,
+        input.claimant,
+        input.depth + 1,
+        input.ttlSeconds,
+      );
+      try {
+        await claims.run(`${input.crawlId} ${url}`, claimStatement(claim));
+        owned.push(url);
+      } catch (error) {
+        if (error instanceof StatementFailed && error.code === 'DuplicateItem') taken.push(url);
+        else {
+          // Any other refusal, or a failed request: the same claim on its own, which says who won.
+          const result = await claimOnce(ddb, claim);
+          if (result.claimed) owned.push(url);
+          else settle(url, claimOwnerOf(result.existing));
+        }
+      }
+    }),
+  );
+  if (taken.length > 0) {
+    // Claims are never taken back, so a strongly consistent read names the winner.
+    const owners = await readClaimOwners(input.urlsTable, input.crawlId, taken, true);
+    for (const url of taken) settle(url, owners.get(url) ?? '');
+  }
+  return { owned, ownedBefore, known };
+}
+
+/**
+ * Pay the crawl's budget for the links this page owns and has not paid for yet, and say which of them are
+ * admitted (paid now or before) and which the budget refused. A cancelled payment says why: the budget had
+ * too few places (the next payment takes only those left), or the page's admission list has changed (it is
+ * read back, and what is on it is not paid for again); a conflict with another page's payment is retried
+ * after a pause.
+ */
+async function payFor(
+  input: DiscoverInput,
+  owned: readonly string[],
+): Promise<{ admitted: string[]; refused: string[] }> {
+  if (owned.length === 0) return { admitted: [], refused: [] };
+  // The page's list as this attempt knows it: none, until a payment is refused for a longer one.
+  let paid = new Set<string>();
+  let listLength = 0;
   let placesLeft = Number.POSITIVE_INFINITY;
   let conflicts = 0;
-  while (pending.length > 0) {
-    if (placesLeft <= 0 || exhausted.has(input.crawlId)) {
+  for (;;) {
+    const unpaid = owned.filter((url) => !paid.has(admissionEntry(url)));
+    if (unpaid.length === 0) return { admitted: [...owned], refused: [] };
+    if (placesLeft <= 0) {
       exhausted.add(input.crawlId);
-      refused.push(...pending);
-      break;
+      return { admitted: owned.filter((url) => paid.has(admissionEntry(url))), refused: unpaid };
     }
-    const batch = pending.slice(0, Math.min(LINKS_PER_TRANSACTION, placesLeft));
+    const batch = unpaid.slice(0, Math.min(unpaid.length, placesLeft));
+    const entries = batch.map(admissionEntry);
     try {
       await ddb.send(
         new TransactWriteCommand({
           TransactItems: [
             budgetDecrement(input.crawlsTable, input.crawlId, batch.length),
-            ...batch.map((url) =>
-              claimLinkItem(
-                input.urlsTable,
-                input.crawlId,
-                url,
-                input.claimant,
-                input.depth + 1,
-                input.ttlSeconds,
-              ),
+            admissionItem(
+              input.urlsTable,
+              input.crawlId,
+              input.claimant,
+              entries,
+              listLength,
+              input.ttlSeconds,
             ),
           ],
         }),
       );
-      admitted.push(...batch);
-      pending = pending.slice(batch.length);
+      paid = new Set([...paid, ...entries]);
+      listLength += entries.length;
       placesLeft -= batch.length;
     } catch (error) {
       if (!(error instanceof TransactionCanceledException)) throw error;
-      const reasons = error.CancellationReasons ?? [];
-      const settled = new Set<string>();
-      let progressed = false;
-      reasons.forEach((reason, i) => {
-        if (reason.Code !== 'ConditionalCheckFailed') return;
-        progressed = true;
-        const item = reason.Item as Record<string, unknown> | undefined;
-        if (i === 0) {
-          placesLeft = placesLeftOf(item);
-          return;
-        }
-        const url = batch[i - 1] as string;
-        settled.add(url);
-        const owner = claimOwnerOf(item);
-        // An earlier attempt of this page (or an SDK resend of this very transaction) already committed.
-        if (owner === input.claimant) admitted.push(url);
-        else {
-          known++;
-          remember(keyOf(input.crawlId, url), owner || SETTLED);
-        }
-      });
-      pending = pending.filter((url) => !settled.has(url));
-      if (!progressed) {
+      const [budget, page] = error.CancellationReasons ?? [];
+      let learned = false;
+      if (budget?.Code === 'ConditionalCheckFailed') {
+        placesLeft = placesLeftOf(budget.Item as Record<string, unknown> | undefined);
+        learned = true;
+      }
+      if (page?.Code === 'ConditionalCheckFailed') {
+        // Another attempt of this page paid meanwhile (or before): its list is the truth.
+        const list = admissionsOf(page.Item as Record<string, unknown> | undefined);
+        paid = new Set(list);
+        listLength = list.length;
+        learned = true;
+      }
+      if (!learned) {
         // TransactionConflict (or a throttled item): nothing was learned, so pause and try again.
         if (++conflicts > MAX_CONFLICTS)
           throw new RetryableError(
-            `admission cancelled ${conflicts} times (${reasons.map((r) => r.Code).join(',')})`,
+            `admission cancelled ${conflicts} times (${(error.CancellationReasons ?? []).map((r) => r.Code).join(',')})`,
             { cause: error },
           );
         await new Promise((r) => setTimeout(r, Math.random() * 25 * 2 ** Math.min(conflicts, 6)));
       }
     }
   }
-  return { admitted, refused, known };
 }
 
 /** Forget what this container knows (tests, and a crawl restarted under the same id). */

@@ -1,6 +1,7 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { ParseMessage } from '../crawl/schemas';
+import { claimStatement } from '../kit/claim';
 import { ddb } from '../kit/clients';
 import { StatementBatcher } from '../kit/statement-batcher';
 import type { ExtractedPage } from './extract';
@@ -90,12 +91,11 @@ export async function storePage(
   table: string,
   record: PageRecord,
 ): Promise<'stored' | 'replaced' | 'duplicate'> {
-  const fields = Object.entries(record).filter(([, value]) => value !== undefined);
   try {
-    await firstWrites.run(`${record.crawlId} ${record.url}`, {
-      Statement: `INSERT INTO "${table}" VALUE {${fields.map(([name]) => `'${name}': ?`).join(', ')}}`,
-      Parameters: fields.map(([, value]) => value),
-    });
+    await firstWrites.run(
+      `${record.crawlId} ${record.url}`,
+      claimStatement({ table, item: { ...record }, keyAttribute: 'url' }),
+    );
     return 'stored';
   } catch {
     return putPage(table, record);

@@ -122,9 +122,10 @@ export class CrawlerStack extends PipelineStack {
       .bindBucket(bodies, 'rw', ENV.bodiesBucket, BODY_PREFIX);
     this.parseQueue
       .bindQueue(this.frontier.queue, ENV.frontierQueueUrl)
-      // The parser first writes a batch's new pages in one BatchExecuteStatement (storePage).
+      // The parser first writes a batch's new pages (storePage) and claims their new links (discoverLinks)
+      // with one BatchExecuteStatement each.
       .bindTable(pages, 'rw', ENV.pagesTable, { partiql: ['insert'] })
-      .bindTable(urls, 'rw', ENV.urlsTable)
+      .bindTable(urls, 'rw', ENV.urlsTable, { partiql: ['insert'] })
       .bindTable(crawls, 'rw', ENV.crawlsTable)
       .bindBucket(bodies, 'r', ENV.bodiesBucket, BODY_PREFIX)
       .bindQueue(this.links.queue, ENV.linksQueueUrl);

@@ -216,7 +216,7 @@ describe('CrawlerStack least privilege', () => {
       expect(action, action).toMatch(/^sqs:(SendMessage|GetQueueAttributes|GetQueueUrl)$/);
   });
 
-  it('grants PartiQL writes only where they batch: crawler UPDATEs on URLs, parser INSERTs on pages', () => {
+  it('grants PartiQL writes only where they batch: crawler UPDATEs on URLs, parser INSERTs on pages and URLs', () => {
     const table = (id: string) =>
       JSON.stringify({ 'Fn::GetAtt': [logicalId('AWS::DynamoDB::Table', id), 'Arn'] });
     const grants = statements().flatMap((s) =>
@@ -229,6 +229,7 @@ describe('CrawlerStack least privilege', () => {
       [
         `${policy('FrontierConsumer')} dynamodb:PartiQLUpdate ${table('UrlsTable')}`,
         `${policy('ParseQueueConsumer')} dynamodb:PartiQLInsert ${table('PagesTable')}`,
+        `${policy('ParseQueueConsumer')} dynamodb:PartiQLInsert ${table('UrlsTable')}`,
       ].sort(),
     );
   });

@@ -19,7 +19,10 @@ import { parsePageMessage } from './messages';
 // AWS clients are imported only after the environment points them at the emulators.
 let sb: Sandbox<CrawlerOutput>;
 let handler: (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
-let faultInjection: { afterClaim?: (urls: readonly string[]) => void };
+let faultInjection: {
+  beforePayment?: (urls: readonly string[]) => void;
+  afterClaim?: (urls: readonly string[]) => void;
+};
 let staleReads: { inject?: boolean };
 let api: typeof import('../../cli/crawl-api');
 
@@ -242,6 +245,72 @@ describe('crash between claiming links and enqueueing them', () => {
       const record = urls.find((u) => u.url === link);
       expect(record?.claimedBy).toBe(page);
       expect(sent.has(link) || record?.outcome !== undefined, link).toBe(true);
+    }
+  });
+
+  it('pays once for links claimed by a page that died before paying for them, and sends them all', async () => {
+    const { outputs } = sb.target;
+    const crawlId = `crash-pay-${randomUUID()}`;
+    const page = 'http://pay.example/';
+    const links = ['/a', '/b', '/c'].map((p) => `http://pay.example${p}`);
+    await api.submitCrawl(sb.target, { crawlId, seeds: [page], maxPages: 10, maxDepth: 3 });
+    await receiveAll(outputs.FrontierQueueUrl);
+
+    faultInjection.beforePayment = () => {
+      throw new Error('simulated crash between claim and payment');
+    };
+    const html = links.map((l) => `<a href="${l}">x</a>`).join('');
+    expect(await parseOnce(crawlId, page, html)).toHaveLength(1);
+    faultInjection.beforePayment = undefined;
+    // Claimed, not paid for and not sent.
+    const claimed = (await api.listUrls(sb.target, crawlId)).filter((u) => u.claimedBy === page);
+    expect(claimed.map((u) => u.url).sort()).toEqual(links);
+    expect(await api.crawlBudget(sb.target, crawlId)).toEqual({ maxPages: 10, admitted: 1 });
+    expect(await receiveAll(outputs.FrontierQueueUrl)).toEqual([]);
+
+    // The retry pays for its own claims, once, and sends them; a third delivery pays nothing more.
+    expect(await deliver(page)).toEqual([]);
+    expect(await api.crawlBudget(sb.target, crawlId)).toEqual({ maxPages: 10, admitted: 4 });
+    const sent = (await receiveAll(outputs.FrontierQueueUrl)).map(
+      (m) => JSON.parse(m.Body ?? '{}').payload.url,
+    );
+    expect(sent.sort()).toEqual(links);
+    expect(await parseOnce(crawlId, page, html)).toEqual([]);
+    expect(await api.crawlBudget(sb.target, crawlId)).toEqual({ maxPages: 10, admitted: 4 });
+  });
+
+  it('refuses, with an outcome, the unpaid claims of a page that died while another page spent the budget', async () => {
+    const { outputs } = sb.target;
+    const crawlId = `crash-unpaid-${randomUUID()}`;
+    const page = 'http://unpaid.example/';
+    const links = ['/x', '/y', '/z'].map((p) => `http://unpaid.example${p}`);
+    // maxPages 3: the seed and two more.
+    await api.submitCrawl(sb.target, { crawlId, seeds: [page], maxPages: 3, maxDepth: 3 });
+    await receiveAll(outputs.FrontierQueueUrl);
+
+    faultInjection.beforePayment = () => {
+      throw new Error('simulated crash between claim and payment');
+    };
+    expect(await parseOnce(crawlId, page, links.map((l) => `<a href="${l}">x</a>`).join(''))).toHaveLength(1);
+    faultInjection.beforePayment = undefined;
+    // Another page finds one of those links (claimed, so not its own) and two new ones, and spends the budget.
+    const other = 'http://unpaid.example/other';
+    const spent = ['/x', '/p', '/q'].map((p) => `<a href="http://unpaid.example${p}">x</a>`).join('');
+    expect(await parseOnce(crawlId, other, spent)).toEqual([]);
+    const otherSent = (await receiveAll(outputs.FrontierQueueUrl)).map(
+      (m) => JSON.parse(m.Body ?? '{}').payload.url,
+    );
+    expect(otherSent.sort()).toEqual(['/p', '/q'].map((p) => `http://unpaid.example${p}`));
+
+    // The retry finds no place left: its claims become budget-exhausted outcomes, and nothing is sent.
+    expect(await deliver(page)).toEqual([]);
+    expect(await receiveAll(outputs.FrontierQueueUrl)).toEqual([]);
+    expect(await api.crawlBudget(sb.target, crawlId)).toEqual({ maxPages: 3, admitted: 3 });
+    const urls = await api.listUrls(sb.target, crawlId);
+    for (const link of links) {
+      const record = urls.find((u) => u.url === link);
+      expect(record?.outcome, link).toBe('budget-exhausted');
+      expect(record?.claimedBy, link).toBeUndefined();
     }
   });
 
