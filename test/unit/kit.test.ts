@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { claimItem } from '../../functions/kit/claim';
+import { claimItem, claimStatement } from '../../functions/kit/claim';
 import { leftOf, takeItem } from '../../functions/kit/counter';
 import { outputName } from '../../lib/constructs/pipeline-stack';
 import { stackQueues } from '../../tooling/queues';
@@ -55,6 +55,21 @@ describe('the kit’s DynamoDB building blocks', () => {
       ConditionExpression: 'attribute_not_exists(#k)',
       ExpressionAttributeNames: { '#k': 'pk' },
       ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+    });
+  });
+});
+
+describe('the kit’s claim as a PartiQL INSERT', () => {
+  it('names every defined attribute once, in order, with its value as a parameter', () => {
+    expect(
+      claimStatement({
+        table: 'urls',
+        item: { pk: 'a', n: 2, gone: undefined, z: false },
+        keyAttribute: 'pk',
+      }),
+    ).toEqual({
+      Statement: `INSERT INTO "urls" VALUE {'pk': ?, 'n': ?, 'z': ?}`,
+      Parameters: ['a', 2, false],
     });
   });
 });
