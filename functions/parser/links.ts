@@ -225,6 +225,8 @@ export const staleReads: { inject?: boolean } = {};
 
 /** Payments cancelled by a concurrent one (the budget item is shared) before the record is retried. */
 const MAX_CONFLICTS = 8;
+/** Payment rounds, of any kind, before the record is retried. */
+const MAX_PAYMENT_ROUNDS = 32;
 
 /** The claims of pages parsed side by side: one BatchExecuteStatement per 25 instead of a write each. */
 const claims = new StatementBatcher(ddb);
@@ -299,7 +301,13 @@ async function payFor(
   let listLength = 0;
   let placesLeft = Number.POSITIVE_INFINITY;
   let conflicts = 0;
-  for (;;) {
+  for (let round = 1; ; round++) {
+    // Each round pays, or learns the places left or the list as it is; a page racing many copies of
+    // itself, or an answer without the item it should carry, must still end.
+    if (round > MAX_PAYMENT_ROUNDS)
+      throw new RetryableError(
+        `payment for ${owned.length} links not settled in ${MAX_PAYMENT_ROUNDS} rounds`,
+      );
     const unpaid = owned.filter((url) => !paid.has(admissionEntry(url)));
     if (unpaid.length === 0) return { admitted: [...owned], refused: [] };
     if (placesLeft <= 0) {

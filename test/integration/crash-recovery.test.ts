@@ -24,6 +24,7 @@ let faultInjection: {
   afterClaim?: (urls: readonly string[]) => void;
 };
 let staleReads: { inject?: boolean };
+let resetKnownLinks: () => void;
 let api: typeof import('../../cli/crawl-api');
 
 beforeAll(async () => {
@@ -31,7 +32,7 @@ beforeAll(async () => {
   Object.assign(process.env, sb.functionEnvironment('ParseQueueConsumer'));
   api = await import('../../cli/crawl-api');
   ({ handler } = await import('../../functions/parser/handler'));
-  ({ faultInjection, staleReads } = await import('../../functions/parser/links'));
+  ({ faultInjection, staleReads, resetKnownLinks } = await import('../../functions/parser/links'));
 });
 afterAll(async () => {
   await sb?.stop();
@@ -275,8 +276,15 @@ describe('crash between claiming links and enqueueing them', () => {
       (m) => JSON.parse(m.Body ?? '{}').payload.url,
     );
     expect(sent.sort()).toEqual(links);
+    // Parsed again in a container that knows nothing of it: it finds its claims and its admission list,
+    // sends the links again (the frontier's dedup id drops them) and pays nothing.
+    resetKnownLinks();
     expect(await parseOnce(crawlId, page, html)).toEqual([]);
     expect(await api.crawlBudget(sb.target, crawlId)).toEqual({ maxPages: 10, admitted: 4 });
+    const resent = (await receiveAll(outputs.FrontierQueueUrl)).map(
+      (m) => JSON.parse(m.Body ?? '{}').payload.url,
+    );
+    expect(resent.sort()).toEqual([]);
   });
 
   it('refuses, with an outcome, the unpaid claims of a page that died while another page spent the budget', async () => {
