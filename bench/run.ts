@@ -245,6 +245,10 @@ interface CrawlRun {
    * at its last page too; the ranker's batching window and the idle check come after it.
    */
   readonly crawlSeconds: number;
+  /** Seconds from submit by which half, nine tenths and all of the pages were stored. */
+  readonly storedBy: { half: number; most: number; all: number };
+  /** Seconds from submit to each host's last stored page, earliest first. */
+  readonly hostDone: number[];
   /** TCP connections the site accepted per request it served: 1 without keep-alive. */
   readonly connectionsPerRequest: number;
   readonly meter: Counts;
@@ -302,6 +306,22 @@ function functionNode(): { path: string; version: string; note: string } {
     note: found.path ? `Node ${version}, the functions' runtime major` : `Node ${version}: ${found.why}`,
   };
   return functionNodeCache;
+}
+
+/** When the pages of a crawl were stored, from its submit: overall, and each host's last. */
+function crawlTimeline(pages: ReadonlyArray<Record<string, unknown>>, started: number) {
+  const at = (p: Record<string, unknown>) => (Date.parse(String(p.storedAt)) - started) / 1000;
+  const times = pages.map(at).sort((a, b) => a - b);
+  const quantile = (q: number) => times[Math.min(times.length - 1, Math.ceil(q * times.length) - 1)] ?? 0;
+  const hostDone = new Map<string, number>();
+  for (const p of pages) {
+    const host = new URL(String(p.url)).host;
+    hostDone.set(host, Math.max(hostDone.get(host) ?? 0, at(p)));
+  }
+  return {
+    storedBy: { half: quantile(0.5), most: quantile(0.9), all: quantile(1) },
+    hostDone: [...hostDone.values()].sort((a, b) => a - b),
+  };
 }
 
 /** The demo site in a child process (bench/demo-site-process.ts), with its request and connection counts. */
@@ -447,6 +467,7 @@ async function meteredCrawl(site: DemoSiteOptions, seedHosts: number, maxDepth: 
       links,
       seconds,
       crawlSeconds: (lastEffect - started) / 1000,
+      ...crawlTimeline(pages, started),
       connectionsPerRequest:
         (siteAfter.connections - siteBefore.connections) /
         Math.max(1, siteAfter.requests - siteBefore.requests),
@@ -673,6 +694,12 @@ async function benchCrawl(): Promise<void> {
     value: round(n / crawlSeconds, 1),
     unit: `pages/s (${n} pages on ${CRAWL_SITE.hostCount} hosts, ${round(links / n, 1)} links/page, in ${round(crawlSeconds, 1)} s from submit to the crawl's last page or URL outcome; every queue was idle at ${round(seconds, 1)} s, after the ranker's batching window and the idle check)`,
     reproduce: 'npm run bench',
+  });
+  report({
+    name: 'crawl timeline',
+    value: round(run.storedBy.all, 1),
+    unit: `s from submit to the last stored page; half the pages stored by ${round(run.storedBy.half, 1)} s and nine tenths by ${round(run.storedBy.most, 1)} s; each host's last page at ${run.hostDone.map((t) => round(t, 1)).join(', ')} s. Hosts finishing one after another, rather than together, mean a few hosts were crawled at a time: one per crawler invocation, whose batch is mostly one host's URLs, fetched in order`,
+    reproduce: 'npm run bench -- --only crawl',
   });
   {
     // Where the machine's cores went during the crawl: what bounds the sandbox's pages per second.
