@@ -136,6 +136,29 @@ describe('crash between claiming links and enqueueing them', () => {
     return deliver(page);
   }
 
+  /** Parse `html` as `page` once, the function "dying" at `point`: the record fails, and its hook is cleared. */
+  async function parseCrashingAt(
+    point: 'afterClaim' | 'beforePayment',
+    crawlId: string,
+    page: string,
+    html: string,
+  ) {
+    faultInjection[point] = () => {
+      throw new Error(`simulated crash at ${point}`);
+    };
+    try {
+      expect(await parseOnce(crawlId, page, html)).toHaveLength(1);
+    } finally {
+      faultInjection[point] = undefined;
+    }
+  }
+
+  /** The URLs sent to the frontier since the last look (each message received and deleted). */
+  const frontierUrls = async () =>
+    (await receiveAll(sb.target.outputs.FrontierQueueUrl)).map(
+      (m) => JSON.parse(m.Body ?? '{}').payload.url as string,
+    );
+
   /** Make a received parse message visible again at once. */
   const giveBack = (receiptHandle: string | undefined) =>
     sb.target.sqs.send(
@@ -189,11 +212,7 @@ describe('crash between claiming links and enqueueing them', () => {
       await api.submitCrawl(sb.target, { crawlId, seeds: [pageA, pageB], maxPages: 100, maxDepth: 3 });
       await receiveAll(outputs.FrontierQueueUrl);
 
-      faultInjection.afterClaim = () => {
-        throw new Error('simulated crash after claim');
-      };
-      expect(await parseOnce(crawlId, pageA, `<a href="${link}">x</a>`)).toHaveLength(1);
-      faultInjection.afterClaim = undefined;
+      await parseCrashingAt('afterClaim', crawlId, pageA, `<a href="${link}">x</a>`);
       // B finds the link claimed by A: not B's to send. This container now knows A claimed it.
       staleReads.inject = stale;
       try {
@@ -220,11 +239,7 @@ describe('crash between claiming links and enqueueing them', () => {
     await api.submitCrawl(sb.target, { crawlId, seeds: [page], maxPages: 3, maxDepth: 3 });
     await receiveAll(outputs.FrontierQueueUrl);
 
-    faultInjection.afterClaim = () => {
-      throw new Error('simulated crash after claim');
-    };
-    expect(await parseOnce(crawlId, page, links.map((l) => `<a href="${l}">x</a>`).join(''))).toHaveLength(1);
-    faultInjection.afterClaim = undefined;
+    await parseCrashingAt('afterClaim', crawlId, page, links.map((l) => `<a href="${l}">x</a>`).join(''));
     const other = 'http://stale.example/other';
     const spend = ['/p', '/q', '/r'].map((p) => `<a href="http://stale.example${p}">x</a>`).join('');
     expect(await parseOnce(crawlId, other, spend)).toEqual([]);
@@ -257,12 +272,8 @@ describe('crash between claiming links and enqueueing them', () => {
     await api.submitCrawl(sb.target, { crawlId, seeds: [page], maxPages: 10, maxDepth: 3 });
     await receiveAll(outputs.FrontierQueueUrl);
 
-    faultInjection.beforePayment = () => {
-      throw new Error('simulated crash between claim and payment');
-    };
     const html = links.map((l) => `<a href="${l}">x</a>`).join('');
-    expect(await parseOnce(crawlId, page, html)).toHaveLength(1);
-    faultInjection.beforePayment = undefined;
+    await parseCrashingAt('beforePayment', crawlId, page, html);
     // Claimed, not paid for and not sent.
     const claimed = (await api.listUrls(sb.target, crawlId)).filter((u) => u.claimedBy === page);
     expect(claimed.map((u) => u.url).sort()).toEqual(links);
@@ -272,19 +283,13 @@ describe('crash between claiming links and enqueueing them', () => {
     // The retry pays for its own claims, once, and sends them; a third delivery pays nothing more.
     expect(await deliver(page)).toEqual([]);
     expect(await api.crawlBudget(sb.target, crawlId)).toEqual({ maxPages: 10, admitted: 4 });
-    const sent = (await receiveAll(outputs.FrontierQueueUrl)).map(
-      (m) => JSON.parse(m.Body ?? '{}').payload.url,
-    );
-    expect(sent.sort()).toEqual(links);
+    expect((await frontierUrls()).sort()).toEqual(links);
     // Parsed again in a container that knows nothing of it: it finds its claims and its admission list,
     // sends the links again (the frontier's dedup id drops them) and pays nothing.
     resetKnownLinks();
     expect(await parseOnce(crawlId, page, html)).toEqual([]);
     expect(await api.crawlBudget(sb.target, crawlId)).toEqual({ maxPages: 10, admitted: 4 });
-    const resent = (await receiveAll(outputs.FrontierQueueUrl)).map(
-      (m) => JSON.parse(m.Body ?? '{}').payload.url,
-    );
-    expect(resent.sort()).toEqual([]);
+    expect(await frontierUrls()).toEqual([]);
   });
 
   it('refuses, with an outcome, the unpaid claims of a page that died while another page spent the budget', async () => {
@@ -296,19 +301,12 @@ describe('crash between claiming links and enqueueing them', () => {
     await api.submitCrawl(sb.target, { crawlId, seeds: [page], maxPages: 3, maxDepth: 3 });
     await receiveAll(outputs.FrontierQueueUrl);
 
-    faultInjection.beforePayment = () => {
-      throw new Error('simulated crash between claim and payment');
-    };
-    expect(await parseOnce(crawlId, page, links.map((l) => `<a href="${l}">x</a>`).join(''))).toHaveLength(1);
-    faultInjection.beforePayment = undefined;
+    await parseCrashingAt('beforePayment', crawlId, page, links.map((l) => `<a href="${l}">x</a>`).join(''));
     // Another page finds one of those links (claimed, so not its own) and two new ones, and spends the budget.
     const other = 'http://unpaid.example/other';
     const spent = ['/x', '/p', '/q'].map((p) => `<a href="http://unpaid.example${p}">x</a>`).join('');
     expect(await parseOnce(crawlId, other, spent)).toEqual([]);
-    const otherSent = (await receiveAll(outputs.FrontierQueueUrl)).map(
-      (m) => JSON.parse(m.Body ?? '{}').payload.url,
-    );
-    expect(otherSent.sort()).toEqual(['/p', '/q'].map((p) => `http://unpaid.example${p}`));
+    expect((await frontierUrls()).sort()).toEqual(['/p', '/q'].map((p) => `http://unpaid.example${p}`));
 
     // The retry finds no place left: its claims become budget-exhausted outcomes, and nothing is sent.
     expect(await deliver(page)).toEqual([]);
