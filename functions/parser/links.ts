@@ -29,7 +29,7 @@ import { StatementBatcher, StatementFailed } from '../kit/statement-batcher';
  * and send), a link is paid for once: a later attempt finds its claims, reads the list, pays only for what
  * is not on it, and sends the rest again. The frontier's dedup id (and the crawler's idempotency record)
  * absorb a resend that did get through. A link the page owns but cannot pay for, the budget being spent,
- * keeps its claim and is given the outcome budget-exhausted.
+ * is given the outcome budget-exhausted and loses its claim.
  *
  * Cost: links already known to this container are dropped from memory, the rest are checked with one
  * BatchGetItem per 100, a claim costs one write unit, and a page that admits links pays two per item of its
