@@ -30,9 +30,8 @@ interface Waiting {
 /**
  * Gathers the single-item PartiQL writes (INSERT, UPDATE, DELETE: a batch may not mix reads and writes)
  * that records running side by side start in the same turn of the event loop, and runs them with one
- * BatchExecuteStatement per 25 instead of one request each. Each
- * statement is billed as the single write it is, so this saves requests (and the SDK's per-request CPU),
- * not write units.
+ * BatchExecuteStatement per 25 instead of one request each. Each statement is billed as the single write it
+ * is, so this saves requests (and the SDK's per-request CPU), not write units.
  *
  * `run` resolves once its own statement succeeded and rejects with `StatementFailed` when DynamoDB refused
  * that statement alone, or with the request's error when the whole request failed; the statements of a

@@ -296,8 +296,11 @@ async function payFor(
   owned: readonly string[],
 ): Promise<{ admitted: string[]; refused: string[] }> {
   if (owned.length === 0) return { admitted: [], refused: [] };
+  // Each link's entry, hashed once for every round.
+  const entryOf = new Map(owned.map((url) => [url, admissionEntry(url)]));
   // The page's list as this attempt knows it: none, until a payment is refused for a longer one.
   let paid = new Set<string>();
+  const isPaid = (url: string) => paid.has(entryOf.get(url) as string);
   let listLength = 0;
   let placesLeft = Number.POSITIVE_INFINITY;
   let conflicts = 0;
@@ -308,14 +311,14 @@ async function payFor(
       throw new RetryableError(
         `payment for ${owned.length} links not settled in ${MAX_PAYMENT_ROUNDS} rounds`,
       );
-    const unpaid = owned.filter((url) => !paid.has(admissionEntry(url)));
+    const unpaid = owned.filter((url) => !isPaid(url));
     if (unpaid.length === 0) return { admitted: [...owned], refused: [] };
     if (placesLeft <= 0) {
       exhausted.add(input.crawlId);
-      return { admitted: owned.filter((url) => paid.has(admissionEntry(url))), refused: unpaid };
+      return { admitted: owned.filter(isPaid), refused: unpaid };
     }
     const batch = unpaid.slice(0, Math.min(unpaid.length, placesLeft));
-    const entries = batch.map(admissionEntry);
+    const entries = batch.map((url) => entryOf.get(url) as string);
     try {
       await ddb.send(
         new TransactWriteCommand({
@@ -332,7 +335,7 @@ async function payFor(
           ],
         }),
       );
-      paid = new Set([...paid, ...entries]);
+      for (const entry of entries) paid.add(entry);
       listLength += entries.length;
       placesLeft -= batch.length;
     } catch (error) {
