@@ -343,7 +343,8 @@ async function startSiteProcess(options: DemoSiteOptions): Promise<SiteProcess> 
     { stdio: ['pipe', 'pipe', 'inherit'] },
   );
   const lines: string[] = [];
-  const waiting: Array<(line: string) => void> = [];
+  const waiting: Array<{ resolve: (line: string) => void; reject: (error: Error) => void }> = [];
+  let exited: Error | undefined;
   let buffered = '';
   child.stdout.on('data', (d) => {
     buffered += d;
@@ -351,16 +352,20 @@ async function startSiteProcess(options: DemoSiteOptions): Promise<SiteProcess> 
       const line = buffered.slice(0, i);
       buffered = buffered.slice(i + 1);
       const next = waiting.shift();
-      if (next) next(line);
+      if (next) next.resolve(line);
       else lines.push(line);
     }
+  });
+  child.once('exit', (code) => {
+    exited = new Error(`demo site process exited with ${code}`);
+    for (const w of waiting.splice(0)) w.reject(exited);
   });
   const nextLine = () =>
     new Promise<string>((resolve, reject) => {
       const line = lines.shift();
-      if (line !== undefined) return resolve(line);
-      waiting.push(resolve);
-      child.once('exit', (code) => reject(new Error(`demo site process exited with ${code}`)));
+      if (line !== undefined) resolve(line);
+      else if (exited) reject(exited);
+      else waiting.push({ resolve, reject });
     });
   const first = JSON.parse(await nextLine()) as { hosts: string[]; seeds: string[]; ports: number[] };
   return {
@@ -1110,9 +1115,9 @@ function cpuTimes(): { idle: number; total: number } | undefined {
 
 /**
  * Wait until the machine is quiet (at least 90% of its CPU idle over a second), at most 60 s, so that what
- * ran just before (the metered crawl's environments and DynamoDB Local winding down) does not share the cores
- * with Crawlee. Returns the idle share it ended on. (Crawlee's CPU per page still varied from 5.0 to 7.6 ms
- * between runs that started on an idle machine.)
+ * ran just before (an earlier part's environments and emulators winding down, the sandbox's start) does not
+ * share the cores with a measured crawl, the pipeline's or Crawlee's. Returns the idle share it ended on.
+ * (Crawlee's CPU per page still varied from 4.7 to 7.6 ms between runs that started on an idle machine.)
  */
 async function waitForQuietMachine(): Promise<number | undefined> {
   const deadline = Date.now() + 60_000;
@@ -1158,29 +1163,27 @@ async function benchCrawlee(): Promise<void> {
     r.idleBefore === undefined ? 'not checked' : `${Math.round(r.idleBefore * 100)}%`,
   );
   const each = (f: (r: (typeof runs)[number]) => number) => runs.map((r) => round(f(r), 1)).join(', ');
-  {
-    const ours = pipelineThroughput?.pagesPerSecond;
-    report({
-      name: 'throughput vs Crawlee CheerioCrawler',
-      value: ours ? round(ours / crawlee, 2) : 'not measured',
-      unit: `${ours ? '× Crawlee ' : ''}(pipeline ${ours ? round(ours, 1) : '-'} pages/s; CheerioCrawler ${round(crawlee, 1)} pages/s, the median of ${runs.length} runs (${each((r) => r.pagesPerSecond)}; ${pages} pages in ${round(seconds, 1)} s); Crawlee at ${concurrency} concurrent fetches (the crawler's pollers × batch size), the pipeline at most that many but one at a time per host${groupsPerCrawlerBatch ? `, and its batches held ${round(groupsPerCrawlerBatch, 1)} hosts on average` : ''}, on the same ${CRAWL_SITE.hostCount}-host site, both on ${functionNode().note}; each Crawlee run started once the machine was quiet (${idle.join(', ')} idle); load average ${os
-        .loadavg()
-        .map((l) => round(l, 1))
-        .join(', ')})`,
-      budget: '≥ 0.5×',
-      ok: ours ? ours / crawlee >= 0.5 : undefined,
-      reproduce: 'npm run bench -- --only crawl,crawlee',
-      note: ours ? undefined : 'run with the crawl part for the ratio',
-    });
-    report({
-      name: 'function CPU per page vs Crawlee',
-      value: pipelineCpuMsPerPage ? round(pipelineCpuMsPerPage / crawleeCpuMsPerPage, 2) : 'not measured',
-      unit: `${pipelineCpuMsPerPage ? '× Crawlee ' : ''}(functions ${pipelineCpuMsPerPage ? round(pipelineCpuMsPerPage, 1) : '-'} CPU-ms per page (${pipelineCpuSplit}): their execution environments' whole CPU, one child process each, JS thread, GC and thread pool, start-up not included; CheerioCrawler ${round(crawleeCpuMsPerPage, 1)} CPU-ms per page, the median of ${runs.length} runs (${each((r) => r.cpuMsPerPage)}): its whole process, the site served from another; both on ${functionNode().note}. JS threads alone: functions ${round(pipelineJsCpuMsPerPage ?? 0, 1)}${crawleeJsCpuMsPerPage === undefined ? '' : `, CheerioCrawler ${round(crawleeJsCpuMsPerPage, 1)}`})`,
-      budget: '≤ 1.0×',
-      ok: pipelineCpuMsPerPage ? pipelineCpuMsPerPage / crawleeCpuMsPerPage <= 1 : undefined,
-      reproduce: 'npm run bench -- --only crawl,crawlee',
-    });
-  }
+  const ours = pipelineThroughput?.pagesPerSecond;
+  report({
+    name: 'throughput vs Crawlee CheerioCrawler',
+    value: ours ? round(ours / crawlee, 2) : 'not measured',
+    unit: `${ours ? '× Crawlee ' : ''}(pipeline ${ours ? round(ours, 1) : '-'} pages/s; CheerioCrawler ${round(crawlee, 1)} pages/s, the median of ${runs.length} runs (${each((r) => r.pagesPerSecond)}; ${pages} pages in ${round(seconds, 1)} s); Crawlee at ${concurrency} concurrent fetches (the crawler's pollers × batch size), the pipeline at most that many but one at a time per host${groupsPerCrawlerBatch ? `, and its batches held ${round(groupsPerCrawlerBatch, 1)} hosts on average` : ''}, on the same ${CRAWL_SITE.hostCount}-host site, both on ${functionNode().note}; each Crawlee run started once the machine was quiet (${idle.join(', ')} idle); load average ${os
+      .loadavg()
+      .map((l) => round(l, 1))
+      .join(', ')})`,
+    budget: '≥ 0.5×',
+    ok: ours ? ours / crawlee >= 0.5 : undefined,
+    reproduce: 'npm run bench -- --only crawl,crawlee',
+    note: ours ? undefined : 'run with the crawl part for the ratio',
+  });
+  report({
+    name: 'function CPU per page vs Crawlee',
+    value: pipelineCpuMsPerPage ? round(pipelineCpuMsPerPage / crawleeCpuMsPerPage, 2) : 'not measured',
+    unit: `${pipelineCpuMsPerPage ? '× Crawlee ' : ''}(functions ${pipelineCpuMsPerPage ? round(pipelineCpuMsPerPage, 1) : '-'} CPU-ms per page (${pipelineCpuSplit}): their execution environments' whole CPU, one child process each, JS thread, GC and thread pool, start-up not included; CheerioCrawler ${round(crawleeCpuMsPerPage, 1)} CPU-ms per page, the median of ${runs.length} runs (${each((r) => r.cpuMsPerPage)}): its whole process, the site served from another; both on ${functionNode().note}. JS threads alone: functions ${round(pipelineJsCpuMsPerPage ?? 0, 1)}${crawleeJsCpuMsPerPage === undefined ? '' : `, CheerioCrawler ${round(crawleeJsCpuMsPerPage, 1)}`})`,
+    budget: '≤ 1.0×',
+    ok: pipelineCpuMsPerPage ? pipelineCpuMsPerPage / crawleeCpuMsPerPage <= 1 : undefined,
+    reproduce: 'npm run bench -- --only crawl,crawlee',
+  });
 }
 
 /** Crawlee runs in the throughput and CPU comparison. */
