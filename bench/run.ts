@@ -10,6 +10,9 @@ import zlib from 'node:zlib';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { build } from 'esbuild';
 import { CRAWLER_OUTPUTS, listPages, listUrls, submitCrawl } from '../cli/crawl-api';
+import { ENV } from '../functions/crawl/env-names';
+import { frontierGroupId } from '../functions/crawl/url';
+import { robotsDecision } from '../functions/crawler/robots';
 import { itemBytes } from '../functions/parser/store';
 import { type DemoSiteOptions, startDemoSite } from '../sandbox/demo-site';
 import { type Counts, mergeCounts } from '../sandbox/meter.mjs';
@@ -212,8 +215,21 @@ const CRAWL_SITE = {
   pageTextBytes: 65_000,
 };
 let pipelineThroughput: { pagesPerSecond: number; pages: number } | undefined;
-/** Message groups (hosts) per crawler batch in the metered crawl: a group's URLs are fetched one at a time. */
+/** Message groups (hosts) per crawler batch in the metered crawl: a group's URLs are fetched a few at a time. */
 let groupsPerCrawlerBatch: number | undefined;
+/** Fetches per host side by side in the metered crawl, by message group: see fetchLanes. */
+let crawlLanes: Readonly<Record<string, number>> | undefined;
+
+/** The metered crawl's fetches per host, in words: "up to 4 (1 for the 1 host with a Crawl-delay)". */
+function describeLanes(): string {
+  if (!crawlLanes) return 'one or more';
+  const counts = Object.values(crawlLanes);
+  const most = Math.max(...counts);
+  const single = counts.filter((n) => n === 1).length;
+  return most <= 1
+    ? 'one'
+    : `up to ${most}${single ? ` (1 for the ${single} host${single === 1 ? '' : 's'} with a Crawl-delay)` : ''}`;
+}
 /**
  * The functions' CPU per page in the metered crawl: their environments' whole CPU (JS thread, GC, thread
  * pool), each environment a child process as on Lambda; and their JS threads' alone.
@@ -274,6 +290,34 @@ interface CrawlRun {
   readonly idleBefore?: number;
   /** DynamoDB Local's CPU during the crawl (a Java child process), where Linux reports it. */
   readonly dynamodbCpuMs?: number;
+  /** How many of each host's fetches (by message group id) the crawler runs side by side: see fetchLanes. */
+  readonly lanesByGroup: Readonly<Record<string, number>>;
+}
+
+/**
+ * How many fetches of each host the crawler runs side by side, decided as the crawler decides it: one for a
+ * host whose robots.txt sets a Crawl-delay, the stack's MAX_FETCHES_PER_HOST for one that sets none. Read
+ * from the site's own robots.txt files and the synthesized template, not assumed.
+ */
+async function fetchLanes(hosts: readonly string[]): Promise<Record<string, number>> {
+  const crawler = Object.values(templateResources()).find(
+    (r) => r.Type === 'AWS::Lambda::Function' && crawlerEnv(r)?.[ENV.maxFetchesPerHost] !== undefined,
+  );
+  const env = crawler ? crawlerEnv(crawler) : undefined;
+  const perHost = Number(env?.[ENV.maxFetchesPerHost] ?? 1);
+  const userAgent = String(env?.[ENV.userAgent] ?? '*');
+  const lanes: Record<string, number> = {};
+  for (const host of hosts) {
+    const robotsUrl = `http://${host}/robots.txt`;
+    const res = await fetch(robotsUrl);
+    const rules = robotsDecision(robotsUrl, userAgent, { status: res.status, body: await res.text() });
+    lanes[frontierGroupId(`http://${host}/`)] = rules.crawlDelayMs > 0 ? 1 : perHost;
+  }
+  return lanes;
+}
+
+function crawlerEnv(resource: { Properties: Record<string, unknown> }): Record<string, unknown> | undefined {
+  return (resource.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables;
 }
 
 /** The prod stage's log level: what the function logs cost is measured at. */
@@ -411,6 +455,7 @@ async function meteredCrawl(site: DemoSiteOptions, seedHosts: number, maxDepth: 
     functionNode: functionNode().path,
   });
   try {
+    const lanesByGroup = await fetchLanes(demo.hosts);
     // As for Crawlee: the crawl starts once the emulators, the environments' start and earlier parts are done.
     const idleBefore = await waitForQuietMachine();
     const started = Date.now();
@@ -493,6 +538,7 @@ async function meteredCrawl(site: DemoSiteOptions, seedHosts: number, maxDepth: 
       ...(dynamodbCpuMs === undefined ? {} : { dynamodbCpuMs }),
       ...(siteCpuMs === undefined ? {} : { siteCpuMs }),
       ...(idleBefore === undefined ? {} : { idleBefore }),
+      lanesByGroup,
     };
   } finally {
     await sandbox.stop();
@@ -526,6 +572,17 @@ const PLATFORM_LOG_BYTES = 340;
 /** CloudWatch Logs bills each event's bytes plus this much metadata per event. */
 const LOG_EVENT_OVERHEAD_BYTES = 26;
 
+/**
+ * The fetch latencies one crawler invocation waits through, one after another: groups fetch side by side,
+ * and each group's records a few at a time where its robots.txt allows (lanes), one at a time otherwise.
+ */
+function fetchRounds(i: InvocationStats, lanesByGroup: Readonly<Record<string, number>>): number {
+  return Math.max(
+    0,
+    ...Object.entries(i.groupSizes).map(([group, n]) => Math.ceil(n / (lanesByGroup[group] ?? 1))),
+  );
+}
+
 /** Modelled dollars of one metered crawl, by service, from bench/prices.json. */
 function costOf(run: CrawlRun, latency = FETCH_LATENCY) {
   const fetchLatencyMs = latency.requestMs + latency.connectMs * run.connectionsPerRequest;
@@ -543,7 +600,7 @@ function costOf(run: CrawlRun, latency = FETCH_LATENCY) {
     const gb = i.memoryMb / 1024;
     const stretch = cpuOf(i) * (cpuStretch(i.memoryMb) - 1);
     const fetchWait = i.functionId.startsWith('FrontierConsumer')
-      ? fetchLatencyMs * Math.ceil(i.records / Math.max(1, i.groups))
+      ? fetchLatencyMs * fetchRounds(i, run.lanesByGroup)
       : 0;
     const parts = lambdaParts[functionName(i.functionId)] ?? { measured: 0, stretch: 0, fetchWait: 0 };
     parts.measured += (i.durationMs / 1000) * gb;
@@ -676,6 +733,7 @@ async function benchCrawl(): Promise<void> {
   pipelineCpuMsPerPage = measuredWhole ? functionsCpu / n : undefined;
   pipelineJsCpuMsPerPage = run.invocations.reduce((t, i) => t + jsCpuOf(i), 0) / n;
   const crawlerBatches = run.invocations.filter((i) => i.functionId.startsWith('FrontierConsumer'));
+  crawlLanes = run.lanesByGroup;
   groupsPerCrawlerBatch =
     crawlerBatches.reduce((t, i) => t + i.groups, 0) / Math.max(1, crawlerBatches.length);
   const cpuByFunction: Record<
@@ -708,7 +766,7 @@ async function benchCrawl(): Promise<void> {
   report({
     name: 'crawl timeline',
     value: round(run.storedBy.all, 1),
-    unit: `s from submit to the last stored page; half the pages stored by ${round(run.storedBy.half, 1)} s and nine tenths by ${round(run.storedBy.most, 1)} s; each host's last page at ${run.hostDone.map((t) => round(t, 1)).join(', ')} s. Hosts finishing one after another, rather than together, mean a few hosts were crawled at a time: one per crawler invocation, whose batch is mostly one host's URLs, fetched in order`,
+    unit: `s from submit to the last stored page; half the pages stored by ${round(run.storedBy.half, 1)} s and nine tenths by ${round(run.storedBy.most, 1)} s; each host's last page at ${run.hostDone.map((t) => round(t, 1)).join(', ')} s. Hosts finishing one after another, rather than together, mean a few hosts were crawled at a time: one per crawler invocation, whose batch is mostly one host's URLs, started in order`,
     reproduce: 'npm run bench -- --only crawl',
   });
   {
@@ -1167,7 +1225,7 @@ async function benchCrawlee(): Promise<void> {
   report({
     name: 'throughput vs Crawlee CheerioCrawler',
     value: ours ? round(ours / crawlee, 2) : 'not measured',
-    unit: `${ours ? '× Crawlee ' : ''}(pipeline ${ours ? round(ours, 1) : '-'} pages/s; CheerioCrawler ${round(crawlee, 1)} pages/s, the median of ${runs.length} runs (${each((r) => r.pagesPerSecond)}; ${pages} pages in ${round(seconds, 1)} s); Crawlee at ${concurrency} concurrent fetches (the crawler's pollers × batch size), the pipeline at most that many but one at a time per host${groupsPerCrawlerBatch ? `, and its batches held ${round(groupsPerCrawlerBatch, 1)} hosts on average` : ''}, on the same ${CRAWL_SITE.hostCount}-host site, both on ${functionNode().note}; each Crawlee run started once the machine was quiet (${idle.join(', ')} idle); load average ${os
+    unit: `${ours ? '× Crawlee ' : ''}(pipeline ${ours ? round(ours, 1) : '-'} pages/s; CheerioCrawler ${round(crawlee, 1)} pages/s, the median of ${runs.length} runs (${each((r) => r.pagesPerSecond)}; ${pages} pages in ${round(seconds, 1)} s); Crawlee at ${concurrency} concurrent fetches (the crawler's pollers × batch size), the pipeline at most that many, and per host ${describeLanes()} at a time${groupsPerCrawlerBatch ? `, and its batches held ${round(groupsPerCrawlerBatch, 1)} hosts on average` : ''}, on the same ${CRAWL_SITE.hostCount}-host site, both on ${functionNode().note}; each Crawlee run started once the machine was quiet (${idle.join(', ')} idle); load average ${os
       .loadavg()
       .map((l) => round(l, 1))
       .join(', ')})`,

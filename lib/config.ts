@@ -12,6 +12,11 @@ export interface CrawlDefaults {
   readonly maxBodyBytes: number;
   /** Connect + headers budget for one fetch. */
   readonly fetchTimeoutMs: number;
+  /**
+   * Fetches of one host in flight at once, for hosts whose robots.txt sets no Crawl-delay. A host that sets
+   * one is fetched one page at a time, with that delay between the end of one fetch and the next.
+   */
+  readonly maxFetchesPerHost: number;
   /** User-Agent sent on every request and matched against robots.txt groups. */
   readonly userAgent: string;
 }
@@ -48,6 +53,7 @@ const sharedCrawl: CrawlDefaults = {
   maxDepth: 5,
   maxBodyBytes: 2 * 1024 * 1024,
   fetchTimeoutMs: 10_000,
+  maxFetchesPerHost: 4,
   userAgent: 'sqs-crawler-pipeline/0.1 (+https://github.com/your-org/sqs-crawler-pipeline)',
 };
 

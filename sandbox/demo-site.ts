@@ -17,6 +17,8 @@ export interface DemoSite {
   readonly hits: Map<string, number>;
   /** Every request in arrival order, as host:port/path. */
   readonly requestLog: string[];
+  /** The most requests each host (host:port) was answering at once: the crawler's politeness, seen by the site. */
+  readonly peakInFlight: Map<string, number>;
   /** TCP connections the site accepted: fewer than requests when a client keeps connections alive. */
   connectionsOpened(): number;
   /** Make host:port/path answer 503 (on) or its normal page (off), to fail fetches on purpose. */
@@ -98,6 +100,8 @@ export async function startDemoSite(options: DemoSiteOptions = {}): Promise<Demo
   const [a, b, c, d] = hosts as [string, string, string, string];
   const hits = new Map<string, number>();
   const requestLog: string[] = [];
+  const inFlight = new Map<string, number>();
+  const peakInFlight = new Map<string, number>();
   const failing = new Set<string>();
 
   /** The link model: host → path → page. */
@@ -156,6 +160,10 @@ export async function startDemoSite(options: DemoSiteOptions = {}): Promise<Demo
     const path = (req.url ?? '/').split('?')[0] as string;
     hits.set(`${host}${path}`, (hits.get(`${host}${path}`) ?? 0) + 1);
     requestLog.push(`${host}${path}`);
+    const now = (inFlight.get(host) ?? 0) + 1;
+    inFlight.set(host, now);
+    peakInFlight.set(host, Math.max(now, peakInFlight.get(host) ?? 0));
+    res.once('close', () => inFlight.set(host, (inFlight.get(host) ?? 1) - 1));
     const respond = () => {
       if (path === '/robots.txt') {
         const r = robots.get(host) ?? { status: 404, body: '' };
@@ -211,6 +219,7 @@ export async function startDemoSite(options: DemoSiteOptions = {}): Promise<Demo
     seeds: hosts.map((h) => `http://${h}/`),
     hits,
     requestLog,
+    peakInFlight,
     connectionsOpened: () => connections,
     setFailing(hostPath, on) {
       if (on) failing.add(hostPath);

@@ -76,6 +76,8 @@ export interface InvocationStats extends InvocationUsage {
   readonly records: number;
   /** Distinct FIFO message groups in the batch (1 for a standard queue). */
   readonly groups: number;
+  /** Records per message group in the batch, by group id ('' for a standard queue). */
+  readonly groupSizes: Readonly<Record<string, number>>;
   readonly failed: number;
   /** The function's configured memory, which Lambda bills GB-seconds by. */
   readonly memoryMb: number;
@@ -601,6 +603,11 @@ export class EventSourceRunner {
       functionId: this.fn.logicalId,
       records: messages.length,
       groups: new Set(messages.map((m) => m.Attributes?.MessageGroupId ?? '')).size,
+      groupSizes: messages.reduce<Record<string, number>>((sizes, m) => {
+        const id = m.Attributes?.MessageGroupId ?? '';
+        sizes[id] = (sizes[id] ?? 0) + 1;
+        return sizes;
+      }, {}),
       failed: failed.length,
       memoryMb: this.fn.memorySize,
       container,

@@ -20,6 +20,8 @@ export const ENV = {
   userAgent: 'CRAWLER_USER_AGENT',
   maxBodyBytes: 'MAX_BODY_BYTES',
   fetchTimeoutMs: 'FETCH_TIMEOUT_MS',
+  /** Fetches of one host side by side, for hosts whose robots.txt sets no Crawl-delay. */
+  maxFetchesPerHost: 'MAX_FETCHES_PER_HOST',
   recordTtlSeconds: 'RECORD_TTL_SECONDS',
   /** Test-only: comma-separated loopback ports the SSRF guard lets through. Never set by the stack. */
   fetchAllowLoopbackPorts: 'CRAWLER_TEST_ALLOW_LOOPBACK_PORTS',

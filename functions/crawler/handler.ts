@@ -21,6 +21,7 @@ import { parseMessage } from '../kit/envelope';
 import { logger, metrics, recordLogger, startInvocation } from '../kit/powertools';
 import { SendBatcher } from '../kit/send-batcher';
 import { classifyFailure, TransientFetchError, transientRetries } from './failures';
+import { HostLanes } from './host-lanes';
 import { decideFetch } from './policy';
 import { loadRobots, RobotsCache } from './robots';
 import { ConnectionPool, type FetchPolicy, safeFetch } from './safe-fetch';
@@ -44,13 +45,14 @@ const config = {
   recordTtlSeconds: intEnv(ENV.recordTtlSeconds, 7 * 24 * 3600),
   maxReceiveCount: intEnv(ENV.maxReceiveCount, 5),
   inlineBodyMaxBytes: intEnv(ENV.inlineBodyMaxBytes, 192 * 1024),
+  maxFetchesPerHost: intEnv(ENV.maxFetchesPerHost, 1),
   allowLoopbackPorts: parseAllowedPorts(process.env[ENV.fetchAllowLoopbackPorts]),
   allowTargets: parseAllowedTargets(process.env[ENV.fetchAllowTargets]),
   dnsServers: process.env[ENV.fetchDnsServers]?.split(',').filter(Boolean),
 };
 
-/** A host's pages of a batch share one connection; all are closed when the invocation ends. */
-const connections = new ConnectionPool();
+/** A host's pages of a batch share its connections; all are closed when the invocation ends. */
+const connections = new ConnectionPool(32, config.maxFetchesPerHost);
 
 const fetchPolicy: FetchPolicy = {
   userAgent: config.userAgent,
@@ -119,7 +121,8 @@ async function collect(
   record: SQSRecord,
   context: Context,
   parseSender: SendBatcher,
-  fetched: () => void,
+  lanes: HostLanes,
+  started: (lanesForHost: number) => void,
 ): Promise<CollectResult> {
   const log = recordLogger(record, crawlLogKeys(message));
   const { crawlId, url } = key;
@@ -138,22 +141,28 @@ async function collect(
   const job = await getCrawlJob(config.crawlsTable, crawlId);
   const origin = new URL(url).origin;
   const host = hostKey(url);
+  const receives = receiveCount(record);
   try {
     const rules = job ? await robotsCache.get(origin, (o) => loadRobots(o, fetchPolicy)) : undefined;
     const decision = decideFetch({ url, depth, job, robots: rules });
     if (decision.kind === 'skip') return finish(decision.outcome, { detail: decision.detail });
 
     await politenessDelay(host, decision.crawlDelayMs, context);
-    const page = await safeFetch(url, fetchPolicy);
+    // A host that sets a Crawl-delay gets one fetch at a time, that long apart; one that sets none, a few.
+    started(decision.crawlDelayMs > 0 ? 1 : config.maxFetchesPerHost);
+    const page = await lanes.run(
+      host,
+      () => safeFetch(url, fetchPolicy),
+      // A failure that is not the URL's recorded outcome keeps the host's later URLs from starting.
+      (error) => classifyFailure(error, receives, config.maxReceiveCount).kind !== 'outcome',
+    );
     lastFetchAt.set(host, Date.now());
-    fetched();
     metrics.addMetric(METRIC.pagesFetched, 'Count', 1);
 
     await handOff(message, url, page, parseSender, log);
     return finish('fetched', { httpStatus: page.status, finalUrl: page.finalUrl, bytes: page.body.length });
   } catch (error) {
     lastFetchAt.set(host, Date.now());
-    const receives = receiveCount(record);
     const decision = classifyFailure(error, receives, config.maxReceiveCount);
     if (decision.kind === 'outcome')
       return finish(decision.outcome, {
@@ -221,6 +230,7 @@ async function handleRecord(
   context: Context,
   parseSender: SendBatcher,
   running: Map<string, Promise<unknown>>,
+  lanes: HostLanes,
 ): Promise<Outcome | FinishingLater> {
   const message = parseMessage(FrontierMessage, record.body);
   let url: string;
@@ -240,23 +250,24 @@ async function handleRecord(
     logOutcome(message.crawlId, { url: message.payload.url, outcome: 'invalid-url' });
     return 'invalid-url';
   }
-  // Once the page is fetched, the next URL of the host may be fetched while this one's parse message waits
-  // for its batch-mates: the group's hand-offs go out together, and each URL is completed after its own.
-  // A second message for a URL an earlier record of this batch is still handing off waits for it, then
-  // finds it completed and replays its outcome.
+  // Once the page's fetch has started and the host has room for another (see HostLanes), the next URL of the
+  // host may start while this one fetches and its parse message waits for its batch-mates: the group's
+  // hand-offs go out together, and each URL is completed after its own. A second message for a URL an
+  // earlier record of this batch is still handing off waits for it, then finds it completed and replays it.
   const key = `${message.crawlId} ${url}`;
   const earlier = running.get(key);
   if (earlier) await parseSender.whileWaiting(earlier.catch(() => undefined));
-  let onFetched = () => {};
-  const fetched = new Promise<'fetched'>((resolve) => {
-    onFetched = () => resolve('fetched');
+  let onStarted = (_lanes: number) => {};
+  const started = new Promise<{ lanes: number }>((resolve) => {
+    onStarted = (lanes) => resolve({ lanes });
   });
   const work = parseSender.participate(() =>
-    collectOnce({ crawlId: message.crawlId, url }, message, record, context, parseSender, onFetched),
+    collectOnce({ crawlId: message.crawlId, url }, message, record, context, parseSender, lanes, onStarted),
   );
   running.set(key, work);
-  const first = await Promise.race([work, fetched]);
-  if (first !== 'fetched') return first.outcome;
+  const first = await Promise.race([work, started]);
+  if ('outcome' in first) return first.outcome;
+  await lanes.room(hostKey(url), first.lanes);
   return finishLater(work);
 }
 
@@ -322,10 +333,12 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
     const parseSender = new SendBatcher(config.parseQueueUrl, sqs, 5_000);
     // The URLs this invocation's records are fetching or handing off, with their work.
     const running = new Map<string, Promise<unknown>>();
+    // Each host's fetches in flight, so its next URL waits for room.
+    const lanes = new HostLanes();
     return await processFifoBatchByGroup(
       event,
       context,
-      poisonToDlq(config.dlqUrl, (record) => handleRecord(record, context, parseSender, running)),
+      poisonToDlq(config.dlqUrl, (record) => handleRecord(record, context, parseSender, running, lanes)),
       {
         aroundGroup: (run, records) => runGroup(groupAttempt(records, context), run),
         // The group counts as busy while its records fetch; its hand-offs go out once they all have.

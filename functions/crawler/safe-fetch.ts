@@ -42,8 +42,8 @@ export interface FetchPolicy extends AddressPolicy {
 }
 
 /**
- * Keep-alive connections for the fetches of one invocation: a host's URLs in a batch are fetched one after
- * another, and each new connection costs a TCP handshake and, for https, a TLS one, which is round trips of
+ * Keep-alive connections for the fetches of one invocation: a host's URLs in a batch are fetched a few at a
+ * time, and each new connection costs a TCP handshake and, for https, a TLS one, which is round trips of
  * waiting that Lambda bills. One agent per (scheme, host, port, checked address), so a connection is only
  * reused for the address that was checked for it: a later DNS answer gets a fresh, freshly checked one.
  * A connection goes back to the pool only after a complete 2xx body was read; any other ending (an error,
@@ -53,7 +53,11 @@ export interface FetchPolicy extends AddressPolicy {
 export class ConnectionPool {
   private readonly agents = new Map<string, http.Agent>();
 
-  constructor(private readonly maxAgents = 32) {}
+  constructor(
+    private readonly maxAgents = 32,
+    /** Connections to one host at once: as many as the crawler fetches from it side by side. */
+    private readonly socketsPerAgent = 1,
+  ) {}
 
   /**
    * The agent for a request to `url` at its checked `address`, or false (a connection of its own, closed
@@ -77,8 +81,12 @@ export class ConnectionPool {
       idle[1].destroy();
       this.agents.delete(idle[0]);
     }
-    // One connection per host: the crawler never fetches a host's pages side by side.
-    const options = { keepAlive: true, maxSockets: 1, maxFreeSockets: 1 };
+    // A connection per fetch the crawler runs side by side on the host, kept for the host's next pages.
+    const options = {
+      keepAlive: true,
+      maxSockets: this.socketsPerAgent,
+      maxFreeSockets: this.socketsPerAgent,
+    };
     const agent = url.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
     this.agents.set(key, agent);
     return agent;

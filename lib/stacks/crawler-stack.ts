@@ -73,6 +73,7 @@ export class CrawlerStack extends PipelineStack {
       maxConcurrency: config.crawlerMaxConcurrency,
       environment: {
         ...commonEnv,
+        [ENV.maxFetchesPerHost]: String(config.crawl.maxFetchesPerHost),
         ...(config.testAllowTargets ? { [ENV.fetchAllowTargets]: config.testAllowTargets } : {}),
       },
     });

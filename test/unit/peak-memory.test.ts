@@ -10,6 +10,7 @@ const invocation = (
   functionId,
   records: 1,
   groups: 1,
+  groupSizes: { '': 1 },
   failed: 0,
   memoryMb,
   container: 0,
