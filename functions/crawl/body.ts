@@ -1,5 +1,6 @@
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
+import pLimit from 'p-limit';
 import type { BodyRef } from './schemas';
 
 const brotli = promisify(zlib.brotliCompress);
@@ -16,6 +17,14 @@ const QUALITY = 4;
 export const SQS_MAX_MESSAGE_BYTES = 1024 * 1024;
 const ENVELOPE_RESERVE_BYTES = 16 * 1024;
 
+/**
+ * Compressions of one environment at once. Each Brotli encoder holds its window and hash tables (about
+ * 9 MB for a 2 MiB page) until it is done, and a crawler batch may bring ten such pages: ten encoders side
+ * by side took 88 MB, two took 39, for the same CPU. At the crawler's 256 MB, Lambda gives a seventh of a
+ * vCPU, so more at once would only hold more memory.
+ */
+const compressions = pLimit(2);
+
 export type HandOffPlan = { kind: 'inline'; ref: BodyRef } | { kind: 's3'; compressed: Buffer };
 
 /**
@@ -24,13 +33,15 @@ export type HandOffPlan = { kind: 'inline'; ref: BodyRef } | { kind: 's3'; compr
  * request, so the limit is a cost knob as well as a size guard.
  */
 export async function planHandOff(body: Buffer, inlineMaxBytes: number): Promise<HandOffPlan> {
-  const compressed = await brotli(body, {
-    params: {
-      [zlib.constants.BROTLI_PARAM_QUALITY]: QUALITY,
-      // The encoder sizes its buffers to the input: 10-15% less CPU on a 65 KB page, the same output.
-      [zlib.constants.BROTLI_PARAM_SIZE_HINT]: body.length,
-    },
-  });
+  const compressed = await compressions(() =>
+    brotli(body, {
+      params: {
+        [zlib.constants.BROTLI_PARAM_QUALITY]: QUALITY,
+        // The encoder sizes its buffers to the input: 10-15% less CPU on a 65 KB page, the same output.
+        [zlib.constants.BROTLI_PARAM_SIZE_HINT]: body.length,
+      },
+    }),
+  );
   const data = compressed.toString('base64');
   // However the threshold is configured, an inline body must leave its envelope room under SQS's limit.
   const limit = Math.min(inlineMaxBytes, SQS_MAX_MESSAGE_BYTES - ENVELOPE_RESERVE_BYTES);
