@@ -122,7 +122,7 @@ async function collect(
   context: Context,
   parseSender: SendBatcher,
   lanes: HostLanes,
-  started: (lanesForHost: number) => void,
+  started: () => void,
 ): Promise<CollectResult> {
   const log = recordLogger(record, crawlLogKeys(message));
   const { crawlId, url } = key;
@@ -148,10 +148,11 @@ async function collect(
     if (decision.kind === 'skip') return finish(decision.outcome, { detail: decision.detail });
 
     await politenessDelay(host, decision.crawlDelayMs, context);
-    // A host that sets a Crawl-delay gets one fetch at a time, that long apart; one that sets none, a few.
-    started(decision.crawlDelayMs > 0 ? 1 : config.maxFetchesPerHost);
+    started();
     const page = await lanes.run(
       host,
+      // A host that sets a Crawl-delay gets one fetch at a time, that long apart; one that sets none, a few.
+      decision.crawlDelayMs > 0 ? 1 : config.maxFetchesPerHost,
       () => safeFetch(url, fetchPolicy),
       // A failure that is not the URL's recorded outcome keeps the host's later URLs from starting.
       (error) => classifyFailure(error, receives, config.maxReceiveCount).kind !== 'outcome',
@@ -250,24 +251,25 @@ async function handleRecord(
     logOutcome(message.crawlId, { url: message.payload.url, outcome: 'invalid-url' });
     return 'invalid-url';
   }
-  // Once the page's fetch has started and the host has room for another (see HostLanes), the next URL of the
-  // host may start while this one fetches and its parse message waits for its batch-mates: the group's
-  // hand-offs go out together, and each URL is completed after its own. A second message for a URL an
-  // earlier record of this batch is still handing off waits for it, then finds it completed and replays it.
+  // A URL starts once its host has room (see HostLanes), and not at all after a fetch of its host failed.
+  // Once its fetch has started, the next URL of the host may start while this one fetches and its parse
+  // message waits for its batch-mates: the group's hand-offs go out together, and each URL is completed
+  // after its own. A second message for a URL an earlier record of this batch is still handing off waits
+  // for it, then finds it completed and replays it.
+  await lanes.room(hostKey(url));
   const key = `${message.crawlId} ${url}`;
   const earlier = running.get(key);
   if (earlier) await parseSender.whileWaiting(earlier.catch(() => undefined));
-  let onStarted = (_lanes: number) => {};
-  const started = new Promise<{ lanes: number }>((resolve) => {
-    onStarted = (lanes) => resolve({ lanes });
+  let onStarted = () => {};
+  const started = new Promise<'started'>((resolve) => {
+    onStarted = () => resolve('started');
   });
   const work = parseSender.participate(() =>
     collectOnce({ crawlId: message.crawlId, url }, message, record, context, parseSender, lanes, onStarted),
   );
   running.set(key, work);
   const first = await Promise.race([work, started]);
-  if ('outcome' in first) return first.outcome;
-  await lanes.room(hostKey(url), first.lanes);
+  if (first !== 'started') return first.outcome;
   return finishLater(work);
 }
 
