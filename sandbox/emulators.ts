@@ -68,9 +68,30 @@ function dynamoJar(): { jar: string; libDir: string } {
   };
 }
 
+/**
+ * Start DynamoDB Local on a free port. The port is free when chosen and taken by the JVM about a second
+ * later; anything that binds it meanwhile (fauxqs starting beside it on an OS-chosen port, another test
+ * file's emulators) makes the JVM exit with a BindException, so that case is tried again on a new port.
+ */
 async function startDynamoDbLocal(): Promise<{ endpoint: string; child: ChildProcess }> {
   checkJava();
-  const port = await freePort();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDynamoDbLocalOnce(await freePort());
+    } catch (error) {
+      if (!portTaken(error) || attempt >= 3) throw error;
+    }
+  }
+}
+
+/** Whether DynamoDB Local failed to start because its port was taken (the JVM's BindException). */
+export const portTaken = (error: unknown): boolean =>
+  error instanceof SandboxSetupError && /BindException|Address already in use/.test(error.message);
+
+/** One start of DynamoDB Local on `port`; exported for the test that checks `portTaken` on the JVM's own words. */
+export async function startDynamoDbLocalOnce(
+  port: number,
+): Promise<{ endpoint: string; child: ChildProcess }> {
   const { jar, libDir } = dynamoJar();
   const child = spawn(
     'java',
@@ -106,7 +127,8 @@ async function startDynamoDbLocal(): Promise<{ endpoint: string; child: ChildPro
     if (child.exitCode !== null)
       throw new SandboxSetupError(`DynamoDB Local exited with ${child.exitCode}: ${stderr.slice(-500)}`);
     try {
-      await client.send(new ListTablesCommand({}));
+      // A bounded probe: whatever else may hold the port must not keep the start waiting on an answer.
+      await client.send(new ListTablesCommand({}), { abortSignal: AbortSignal.timeout(2_000) });
       break;
     } catch {
       if (Date.now() > deadline) {
