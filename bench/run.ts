@@ -239,9 +239,6 @@ let pipelineCpuMsPerPage: number | undefined;
 let pipelineRuns: Array<{ pagesPerSecond: number; cpuMsPerPage: number }> = [];
 /** Metered crawls of the crawl part: its ratios use their medians. */
 const CRAWL_RUNS = flags.quick ? 1 : 3;
-/** The middle value (the upper one of an even count). */
-const medianOf = (values: readonly number[]) =>
-  [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] as number;
 let pipelineJsCpuMsPerPage: number | undefined;
 /** The same by function, as text for the report. */
 let pipelineCpuSplit = '';
@@ -303,16 +300,15 @@ interface CrawlRun {
 
 /**
  * How many fetches of each host the crawler runs side by side, decided as the crawler decides it: one for a
- * host whose robots.txt sets a Crawl-delay, the stack's MAX_FETCHES_PER_HOST for one that sets none. Read
- * from the site's own robots.txt files and the synthesized template, not assumed.
+ * host whose robots.txt sets a Crawl-delay, the function's MAX_FETCHES_PER_HOST for one that sets none. Read
+ * from the site's own robots.txt files and the crawler's environment (`crawlerEnv`), not assumed.
  */
-async function fetchLanes(hosts: readonly string[]): Promise<Record<string, number>> {
-  const crawler = Object.values(templateResources()).find(
-    (r) => r.Type === 'AWS::Lambda::Function' && crawlerEnv(r)?.[ENV.maxFetchesPerHost] !== undefined,
-  );
-  const env = crawler ? crawlerEnv(crawler) : undefined;
-  const perHost = Number(env?.[ENV.maxFetchesPerHost] ?? 1);
-  const userAgent = String(env?.[ENV.userAgent] ?? '*');
+async function fetchLanes(
+  hosts: readonly string[],
+  crawlerEnv: Readonly<Record<string, string>>,
+): Promise<Record<string, number>> {
+  const perHost = Number(crawlerEnv[ENV.maxFetchesPerHost] ?? 1);
+  const userAgent = crawlerEnv[ENV.userAgent] ?? '*';
   const lanes: Record<string, number> = {};
   for (const host of hosts) {
     const robotsUrl = `http://${host}/robots.txt`;
@@ -321,10 +317,6 @@ async function fetchLanes(hosts: readonly string[]): Promise<Record<string, numb
     lanes[frontierGroupId(`http://${host}/`)] = rules.crawlDelayMs > 0 ? 1 : perHost;
   }
   return lanes;
-}
-
-function crawlerEnv(resource: { Properties: Record<string, unknown> }): Record<string, unknown> | undefined {
-  return (resource.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables;
 }
 
 /** The prod stage's log level: what the function logs cost is measured at. */
@@ -462,7 +454,7 @@ async function meteredCrawl(site: DemoSiteOptions, seedHosts: number, maxDepth: 
     functionNode: functionNode().path,
   });
   try {
-    const lanesByGroup = await fetchLanes(demo.hosts);
+    const lanesByGroup = await fetchLanes(demo.hosts, sandbox.functionEnvironment('FrontierConsumer'));
     // As for Crawlee: the crawl starts once the emulators, the environments' start and earlier parts are done.
     const idleBefore = await waitForQuietMachine();
     const started = Date.now();
@@ -744,8 +736,8 @@ async function benchCrawl(): Promise<void> {
   );
   const functionsCpu = run.invocations.reduce((t, i) => t + cpuOf(i), 0);
   const cpuPerPage = (r: CrawlRun) => r.invocations.reduce((t, i) => t + cpuOf(i), 0) / r.pages;
-  pipelineCpuMsPerPage = measuredWhole ? medianOf(runs.map(cpuPerPage)) : undefined;
-  pipelineJsCpuMsPerPage = medianOf(
+  pipelineCpuMsPerPage = measuredWhole ? median(runs.map(cpuPerPage)) : undefined;
+  pipelineJsCpuMsPerPage = median(
     runs.map((r) => r.invocations.reduce((t, i) => t + jsCpuOf(i), 0) / r.pages),
   );
   pipelineRuns = runs.map((r) => ({ pagesPerSecond: speed(r), cpuMsPerPage: cpuPerPage(r) }));
@@ -1225,7 +1217,6 @@ async function benchCrawlee(): Promise<void> {
   // each on a new site once the machine is quiet, all three printed.
   const runs: Array<Awaited<ReturnType<typeof crawleeRun>>> = [];
   for (let i = 0; i < CRAWLEE_RUNS; i++) runs.push(await crawleeRun(concurrency));
-  const median = medianOf;
   const crawlee = median(runs.map((r) => r.pagesPerSecond));
   const crawleeCpuMsPerPage = median(runs.map((r) => r.cpuMsPerPage));
   const jsRuns = runs.flatMap((r) => (r.jsCpuMsPerPage === undefined ? [] : [r.jsCpuMsPerPage]));

@@ -599,15 +599,16 @@ export class EventSourceRunner {
         }),
       );
     }
+    const groupSizes: Record<string, number> = {};
+    for (const m of messages) {
+      const id = m.Attributes?.MessageGroupId ?? '';
+      groupSizes[id] = (groupSizes[id] ?? 0) + 1;
+    }
     this.options.onInvoke?.({
       functionId: this.fn.logicalId,
       records: messages.length,
-      groups: new Set(messages.map((m) => m.Attributes?.MessageGroupId ?? '')).size,
-      groupSizes: messages.reduce<Record<string, number>>((sizes, m) => {
-        const id = m.Attributes?.MessageGroupId ?? '';
-        sizes[id] = (sizes[id] ?? 0) + 1;
-        return sizes;
-      }, {}),
+      groups: Object.keys(groupSizes).length,
+      groupSizes,
       failed: failed.length,
       memoryMb: this.fn.memorySize,
       container,
