@@ -20,6 +20,7 @@ import { intEnv, requireEnv } from '../kit/env';
 import { parseMessage } from '../kit/envelope';
 import { logger, metrics, recordLogger, startInvocation } from '../kit/powertools';
 import { SendBatcher } from '../kit/send-batcher';
+import { receivedExclusively, SourceVisibility } from '../kit/visibility';
 import { classifyFailure, TransientFetchError, transientRetries } from './failures';
 import { HostLanes } from './host-lanes';
 import { decideFetch } from './policy';
@@ -68,6 +69,9 @@ const fetchPolicy: FetchPolicy = {
 
 // Checked at load too, so a queue redeployed with too few receives fails loudly, not by dead-lettering URLs.
 transientRetries(config.maxReceiveCount);
+
+/** The frontier's visibility timeout: a first receive that it outlasts needs no group lease. */
+const frontierVisibility = new SourceVisibility(process.env[ENV.sourceQueueUrl], sqs);
 
 const robotsCache = new RobotsCache();
 /** Last request time per host, for Crawl-delay. FIFO groups give one in-flight batch per host. */
@@ -275,20 +279,27 @@ async function handleRecord(
 
 /**
  * The lease and reads of one group's records in this receive (see GroupAttempt): one lease per host per
- * batch instead of one per URL. A record whose URL cannot be read is left out; it fails on its own.
+ * batch instead of one per URL, and none when no other receive can get the records while this invocation
+ * runs. A record whose URL cannot be read is left out; it fails on its own.
  */
-function groupAttempt(records: readonly SQSRecord[], context: Context): GroupAttempt {
+function groupAttempt(
+  records: readonly SQSRecord[],
+  context: Context,
+  visibilitySeconds: number | undefined,
+): GroupAttempt {
   const first = records[0] as SQSRecord;
   const keys = records.flatMap((record) => {
     const parsed = parsedRecord(record);
     return parsed ? [{ crawlId: parsed.message.crawlId, url: parsed.url }] : [];
   });
+  const deadlineMs = Date.now() + context.getRemainingTimeInMillis();
   return persistenceStore.group({
     groupId: first.attributes.MessageGroupId ?? '',
     owner: `${first.messageId}:${receiveCount(first)}`,
     messageIds: records.map((r) => r.messageId),
     keys,
-    deadlineMs: Date.now() + context.getRemainingTimeInMillis(),
+    deadlineMs,
+    exclusive: receivedExclusively(records, visibilitySeconds, deadlineMs),
   });
 }
 
@@ -337,12 +348,13 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
     const running = new Map<string, Promise<unknown>>();
     // Each host's fetches in flight, so its next URL waits for room.
     const lanes = new HostLanes();
+    const visibilitySeconds = await frontierVisibility.seconds();
     return await processFifoBatchByGroup(
       event,
       context,
       poisonToDlq(config.dlqUrl, (record) => handleRecord(record, context, parseSender, running, lanes)),
       {
-        aroundGroup: (run, records) => runGroup(groupAttempt(records, context), run),
+        aroundGroup: (run, records) => runGroup(groupAttempt(records, context, visibilitySeconds), run),
         // The group counts as busy while its records fetch; its hand-offs go out once they all have.
         aroundRecords: (run) => parseSender.participate(run),
         maxReceiveCount: config.maxReceiveCount,

@@ -46,11 +46,18 @@ export interface GroupAttemptInput {
   readonly keys: readonly UrlKey[];
   /** When this invocation's time runs out (epoch ms): the lease lasts no longer. */
   readonly deadlineMs: number;
+  /**
+   * No other receive can get these records before the deadline (see receivedExclusively): the attempt
+   * holds the group without writing a lease. Left out, the lease is taken.
+   */
+  readonly exclusive?: boolean;
 }
 
 interface GroupState {
-  /** This attempt holds the group's lease; when not, `heldUntil` is when the holder's lease runs out. */
+  /** This attempt holds the group; when not, `heldUntil` is when the holder's lease runs out. */
   readonly held: boolean;
+  /** The group is held by a lease item this attempt wrote, to be given back. */
+  readonly leased: boolean;
   readonly heldUntil: number;
   /** The group's URL records, read strongly consistent after the lease was asked for, by keyString. */
   readonly records: Map<string, Record<string, unknown>>;
@@ -67,9 +74,12 @@ interface GroupState {
  * comes after the holder's messages were deleted and takes the lease over. A lease lasts the invocation's
  * remaining time and is released when the group's records are done.
  *
- * Cost: two writes per group per batch (take, release) and a strongly consistent read of the group's URL
- * records, where Powertools' per-record protocol writes INPROGRESS and COMPLETED for every URL. The
- * COMPLETED write stays, and is the URL's outcome.
+ * A first receive whose visibility timeout outlasts the invocation (the common case, as the timeout is
+ * 6 × the function's) cannot meet a second receive of its messages while it runs, so it takes no lease.
+ *
+ * Cost: a strongly consistent read of the group's URL records, plus two writes per group per batch (take,
+ * release) where a lease is needed, where Powertools' per-record protocol writes INPROGRESS and COMPLETED
+ * for every URL. The COMPLETED write stays, and is the URL's outcome.
  */
 export class GroupAttempt {
   private state?: Promise<GroupState>;
@@ -93,9 +103,24 @@ export class GroupAttempt {
   }
 
   private async take(): Promise<GroupState> {
+    const exclusive = this.input.exclusive === true;
+    const { held, heldUntil } = exclusive
+      ? { held: true, heldUntil: this.input.deadlineMs }
+      : await this.lease();
+    // Read after the lease: whatever a previous holder completed is visible to a consistent read.
+    const unique = [...new Map(this.input.keys.map((k) => [keyString(k), k])).values()];
+    const items = await readUrlRecords(this.table, unique, { consistent: true }, this.client);
+    return {
+      held,
+      leased: !exclusive && held,
+      heldUntil,
+      records: new Map(items.map((i) => [keyString(i as UrlKey), i])),
+    };
+  }
+
+  /** Write the group's lease, or learn until when another receive holds it. */
+  private async lease(): Promise<{ held: boolean; heldUntil: number }> {
     const now = Date.now();
-    let held = true;
-    let heldUntil = this.input.deadlineMs;
     try {
       await this.client.send(
         new UpdateCommand({
@@ -115,20 +140,12 @@ export class GroupAttempt {
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
+      return { held: true, heldUntil: this.input.deadlineMs };
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      held = false;
       const item = (error as { Item?: Record<string, { N?: string }> }).Item;
-      heldUntil = Number(item?.[GROUP.until]?.N ?? now + 60_000);
+      return { held: false, heldUntil: Number(item?.[GROUP.until]?.N ?? now + 60_000) };
     }
-    // Read after the lease: whatever a previous holder completed is visible to a consistent read.
-    const unique = [...new Map(this.input.keys.map((k) => [keyString(k), k])).values()];
-    const items = await readUrlRecords(this.table, unique, { consistent: true }, this.client);
-    return {
-      held,
-      heldUntil,
-      records: new Map(items.map((i) => [keyString(i as UrlKey), i])),
-    };
   }
 
   /** Record a URL completed in this attempt, so a second message for it in the group replays it. */
@@ -141,7 +158,7 @@ export class GroupAttempt {
   async release(): Promise<void> {
     if (!this.state) return;
     const state = await this.state.catch(() => undefined);
-    if (!state?.held) return;
+    if (!state?.leased) return;
     try {
       await this.client.send(
         new UpdateCommand({

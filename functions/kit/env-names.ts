@@ -5,6 +5,8 @@
 export const KIT_ENV = {
   /** The consumer's own DLQ, for poison messages. Set by QueueConsumer. */
   dlqUrl: 'DLQ_URL',
+  /** The consumer's source queue, whose attributes (the visibility timeout) the handler may read. */
+  sourceQueueUrl: 'SOURCE_QUEUE_URL',
   /** The source queue's maxReceiveCount: the receive after which a failing message is dead-lettered. */
   maxReceiveCount: 'MAX_RECEIVE_COUNT',
 } as const;

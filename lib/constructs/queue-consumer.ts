@@ -159,6 +159,8 @@ export class QueueConsumer extends Construct {
         NODE_OPTIONS: '--enable-source-maps',
         // The handler knows a receive is the source's last before the DLQ, and records an outcome then.
         [KIT_ENV.maxReceiveCount]: String(props.source.maxReceiveCount),
+        // The handler may ask its queue for the visibility timeout; the event source's grant covers it.
+        [KIT_ENV.sourceQueueUrl]: props.source.queue.queueUrl,
         ...props.environment,
       },
       bundling: {

@@ -40,3 +40,18 @@ export async function liveGroupLeases(ddb: DynamoDBDocumentClient, table: string
     live += page.Count ?? 0;
   return live;
 }
+
+/** The message groups that have a frontier group lease item, live or given back: each was leased once. */
+export async function leasedGroups(ddb: DynamoDBDocumentClient, table: string): Promise<string[]> {
+  const groups: string[] = [];
+  for await (const page of paginateScan(
+    { client: ddb },
+    {
+      TableName: table,
+      FilterExpression: 'begins_with(crawlId, :p)',
+      ExpressionAttributeValues: { ':p': '#frontier-group#' },
+    },
+  ))
+    for (const item of page.Items ?? []) groups.push(String(item.crawlId).slice('#frontier-group#'.length));
+  return groups.sort();
+}

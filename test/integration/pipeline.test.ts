@@ -14,6 +14,7 @@ import { hostKey, urlHash } from '../../functions/crawl/url';
 import { stages } from '../../lib/config';
 import { stackStatus, waitFor, waitForIdle } from '../../tooling/queues';
 import { type Harness, recordsHandled, startHarness } from './harness';
+import { leasedGroups } from './leases';
 import { parsePageMessage } from './messages';
 
 let h: Harness;
@@ -83,6 +84,16 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     expect(pages.find((p) => String(p.url).endsWith('/big-ok'))?.title).toContain('/big-ok');
     const status = await stackStatus(h.target);
     expect(status.reduce((n, q) => n + q.dlq, 0)).toBe(0);
+
+    // A first receive that its visibility timeout (6 × the crawler's timeout) outlasts takes no group lease:
+    // only the hosts of a crawler invocation that failed a record, whose retry is a later receive, may have one.
+    const retried = new Set(
+      h.invocations
+        .filter((i) => i.functionId.startsWith('FrontierConsumer') && (i.failed > 0 || i.outcome !== 'ok'))
+        .flatMap((i) => Object.keys(i.groupSizes)),
+    );
+    const leased = await leasedGroups(h.target.ddb, h.target.outputs.UrlsTableName);
+    expect(leased.filter((g) => !retried.has(g))).toEqual([]);
 
     // The functions' log is one JSON record per line (`jq . .sandbox/functions-*.log` works): no SDK notice,
     // no bare console warning from a library.
@@ -365,5 +376,15 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     });
     const status = await stackStatus(h.target);
     expect(status.reduce((n, q) => n + q.dlq, 0)).toBe(0);
+
+    // A first receive that its visibility timeout (6 × the crawler's timeout) outlasts takes no group lease:
+    // only the hosts of a crawler invocation that failed a record, whose retry is a later receive, may have one.
+    const retried = new Set(
+      h.invocations
+        .filter((i) => i.functionId.startsWith('FrontierConsumer') && (i.failed > 0 || i.outcome !== 'ok'))
+        .flatMap((i) => Object.keys(i.groupSizes)),
+    );
+    const leased = await leasedGroups(h.target.ddb, h.target.outputs.UrlsTableName);
+    expect(leased.filter((g) => !retried.has(g))).toEqual([]);
   });
 });

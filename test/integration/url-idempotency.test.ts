@@ -59,7 +59,7 @@ function setup(client: DynamoDBDocumentClient = sb.target.ddb) {
   const group = <T>(
     ids: string[],
     fn: () => Promise<T>,
-    opts: { receive?: number; ms?: number; keys?: Array<typeof key> } = {},
+    opts: { receive?: number; ms?: number; keys?: Array<typeof key>; exclusive?: boolean } = {},
   ) =>
     runGroup(
       layer.group({
@@ -68,6 +68,7 @@ function setup(client: DynamoDBDocumentClient = sb.target.ddb) {
         messageIds: ids,
         keys: opts.keys ?? [key],
         deadlineMs: Date.now() + (opts.ms ?? 30_000),
+        exclusive: opts.exclusive,
       }),
       fn,
     );
@@ -83,6 +84,28 @@ function setup(client: DynamoDBDocumentClient = sb.target.ddb) {
     ).Item ?? {};
   return { table, key, collect, item, group, leaseItem, calls: () => calls };
 }
+
+describe('a first receive that no other receive can meet (visibility outlasts the invocation)', () => {
+  it('writes no group lease, still completes and replays, and a later receive takes the lease path', async () => {
+    const { key, collect, item, group, leaseItem, calls } = setup();
+    expect(await group(['m1'], () => collect(key, 'fetch'), { exclusive: true })).toMatchObject({
+      outcome: 'fetched',
+    });
+    expect(await leaseItem()).toEqual({});
+    expect(await item()).toMatchObject({ outcome: 'fetched', idemStatus: 'COMPLETED' });
+    // A second message for the URL in a later exclusive receive replays the outcome: the read still runs.
+    expect(await group(['m2'], () => collect(key, 'fetch'), { exclusive: true })).toMatchObject({
+      outcome: 'fetched',
+    });
+    expect(calls()).toBe(1);
+    expect(await leaseItem()).toEqual({});
+    // A redelivery is never exclusive: it leases the group, and gives the lease back.
+    await group(['m2'], () => collect(key, 'fetch'), { receive: 2 });
+    expect(await leaseItem()).toMatchObject({ url: '#lease' });
+    expect((await leaseItem()).leaseUntil).toBeUndefined();
+    expect(calls()).toBe(1);
+  });
+});
 
 /** Resolves when `flag.open` is set: a record that holds its group's lease until the test lets it go. */
 const until = async (flag: { open: boolean }) => {

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listPages, listUrls, submitCrawl } from '../../cli/crawl-api';
+import { frontierGroupId } from '../../functions/crawl/url';
 import { waitForIdle } from '../../tooling/queues';
 import { type Harness, recordsHandled, startHarness } from './harness';
+import { leasedGroups } from './leases';
 
 let h: Harness;
 beforeAll(async () => {
@@ -26,5 +28,7 @@ describe('visibility timeout expiring during slow processing', () => {
     expect(h.demo.hits.get(`${host}/slow`)).toBe(1);
     expect((await listPages(h.target, crawlId)).map((p) => p.url)).toEqual([url]);
     expect((await listUrls(h.target, crawlId)).find((u) => u.url === url)?.outcome).toBe('fetched');
+    // A visibility timeout shorter than the invocation is exactly when the first receive needs its lease.
+    expect(await leasedGroups(h.target.ddb, h.target.outputs.UrlsTableName)).toContain(frontierGroupId(url));
   });
 });
