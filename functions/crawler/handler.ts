@@ -18,7 +18,7 @@ import {
 import { ddb, s3, sqs } from '../kit/clients';
 import { intEnv, requireEnv } from '../kit/env';
 import { parseMessage } from '../kit/envelope';
-import { logger, metrics, recordLogger, startInvocation } from '../kit/powertools';
+import { logger, metrics, type RecordLogger, recordLogger, startInvocation } from '../kit/powertools';
 import { SendBatcher } from '../kit/send-batcher';
 import { receivedExclusively, SourceVisibility } from '../kit/visibility';
 import { classifyFailure, TransientFetchError, transientRetries } from './failures';
@@ -191,7 +191,7 @@ async function handOff(
   url: string,
   page: { finalUrl: string; status: number; contentType: string; body: Buffer },
   parseSender: SendBatcher,
-  log: typeof logger,
+  log: RecordLogger,
 ): Promise<void> {
   const plan = await planHandOff(page.body, config.inlineBodyMaxBytes);
   let ref: ParseMessage['payload']['body'];

@@ -1,4 +1,4 @@
-import { Logger } from '@aws-lambda-powertools/logger';
+import { Logger, LogLevelThreshold } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSRecord } from 'aws-lambda';
 
@@ -27,11 +27,31 @@ export function startInvocation(context: Context): void {
   metrics.captureColdStartMetric();
 }
 
+type LogMethod = 'debug' | 'info' | 'warn' | 'error';
+type LogInput = Parameters<Logger['info']>[0];
+type LogExtra = Parameters<Logger['info']> extends [unknown, ...infer Rest] ? Rest : never;
+/** What a record's code logs through: the shared logger's levels, each line carrying the record's keys. */
+export type RecordLogger = Pick<Logger, LogMethod>;
+
 /**
- * A child logger carrying the record's messageId and the keys given (a pipeline's ids: a crawlId, an
- * eventId) on every line. A child per record, rather than keys appended to the shared logger, keeps
- * records processed concurrently from mixing their keys.
+ * A logger carrying the record's messageId and the keys given (a pipeline's ids: a crawlId, an eventId) on
+ * every line. A child per record, rather than keys appended to the shared logger, keeps records processed
+ * concurrently from mixing their keys. The child is built on the record's first line at an enabled level:
+ * most records write none, and building one per record took 4% of the crawler's CPU.
  */
-export function recordLogger(record: SQSRecord, keys: Record<string, unknown> = {}): Logger {
-  return logger.createChild({ persistentKeys: { messageId: record.messageId, ...keys } });
+export function recordLogger(record: SQSRecord, keys: Record<string, unknown> = {}): RecordLogger {
+  let child: Logger | undefined;
+  const at =
+    (method: LogMethod, threshold: number) =>
+    (input: LogInput, ...extra: LogExtra): void => {
+      if (logger.level > threshold) return;
+      child ??= logger.createChild({ persistentKeys: { messageId: record.messageId, ...keys } });
+      child[method](input, ...extra);
+    };
+  return {
+    debug: at('debug', LogLevelThreshold.DEBUG),
+    info: at('info', LogLevelThreshold.INFO),
+    warn: at('warn', LogLevelThreshold.WARN),
+    error: at('error', LogLevelThreshold.ERROR),
+  };
 }
