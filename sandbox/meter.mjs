@@ -54,6 +54,19 @@ function add(counts, key, requests, units) {
 
 const bytes = (s) => Buffer.byteLength(s ?? '', 'utf8');
 const sqsChunks = (n) => Math.max(1, Math.ceil(n / CHUNK));
+/**
+ * A message's billed size: its body and, per attribute, name, data type and value, a binary value at its raw
+ * size (SQS's API reference counts all three parts of an attribute in a message's size).
+ */
+const messageBytes = (body, attributes) => {
+  let n = bytes(body);
+  for (const [name, value] of Object.entries(attributes ?? {})) {
+    n += bytes(name) + bytes(value.DataType);
+    if (value.StringValue !== undefined) n += bytes(value.StringValue);
+    if (value.BinaryValue) n += value.BinaryValue.byteLength ?? bytes(value.BinaryValue);
+  }
+  return n;
+};
 
 function capacity(output) {
   const cc = output?.ConsumedCapacity;
@@ -99,11 +112,16 @@ export function meterClient(client, counts, also) {
         let units = 1;
         if (DDB_TRANSACTIONS.has(op)) units = transactionUnits(args.input);
         else if (isRead || isWrite) units = capacity(out);
-        else if (op === 'SendMessageCommand') units = sqsChunks(bytes(args.input.MessageBody));
+        else if (op === 'SendMessageCommand')
+          units = sqsChunks(messageBytes(args.input.MessageBody, args.input.MessageAttributes));
         else if (op === 'SendMessageBatchCommand')
-          units = sqsChunks(args.input.Entries.reduce((n, e) => n + bytes(e.MessageBody), 0));
+          units = sqsChunks(
+            args.input.Entries.reduce((n, e) => n + messageBytes(e.MessageBody, e.MessageAttributes), 0),
+          );
         else if (op === 'ReceiveMessageCommand')
-          units = sqsChunks((out.Messages ?? []).reduce((n, m) => n + bytes(m.Body), 0));
+          units = sqsChunks(
+            (out.Messages ?? []).reduce((n, m) => n + messageBytes(m.Body, m.MessageAttributes), 0),
+          );
         add(counts, key, 1, units);
         if (also) add(also, key, 1, units);
         return result;

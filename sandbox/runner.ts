@@ -384,7 +384,8 @@ export function toSqsRecord(m: Message, source: EventSourceSpec): SQSEvent['Reco
         k,
         {
           stringValue: v.StringValue,
-          binaryValue: undefined,
+          // Lambda hands a binary attribute to the function as base64.
+          binaryValue: v.BinaryValue ? Buffer.from(v.BinaryValue).toString('base64') : undefined,
           stringListValues: [],
           binaryListValues: [],
           dataType: v.DataType ?? 'String',

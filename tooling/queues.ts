@@ -2,10 +2,12 @@ import {
   DeleteMessageBatchCommand,
   GetQueueAttributesCommand,
   type Message,
+  type MessageAttributeValue,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
   StartMessageMoveTaskCommand,
 } from '@aws-sdk/client-sqs';
+import { messageBytes } from '../functions/kit/send-batcher';
 import type { Target } from './target';
 
 /** One stage's queue pair, found from the stack's outputs. */
@@ -175,6 +177,30 @@ export async function peekDlq(target: Target, queue: string, max = 10): Promise<
  * (AWS); otherwise receives, re-sends and deletes in batches of 10 (fauxqs, older LocalStack).
  * The consumers are idempotent, so a message redriven twice has one effect.
  */
+/** A redrive's SendMessageBatch stays under SQS's 1 MiB per call (and an emulator's smaller limits). */
+const REDRIVE_BATCH_BYTES = 256 * 1024;
+
+/** Consecutive runs of `entries` whose message sizes add up to at most `limit` (one larger entry goes alone). */
+export function bySize<
+  E extends { MessageBody: string; MessageAttributes?: Record<string, MessageAttributeValue> },
+>(entries: E[], limit: number): E[][] {
+  const parts: E[][] = [];
+  let part: E[] = [];
+  let bytes = 0;
+  for (const entry of entries) {
+    const size = messageBytes(entry.MessageBody, entry.MessageAttributes);
+    if (part.length > 0 && bytes + size > limit) {
+      parts.push(part);
+      part = [];
+      bytes = 0;
+    }
+    part.push(entry);
+    bytes += size;
+  }
+  if (part.length > 0) parts.push(part);
+  return parts;
+}
+
 export async function redrive(
   target: Target,
   queue: string,
@@ -212,21 +238,26 @@ export async function redrive(
     const messages: Message[] = out.Messages ?? [];
     if (messages.length === 0) break;
     const fifo = source.endsWith('.fifo');
-    const sent = await target.sqs.send(
-      new SendMessageBatchCommand({
-        QueueUrl: source,
-        Entries: messages.map((m, i) => ({
-          Id: String(i),
-          MessageBody: m.Body ?? '',
-          ...(fifo
-            ? {
-                MessageGroupId: m.Attributes?.MessageGroupId ?? 'redrive',
-                MessageDeduplicationId: `redrive-${m.MessageId}`,
-              }
-            : {}),
-        })),
-      }),
-    );
+    // A message keeps its attributes (a parse message's body travels in one), as a message move task does.
+    // SendMessageBatch takes 1 MiB in all, and ten parked messages can be larger: split by size.
+    const entries = messages.map((m, i) => ({
+      Id: String(i),
+      MessageBody: m.Body ?? '',
+      ...(m.MessageAttributes && Object.keys(m.MessageAttributes).length > 0
+        ? { MessageAttributes: m.MessageAttributes }
+        : {}),
+      ...(fifo
+        ? {
+            MessageGroupId: m.Attributes?.MessageGroupId ?? 'redrive',
+            MessageDeduplicationId: `redrive-${m.MessageId}`,
+          }
+        : {}),
+    }));
+    const sent: { Successful: Array<{ Id?: string }> } = { Successful: [] };
+    for (const part of bySize(entries, REDRIVE_BATCH_BYTES)) {
+      const out = await target.sqs.send(new SendMessageBatchCommand({ QueueUrl: source, Entries: part }));
+      sent.Successful.push(...(out.Successful ?? []));
+    }
     // Delete only what was re-sent: a failed send leaves its message in the DLQ for the next run.
     const ok = new Set((sent.Successful ?? []).map((s) => s.Id));
     const toDelete = messages.filter((_, i) => ok.has(String(i)));

@@ -1,7 +1,6 @@
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import pLimit from 'p-limit';
-import type { BodyRef } from './schemas';
 
 const brotli = promisify(zlib.brotliCompress);
 const unbrotli = promisify(zlib.brotliDecompress);
@@ -25,12 +24,13 @@ const ENVELOPE_RESERVE_BYTES = 16 * 1024;
  */
 const compressions = pLimit(2);
 
-export type HandOffPlan = { kind: 'inline'; ref: BodyRef } | { kind: 's3'; compressed: Buffer };
+/** How a body travels to the parser: in the parse message's binary attribute, or through S3. */
+export type HandOffPlan = { kind: 'attribute' | 's3'; compressed: Buffer };
 
 /**
- * Decide how a body travels to the parser: inline in the message when its compressed base64 form fits
- * under `inlineMaxBytes`, otherwise as a claim check in S3. Each 64 KiB of an SQS message is billed as one
- * request, so the limit is a cost knob as well as a size guard.
+ * Decide how a body travels to the parser: in the message's binary attribute when it fits under
+ * `inlineMaxBytes` compressed, otherwise as a claim check in S3. Each 64 KiB of an SQS message is billed as
+ * one request, so the limit is a cost knob as well as a size guard.
  */
 export async function planHandOff(body: Buffer, inlineMaxBytes: number): Promise<HandOffPlan> {
   const compressed = await compressions(() =>
@@ -42,11 +42,9 @@ export async function planHandOff(body: Buffer, inlineMaxBytes: number): Promise
       },
     }),
   );
-  const data = compressed.toString('base64');
-  // However the threshold is configured, an inline body must leave its envelope room under SQS's limit.
+  // However the threshold is configured, a body in the message must leave its envelope room under SQS's limit.
   const limit = Math.min(inlineMaxBytes, SQS_MAX_MESSAGE_BYTES - ENVELOPE_RESERVE_BYTES);
-  if (data.length <= limit) return { kind: 'inline', ref: { kind: 'inline', encoding: 'br', data } };
-  return { kind: 's3', compressed };
+  return { kind: compressed.length <= limit ? 'attribute' : 's3', compressed };
 }
 
 /** Inverse of the hand-off, for the parser: the raw body bytes. */

@@ -15,7 +15,7 @@ export const ENV = {
   linksQueueUrl: 'LINKS_QUEUE_URL',
   ranksTable: 'RANKS_TABLE',
   edgesBucket: 'EDGES_BUCKET',
-  /** Parse messages whose base64 body is larger go through S3 instead. */
+  /** Parse messages whose compressed body is larger (bytes) send it through S3 instead. */
   inlineBodyMaxBytes: 'INLINE_BODY_MAX_BYTES',
   userAgent: 'CRAWLER_USER_AGENT',
   maxBodyBytes: 'MAX_BODY_BYTES',

@@ -29,8 +29,16 @@ export const FrontierMessage = crawlEnvelope(
 );
 export type FrontierMessage = z.infer<typeof FrontierMessage>;
 
-/** A fetched body, either inline (compressed, base64) or in S3 (claim check). */
+/** The binary message attribute a parse message carries its compressed body in (BodyRef kind 'attribute'). */
+export const BODY_ATTRIBUTE = 'body';
+
+/**
+ * A fetched body: compressed, in the message's binary attribute `body` (SQS bills its raw bytes, a quarter
+ * fewer than base64 in the JSON), in S3 (claim check), or inline as base64 (what crawlers before the
+ * attribute sent; still read, so messages in flight across a deploy parse).
+ */
 export const BodyRef = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('attribute'), encoding: z.literal('br') }),
   z.object({ kind: z.literal('inline'), encoding: z.literal('br'), data: z.string() }),
   z.object({
     kind: z.literal('s3'),

@@ -5,7 +5,13 @@ import { planHandOff } from '../crawl/body';
 import { getCrawlJob } from '../crawl/crawl-record';
 import { BODY_PREFIX, ENV } from '../crawl/env-names';
 import { METRIC } from '../crawl/metrics';
-import { crawlLogKeys, FrontierMessage, type ParseMessage, parsePageMessage } from '../crawl/schemas';
+import {
+  BODY_ATTRIBUTE,
+  crawlLogKeys,
+  FrontierMessage,
+  type ParseMessage,
+  parsePageMessage,
+} from '../crawl/schemas';
 import { boundedUrlKey, canonicalizeUrl, hostKey, urlHash } from '../crawl/url';
 import { type Outcome, type OutcomeDetail, recordOutcome } from '../crawl/url-record';
 import {
@@ -19,7 +25,7 @@ import { ddb, s3, sqs } from '../kit/clients';
 import { intEnv, requireEnv } from '../kit/env';
 import { parseMessage } from '../kit/envelope';
 import { logger, metrics, type RecordLogger, recordLogger, startInvocation } from '../kit/powertools';
-import { SendBatcher } from '../kit/send-batcher';
+import { type MessageAttributes, SendBatcher } from '../kit/send-batcher';
 import { receivedExclusively, SourceVisibility } from '../kit/visibility';
 import { classifyFailure, TransientFetchError, transientRetries } from './failures';
 import { HostLanes } from './host-lanes';
@@ -195,8 +201,11 @@ async function handOff(
 ): Promise<void> {
   const plan = await planHandOff(page.body, config.inlineBodyMaxBytes);
   let ref: ParseMessage['payload']['body'];
-  if (plan.kind === 'inline') {
-    ref = plan.ref;
+  let attributes: MessageAttributes | undefined;
+  if (plan.kind === 'attribute') {
+    // Raw bytes in a binary attribute: SQS bills (and limits) them as they are, where base64 adds a third.
+    ref = { kind: 'attribute', encoding: 'br' };
+    attributes = { [BODY_ATTRIBUTE]: { DataType: 'Binary', BinaryValue: plan.compressed } };
   } else {
     const key = `${BODY_PREFIX}${message.crawlId}/${urlHash(message.crawlId, url)}.br`;
     await s3.send(new PutObjectCommand({ Bucket: config.bodiesBucket, Key: key, Body: plan.compressed }));
@@ -212,7 +221,7 @@ async function handOff(
     fetchedAt: Date.now(),
     body: ref,
   });
-  await parseSender.send(JSON.stringify(parse));
+  await parseSender.send(JSON.stringify(parse), attributes);
 }
 
 /** Wait out the host's Crawl-delay, or give the record back if the wait does not fit in this invocation. */

@@ -1,4 +1,4 @@
-import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { type MessageAttributeValue, SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 
 /** SendMessageBatch takes at most 10 entries; 256 KiB of payload per call is safe on every SQS emulator too. */
 const MAX_ENTRIES = 10;
@@ -10,8 +10,26 @@ export interface Sent {
   readonly resent: boolean;
 }
 
+/** A message's attributes, as SendMessage takes them. */
+export type MessageAttributes = Record<string, MessageAttributeValue>;
+
+/**
+ * A message's size as SQS counts it against its limits and bills it by 64 KiB: the body's UTF-8 bytes, and
+ * each attribute's name, data type and value (a binary value's raw bytes).
+ */
+export function messageBytes(body: string, attributes: MessageAttributes = {}): number {
+  let bytes = Buffer.byteLength(body);
+  for (const [name, value] of Object.entries(attributes)) {
+    bytes += Buffer.byteLength(name) + Buffer.byteLength(value.DataType ?? '');
+    if (value.BinaryValue) bytes += value.BinaryValue.byteLength;
+    if (value.StringValue !== undefined) bytes += Buffer.byteLength(value.StringValue);
+  }
+  return bytes;
+}
+
 interface Waiting {
   readonly body: string;
+  readonly attributes?: MessageAttributes;
   readonly bytes: number;
   resolve(sent: Sent): void;
   reject(error: Error): void;
@@ -66,10 +84,10 @@ export class SendBatcher {
     }
   }
 
-  /** Queue a message body; resolves when it was sent, rejects with the reason if it was not. */
-  async send(body: string): Promise<Sent> {
+  /** Queue a message; resolves when it was sent, rejects with the reason if it was not. */
+  async send(body: string, attributes?: MessageAttributes): Promise<Sent> {
     const sent = new Promise<Sent>((resolve, reject) => {
-      this.waiting.push({ body, bytes: Buffer.byteLength(body), resolve, reject });
+      this.waiting.push({ body, attributes, bytes: messageBytes(body, attributes), resolve, reject });
     });
     this.working--;
     this.timer ??= setTimeout(() => {
@@ -120,7 +138,11 @@ export class SendBatcher {
       const out = await this.client.send(
         new SendMessageBatchCommand({
           QueueUrl: this.queueUrl,
-          Entries: batch.map((w, i) => ({ Id: String(i), MessageBody: w.body })),
+          Entries: batch.map((w, i) => ({
+            Id: String(i),
+            MessageBody: w.body,
+            ...(w.attributes ? { MessageAttributes: w.attributes } : {}),
+          })),
         }),
       );
       const failed = new Map((out.Failed ?? []).map((f) => [f.Id, f]));

@@ -5,13 +5,13 @@ import { getCrawlJob } from '../crawl/crawl-record';
 import { ENV } from '../crawl/env-names';
 import { outLinks, pageLinksMessages } from '../crawl/link-graph';
 import { METRIC } from '../crawl/metrics';
-import { type BodyRef, crawlLogKeys, ParseMessage } from '../crawl/schemas';
+import { BODY_ATTRIBUTE, type BodyRef, crawlLogKeys, ParseMessage } from '../crawl/schemas';
 import { recordOutcome } from '../crawl/url-record';
 import { poisonToDlq, processStandardBatch, receiveCount } from '../kit/batch';
 import { s3, singleAttemptSqs } from '../kit/clients';
 import { intEnv, requireEnv } from '../kit/env';
 import { parseMessage } from '../kit/envelope';
-import { RetryableError } from '../kit/errors';
+import { InvalidMessageError, RetryableError } from '../kit/errors';
 import { metrics, recordLogger, startInvocation } from '../kit/powertools';
 import { SendBatcher } from '../kit/send-batcher';
 import { decodeHtml } from './charset';
@@ -29,7 +29,17 @@ const config = {
   recordTtlSeconds: intEnv(ENV.recordTtlSeconds, 7 * 24 * 3600),
 };
 
-async function loadBody(ref: BodyRef): Promise<Buffer | undefined> {
+/** The compressed body of a parse message: its binary attribute, its inline base64, or its S3 object. */
+async function loadBody(ref: BodyRef, record: SQSRecord): Promise<Buffer | undefined> {
+  if (ref.kind === 'attribute') {
+    const value = record.messageAttributes?.[BODY_ATTRIBUTE];
+    // Lambda hands a binary attribute over as base64. One that is missing can never appear on a retry.
+    if (value?.dataType !== 'Binary' || typeof value.binaryValue !== 'string')
+      throw new InvalidMessageError(
+        `parse message says its body is in the binary attribute "${BODY_ATTRIBUTE}", and it has none`,
+      );
+    return decompressBody(Buffer.from(value.binaryValue, 'base64'));
+  }
   if (ref.kind === 'inline') return decompressBody(Buffer.from(ref.data, 'base64'));
   try {
     const out = await s3.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
@@ -67,7 +77,7 @@ async function handleRecord(record: SQSRecord, linksSender: SendBatcher): Promis
   const log = recordLogger(record, crawlLogKeys(message));
   const { url, finalUrl, depth } = message.payload;
 
-  const body = await loadBody(message.payload.body);
+  const body = await loadBody(message.payload.body, record);
   if (!body) {
     // The claim check expired before the parser got to it (lifecycle rule); record it, do not retry forever.
     await recordOutcome(

@@ -145,12 +145,11 @@ describe('link filtering and storage decisions', () => {
 });
 
 describe('body hand-off', () => {
-  it('inlines a body whose compressed form fits, and round-trips it', async () => {
+  it('keeps a body whose compressed form fits in the message, and round-trips it', async () => {
     const body = fixture('article.html');
     const plan = await planHandOff(body, 100_000);
-    expect(plan.kind).toBe('inline');
-    if (plan.kind !== 'inline' || plan.ref.kind !== 'inline') throw new Error('expected inline');
-    expect((await decompressBody(Buffer.from(plan.ref.data, 'base64'))).equals(body)).toBe(true);
+    expect(plan.kind).toBe('attribute');
+    expect((await decompressBody(plan.compressed)).equals(body)).toBe(true);
   });
 
   it('sends a body that does not fit through S3', async () => {

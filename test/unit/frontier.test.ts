@@ -60,16 +60,22 @@ describe('sendToFrontier', () => {
 });
 
 describe('planHandOff', () => {
-  it('keeps a body inline under the threshold and round-trips it', async () => {
+  it('keeps a body in the message under the threshold and round-trips it', async () => {
     const body = Buffer.from('<p>small</p>');
     const plan = await planHandOff(body, 192 * 1024);
-    expect(plan.kind).toBe('inline');
-    if (plan.kind !== 'inline' || plan.ref.kind !== 'inline') throw new Error('expected inline');
-    expect(await decompressBody(Buffer.from(plan.ref.data, 'base64'))).toEqual(body);
+    expect(plan.kind).toBe('attribute');
+    expect(await decompressBody(plan.compressed)).toEqual(body);
+  });
+
+  it('compares the threshold with the compressed bytes themselves, not their base64', async () => {
+    const body = randomBytes(3000);
+    const size = (await planHandOff(body, SQS_MAX_MESSAGE_BYTES)).compressed.length;
+    expect((await planHandOff(body, size)).kind).toBe('attribute');
+    expect((await planHandOff(body, size - 1)).kind).toBe('s3');
   });
 
   it('sends a body through S3 when its envelope would pass SQS’s 1 MiB, whatever the configured threshold', async () => {
-    const incompressible = randomBytes(900 * 1024);
+    const incompressible = randomBytes(SQS_MAX_MESSAGE_BYTES - 8 * 1024);
     expect((await planHandOff(incompressible, 2 * SQS_MAX_MESSAGE_BYTES)).kind).toBe('s3');
     expect((await planHandOff(randomBytes(1024), 100)).kind).toBe('s3');
   });

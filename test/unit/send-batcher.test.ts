@@ -1,6 +1,6 @@
 import type { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
-import { SendBatcher } from '../../functions/kit/send-batcher';
+import { messageBytes, SendBatcher } from '../../functions/kit/send-batcher';
 
 /** A stand-in SQS client that records each SendMessageBatch and fails the entries `refuse` names. */
 function fakeSqs(refuse: (body: string) => boolean = () => false) {
@@ -101,6 +101,37 @@ describe('SendBatcher', () => {
     const s2 = new SendBatcher('q', c2);
     await Promise.all([1, 2, 3].map(() => s2.participate(() => s2.send(big))));
     expect(b2.map((x) => x.length)).toEqual([2, 1]);
+  });
+
+  it('counts message attributes in the 256 KiB, a binary value at its raw size, and sends them', async () => {
+    const sent: Array<Array<{ body: string; attributes: unknown }>> = [];
+    const client = {
+      async send(command: SendMessageBatchCommand) {
+        sent.push(
+          (command.input.Entries ?? []).map((e) => ({
+            body: e.MessageBody ?? '',
+            attributes: e.MessageAttributes,
+          })),
+        );
+        return { Successful: [], Failed: [] };
+      },
+    } as unknown as SQSClient;
+    const b = new SendBatcher('q', client);
+    // 100 KiB each in the attribute, a few bytes of body: two fit in 256 KiB, the third goes next.
+    const body = { body: { DataType: 'Binary', BinaryValue: new Uint8Array(100 * 1024) } };
+    await Promise.all(['a', 'b', 'c'].map((m) => b.participate(() => b.send(m, body))));
+    expect(sent.map((x) => x.map((e) => e.body))).toEqual([['a', 'b'], ['c']]);
+    expect(sent[0]?.[0]?.attributes).toBe(body);
+  });
+
+  it('sizes a message as SQS does: body, and each attribute name, type and value', () => {
+    expect(messageBytes('héllo')).toBe(6);
+    expect(
+      messageBytes('{}', {
+        body: { DataType: 'Binary', BinaryValue: new Uint8Array(10) },
+        reason: { DataType: 'String', StringValue: 'é' },
+      }),
+    ).toBe(2 + (4 + 6 + 10) + (6 + 6 + 2));
   });
 
   it('rejects only the send whose entry the queue refused', async () => {
