@@ -261,8 +261,13 @@ async function run(argv: string[]): Promise<void> {
     case 'dlq': {
       const entries = await peekDlq(target, rest[0] as string);
       if (entries.length === 0) return void console.log('DLQ is empty');
-      for (const e of entries)
-        console.log(`${e.messageId}  receives=${e.receiveCount}  ${e.reason}\n  ${e.body.slice(0, 200)}`);
+      for (const e of entries) {
+        const attributes = Object.entries(e.attributes).map(([name, bytes]) => `${name} (${bytes} bytes)`);
+        console.log(
+          `${e.messageId}  receives=${e.receiveCount}  ${e.reason}\n  ${e.body.slice(0, 200)}` +
+            (attributes.length > 0 ? `\n  attributes: ${attributes.join(', ')}` : ''),
+        );
+      }
       return;
     }
     case 'redrive': {

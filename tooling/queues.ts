@@ -7,7 +7,8 @@ import {
   SendMessageBatchCommand,
   StartMessageMoveTaskCommand,
 } from '@aws-sdk/client-sqs';
-import { messageBytes } from '../functions/kit/send-batcher';
+import { FORWARD_ATTRIBUTES } from '../functions/kit/dlq';
+import { attributeValueBytes, messageBytes } from '../functions/kit/send-batcher';
 import type { Target } from './target';
 
 /** One stage's queue pair, found from the stack's outputs. */
@@ -145,6 +146,11 @@ export interface DlqEntry {
   readonly reason: string;
   readonly receiveCount: number;
   readonly body: string;
+  /**
+   * The message's own attributes, not the ones a poison forward adds, by name: each value's size in bytes.
+   * A parse message's page body travels in its binary attribute `body`.
+   */
+  readonly attributes: Readonly<Record<string, number>>;
 }
 
 /**
@@ -169,6 +175,11 @@ export async function peekDlq(target: Target, queue: string, max = 10): Promise<
       `exhausted retries (see logs for ${m.MessageAttributes?.sourceMessageId?.StringValue ?? m.MessageId})`,
     receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? 0),
     body: m.Body ?? '',
+    attributes: Object.fromEntries(
+      Object.entries(m.MessageAttributes ?? {})
+        .filter(([name]) => !FORWARD_ATTRIBUTES.has(name))
+        .map(([name, value]) => [name, attributeValueBytes(value)]),
+    ),
   }));
 }
 

@@ -3,7 +3,11 @@ import type { SQSRecord } from 'aws-lambda';
 import { sqs } from './clients';
 
 /** The attributes forwardToDlq sets; any the record already had (a redriven message) are replaced. */
-const DLQ_ATTRIBUTES = ['failureReason', 'sourceMessageId', 'sourceQueueArn'];
+export const FORWARD_ATTRIBUTES: ReadonlySet<string> = new Set([
+  'failureReason',
+  'sourceMessageId',
+  'sourceQueueArn',
+]);
 
 /**
  * A record's own message attributes, as SendMessage takes them back: a message's data can travel in one (a
@@ -12,7 +16,7 @@ const DLQ_ATTRIBUTES = ['failureReason', 'sourceMessageId', 'sourceQueueArn'];
 export function recordAttributes(record: SQSRecord): Record<string, MessageAttributeValue> {
   const out: Record<string, MessageAttributeValue> = {};
   for (const [name, value] of Object.entries(record.messageAttributes ?? {})) {
-    if (DLQ_ATTRIBUTES.includes(name)) continue;
+    if (FORWARD_ATTRIBUTES.has(name)) continue;
     if (typeof value.binaryValue === 'string')
       out[name] = { DataType: value.dataType, BinaryValue: Buffer.from(value.binaryValue, 'base64') };
     else if (typeof value.stringValue === 'string')

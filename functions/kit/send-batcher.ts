@@ -19,12 +19,14 @@ export type MessageAttributes = Record<string, MessageAttributeValue>;
  */
 export function messageBytes(body: string, attributes: MessageAttributes = {}): number {
   let bytes = Buffer.byteLength(body);
-  for (const [name, value] of Object.entries(attributes)) {
-    bytes += Buffer.byteLength(name) + Buffer.byteLength(value.DataType ?? '');
-    if (value.BinaryValue) bytes += value.BinaryValue.byteLength;
-    if (value.StringValue !== undefined) bytes += Buffer.byteLength(value.StringValue);
-  }
+  for (const [name, value] of Object.entries(attributes))
+    bytes += Buffer.byteLength(name) + Buffer.byteLength(value.DataType ?? '') + attributeValueBytes(value);
   return bytes;
+}
+
+/** An attribute value's size: a binary value's raw bytes, a string's UTF-8 bytes. */
+export function attributeValueBytes(value: MessageAttributeValue): number {
+  return (value.BinaryValue?.byteLength ?? 0) + Buffer.byteLength(value.StringValue ?? '');
 }
 
 interface Waiting {

@@ -8,7 +8,7 @@ import { peekDlq, redrive, waitFor, waitForIdle } from '../../tooling/queues';
 import { compareRankings, exactRankingLocal, onlineRanking, RANKING_OUTPUTS } from '../../tooling/ranking';
 import { requireOutputs } from '../../tooling/target';
 import { expectedFixtureCrawl } from './fixture-site';
-import { parsePageMessage } from './messages';
+import { parsePageEntry, parsePageMessage } from './messages';
 import { type ConnectedTarget, connectTarget, TARGET_TIMEOUTS, targetKind } from './target';
 
 // Runs unchanged against the sandbox (in `npm test`), LocalStack (`npm run test:localstack`) and AWS
@@ -191,16 +191,26 @@ describe(`portable pipeline checks (${targetKind()})`, {
 
   it('parks a schema-invalid message in the DLQ with its reason, redrives it, and stores its valid batch-mates', async () => {
     const crawlId = await newCrawl();
-    const good = parseMessage(crawlId, '/valid', '<title>valid</title>');
-    const invalid = { ...parseMessage(crawlId, '/invalid', ''), version: 7 };
-    await send(JSON.stringify(invalid));
-    await send(good);
+    // Both with the page body in the binary attribute, as the crawler sends them: the parked one must keep it.
+    const good = parsePageEntry(crawlId, `http://${HOST}/valid`, '<title>valid</title>');
+    const invalid = parsePageEntry(crawlId, `http://${HOST}/invalid`, '<title>invalid</title>');
+    const bodyBytes = invalid.MessageAttributes.body?.BinaryValue?.byteLength;
+    const queue = { QueueUrl: t.target.outputs.ParseQueueUrl };
+    await t.target.sqs.send(
+      new SendMessageCommand({
+        ...queue,
+        ...invalid,
+        MessageBody: JSON.stringify({ ...JSON.parse(invalid.MessageBody), version: 7 }),
+      }),
+    );
+    await t.target.sqs.send(new SendMessageCommand({ ...queue, ...good }));
     const parked = await waitFor(
       'the invalid message in the parse DLQ',
       async () => (await peekDlq(t.target, 'parse')).find((e) => e.body.includes(crawlId)),
       { timeoutMs: t.effectTimeoutMs },
     );
     expect(parked.reason).toMatch(/version: Invalid input/);
+    expect(parked.attributes).toEqual({ body: bodyBytes });
     await waitFor(
       'the valid page',
       async () => (await listPages(t.target, crawlId)).some((p) => p.title === 'valid'),
@@ -224,6 +234,7 @@ describe(`portable pipeline checks (${targetKind()})`, {
       { timeoutMs: t.effectTimeoutMs },
     );
     expect(back.reason).toMatch(/version: Invalid input/);
+    expect(back.attributes).toEqual({ body: bodyBytes });
     expect((await peekDlq(t.target, 'parse')).some((e) => e.messageId === parked.messageId)).toBe(false);
   });
 });
