@@ -10,6 +10,7 @@ const settings = JSON.parse(process.argv[2] ?? '{}') as {
   concurrency: number;
   maxRequests: number;
   navigationTimeoutSecs: number;
+  maxRequestRetries: number;
 };
 crawleeLog.setLevel(LogLevel.OFF);
 const allowed = new Set(settings.hosts);
@@ -19,7 +20,7 @@ const crawler = new CheerioCrawler(
     minConcurrency: settings.concurrency,
     maxConcurrency: settings.concurrency,
     maxRequestsPerCrawl: settings.maxRequests,
-    maxRequestRetries: 1,
+    maxRequestRetries: settings.maxRequestRetries,
     requestHandlerTimeoutSecs: 10,
     navigationTimeoutSecs: settings.navigationTimeoutSecs,
     respectRobotsTxtFile: true,

@@ -12,6 +12,7 @@ import { build } from 'esbuild';
 import { CRAWLER_OUTPUTS, listPages, listUrls, submitCrawl } from '../cli/crawl-api';
 import { ENV } from '../functions/crawl/env-names';
 import { frontierGroupId } from '../functions/crawl/url';
+import { transientRetries } from '../functions/crawler/failures';
 import { robotsDecision } from '../functions/crawler/robots';
 import { itemBytes } from '../functions/parser/store';
 import { type DemoSiteOptions, startDemoSite } from '../sandbox/demo-site';
@@ -1213,10 +1214,19 @@ async function benchCrawlee(): Promise<void> {
   const concurrency =
     Number((props.ScalingConfig as { MaximumConcurrency?: number } | undefined)?.MaximumConcurrency ?? 2) *
     Number(props.BatchSize ?? 10);
+  // As many attempts at a transient failure (the site's /slow page times out) as the crawler makes: it
+  // retries on all but the frontier's last two receives (functions/crawler/failures.ts).
+  const frontier = Object.values(templateResources()).find(
+    (r) => r.Type === 'AWS::SQS::Queue' && r.Properties.FifoQueue === true && r.Properties.RedrivePolicy,
+  );
+  const receives = Number(
+    (frontier?.Properties.RedrivePolicy as { maxReceiveCount?: number } | undefined)?.maxReceiveCount ?? 5,
+  );
+  const attempts = transientRetries(receives);
   // Crawlee's own figures vary from run to run by a third on an idle machine: the median of three runs,
   // each on a new site once the machine is quiet, all three printed.
   const runs: Array<Awaited<ReturnType<typeof crawleeRun>>> = [];
-  for (let i = 0; i < CRAWLEE_RUNS; i++) runs.push(await crawleeRun(concurrency));
+  for (let i = 0; i < CRAWLEE_RUNS; i++) runs.push(await crawleeRun(concurrency, attempts));
   const crawlee = median(runs.map((r) => r.pagesPerSecond));
   const crawleeCpuMsPerPage = median(runs.map((r) => r.cpuMsPerPage));
   const jsRuns = runs.flatMap((r) => (r.jsCpuMsPerPage === undefined ? [] : [r.jsCpuMsPerPage]));
@@ -1232,7 +1242,7 @@ async function benchCrawlee(): Promise<void> {
   report({
     name: 'throughput vs Crawlee CheerioCrawler',
     value: ours ? round(ours / crawlee, 2) : 'not measured',
-    unit: `${ours ? '× Crawlee ' : ''}(pipeline ${ours ? round(ours, 1) : '-'} pages/s${pipelineRuns.length > 1 ? `, the median of ${pipelineRuns.length} crawls (${pipelineRuns.map((r) => round(r.pagesPerSecond, 1)).join(', ')})` : ''}; CheerioCrawler ${round(crawlee, 1)} pages/s, the median of ${runs.length} runs (${each((r) => r.pagesPerSecond)}; ${pages} pages in ${round(seconds, 1)} s); Crawlee at ${concurrency} concurrent fetches (the crawler's pollers × batch size), the pipeline at most that many, and per host ${describeLanes()} at a time${groupsPerCrawlerBatch ? `, and its batches held ${round(groupsPerCrawlerBatch, 1)} hosts on average` : ''}, on the same ${CRAWL_SITE.hostCount}-host site, both on ${functionNode().note}; each Crawlee run started once the machine was quiet (${idle.join(', ')} idle); load average ${os
+    unit: `${ours ? '× Crawlee ' : ''}(pipeline ${ours ? round(ours, 1) : '-'} pages/s${pipelineRuns.length > 1 ? `, the median of ${pipelineRuns.length} crawls (${pipelineRuns.map((r) => round(r.pagesPerSecond, 1)).join(', ')})` : ''}; CheerioCrawler ${round(crawlee, 1)} pages/s, the median of ${runs.length} runs (${each((r) => r.pagesPerSecond)}; ${pages} pages in ${round(seconds, 1)} s); Crawlee at ${concurrency} concurrent fetches (the crawler's pollers × batch size) and ${attempts} attempts at a page that times out, as the crawler makes, the pipeline at most that many, and per host ${describeLanes()} at a time${groupsPerCrawlerBatch ? `, and its batches held ${round(groupsPerCrawlerBatch, 1)} hosts on average` : ''}, on the same ${CRAWL_SITE.hostCount}-host site, both on ${functionNode().note}; each Crawlee run started once the machine was quiet (${idle.join(', ')} idle); load average ${os
       .loadavg()
       .map((l) => round(l, 1))
       .join(', ')})`,
@@ -1255,7 +1265,7 @@ async function benchCrawlee(): Promise<void> {
 const CRAWLEE_RUNS = 3;
 
 /** One Crawlee crawl of a new demo site, started once the machine is quiet. */
-async function crawleeRun(concurrency: number) {
+async function crawleeRun(concurrency: number, attempts: number) {
   const idleBefore = await waitForQuietMachine();
   // The site runs in a child process, so this process's CPU is Crawlee's alone.
   const demo = await startSiteProcess(CRAWL_SITE);
@@ -1273,8 +1283,10 @@ async function crawleeRun(concurrency: number) {
           hosts: demo.hosts,
           concurrency,
           maxRequests: (CRAWL_SITE.pagesPerHost + 10) * CRAWL_SITE.hostCount,
-          // The pipeline's fetch timeout in this bench (FETCH_TIMEOUT_MS), so /slow costs both the same.
+          // The pipeline's fetch timeout in this bench (FETCH_TIMEOUT_MS) and its attempts, so /slow costs
+          // both the same.
           navigationTimeoutSecs: 2,
+          maxRequestRetries: attempts - 1,
         }),
       ],
       { cwd: PROJECT_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 600_000 },
