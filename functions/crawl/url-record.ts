@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { BatchGetCommand, type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import DataLoader from 'dataloader';
 import type { Claim } from '../kit/claim';
 import { ddb } from '../kit/clients';
 import { RetryableError } from '../kit/errors';
@@ -267,9 +268,11 @@ export async function refuseOwnClaim(
 }
 
 /**
- * claimedBy of each URL that has a record ('' for a record with no claim, such as a refused link's), read
- * 100 keys at a time. `consistent` reads are for a redelivered page, whose own claims a stale read could
- * hide; `dropAnswer` is a test hook that loses an eventually consistent answer, as a stale replica would.
+ * claimedBy of each URL that has a record ('' for a record with no claim, such as a refused link's). Pages
+ * parsed side by side read their links together: the reads started in one turn of the event loop go out as
+ * one BatchGetItem per 100 distinct keys (DataLoader, without its cache: a claim read must be fresh).
+ * `consistent` reads are for a redelivered page, whose own claims a stale read could hide; `dropAnswer` is a
+ * test hook that loses an eventually consistent answer, as a stale replica would.
  */
 export async function readClaimOwners(
   table: string,
@@ -279,13 +282,50 @@ export async function readClaimOwners(
   dropAnswer = false,
 ): Promise<Map<string, string>> {
   const owners = new Map<string, string>();
-  const items = await readUrlRecords(
-    table,
-    urls.map((url) => ({ crawlId, url })),
-    { consistent, attributes: [URL_ATTR.claimedBy], dropAnswer: dropAnswer && !consistent },
-  );
-  for (const item of items) owners.set(item.url as string, claimOwnerOf(item));
+  if (dropAnswer && !consistent) {
+    const items = await readUrlRecords(
+      table,
+      urls.map((url) => ({ crawlId, url })),
+      { consistent, attributes: [URL_ATTR.claimedBy], dropAnswer: true },
+    );
+    for (const item of items) owners.set(item.url as string, claimOwnerOf(item));
+    return owners;
+  }
+  const found = await claimLoader(table, consistent).loadMany(urls.map((url) => keyOf({ crawlId, url })));
+  for (const [i, owner] of found.entries()) {
+    if (owner instanceof Error) throw owner;
+    if (owner !== undefined) owners.set(urls[i] as string, owner);
+  }
   return owners;
+}
+
+const keyOf = (key: { crawlId: string; url: string }) => JSON.stringify([key.crawlId, key.url]);
+const claimLoaders = new Map<string, DataLoader<string, string | undefined>>();
+
+/** One loader per table and read consistency, whose batches read claimedBy of distinct keys. */
+function claimLoader(table: string, consistent: boolean): DataLoader<string, string | undefined> {
+  const id = `${consistent} ${table}`;
+  let loader = claimLoaders.get(id);
+  if (!loader) {
+    loader = new DataLoader(
+      async (keys) => {
+        const distinct = [...new Set(keys)].map((k) => {
+          const [crawlId, url] = JSON.parse(k) as [string, string];
+          return { crawlId, url };
+        });
+        const items = await readUrlRecords(table, distinct, { consistent, attributes: [URL_ATTR.claimedBy] });
+        const byKey = new Map(items.map((item) => [keyOf(item as { crawlId: string; url: string }), item]));
+        return keys.map((k) => {
+          const item = byKey.get(k);
+          return item ? claimOwnerOf(item) : undefined;
+        });
+      },
+      // After the turn's I/O callbacks, as the statement batchers do, so pages that resume together share it.
+      { cache: false, maxBatchSize: 100, batchScheduleFn: (run) => setImmediate(run) },
+    );
+    claimLoaders.set(id, loader);
+  }
+  return loader;
 }
 
 /**
