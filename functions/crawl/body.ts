@@ -7,8 +7,9 @@ const unbrotli = promisify(zlib.brotliDecompress);
 
 /**
  * Brotli quality 4. On the bench's 67 KB pages (18 KB compressed, the median web page) it takes 0.9 ms of
- * CPU against 1.6 at quality 5, for 2.4% more bytes; Lambda bills the CPU (stretched to the crawler's
- * memory), SQS the bytes by 64 KiB chunk, and the CPU is the larger of the two. Quality 3 took 8 ms there.
+ * CPU against 1.6 at quality 5, for 2.4% more bytes. Qualities 2 and 3 take 0.5 ms, but on real HTML (40
+ * rustdoc pages, Node 24) their output was 5 to 7% larger than quality 4's: at the crawler's memory Lambda
+ * bills 0.4 ms of CPU at about $0.01 per million pages, and SQS the extra bytes at about twice that.
  */
 const QUALITY = 4;
 
