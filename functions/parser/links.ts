@@ -32,7 +32,7 @@ import { StatementBatcher, StatementFailed } from '../kit/statement-batcher';
  * is given the outcome budget-exhausted and loses its claim.
  *
  * Cost: links already known to this container are dropped from memory, the rest are checked with one
- * BatchGetItem per 100, a claim costs one write unit, and a page that admits links pays two per item of its
+ * BatchGetItem per 100 (shared with the pages checking in the same turn), a claim costs one write unit, and a page that admits links pays two per item of its
  * one transaction (the budget and its own record), however many links it admits. Claiming and admitting
  * each link in the transaction cost two units a link.
  */
