@@ -51,6 +51,12 @@ export function peakRssMb() {
 const THREAD_KINDS = { MainThread: 'js', V8Worker: 'gc', 'libuv-worker': 'pool' };
 
 /**
+ * Each thread's kind, by thread id: a thread keeps its name, so it is read once. The reads are part of what
+ * an invocation measures, and a Lambda function does not make them.
+ */
+const kindOfThread = new Map();
+
+/**
  * This process's CPU so far by kind of thread, in ms: its JS thread, V8's helper threads (mostly garbage
  * collection) and libuv's thread pool (zlib, DNS lookups, file I/O); anything else under `other`. Undefined
  * where the threads are unnamed (Node 20) or /proc does not exist.
@@ -60,15 +66,19 @@ export function cpuByThreadKindMs() {
     const totals = { js: 0, gc: 0, pool: 0, other: 0 };
     let named = false;
     for (const task of readdirSync('/proc/self/task')) {
-      let comm;
+      let kind = kindOfThread.get(task);
       let ns;
       try {
-        comm = readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim();
+        if (kind === undefined) {
+          kind = THREAD_KINDS[readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim()] ?? 'other';
+          // A thread starts with its creator's name and is renamed as it starts: only the main thread (whose
+          // id is the process's) keeps "MainThread", so another one of that name is read again next time.
+          if (kind !== 'js' || task === String(process.pid)) kindOfThread.set(task, kind);
+        }
         ns = Number(readFileSync(`/proc/self/task/${task}/schedstat`, 'utf8').split(' ')[0]);
       } catch {
         continue; // the thread ended while being read
       }
-      const kind = THREAD_KINDS[comm] ?? 'other';
       if (kind === 'js') named = true;
       totals[kind] += ns / 1e6;
     }
