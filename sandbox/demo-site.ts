@@ -17,12 +17,17 @@ export interface DemoSite {
   readonly hits: Map<string, number>;
   /** Every request in arrival order, as host:port/path. */
   readonly requestLog: string[];
+  /** When each request of `requestLog` arrived (epoch ms), at the same index. */
+  readonly requestTimes: number[];
   /** The most requests each host (host:port) was answering at once: the crawler's politeness, seen by the site. */
   readonly peakInFlight: Map<string, number>;
   /** TCP connections the site accepted: fewer than requests when a client keeps connections alive. */
   connectionsOpened(): number;
-  /** Make host:port/path answer 503 (on) or its normal page (off), to fail fetches on purpose. */
-  setFailing(hostPath: string, on: boolean): void;
+  /**
+   * Make host:port/path answer 503 (on) or its normal page (off), to fail fetches on purpose; with
+   * `retryAfterSeconds`, the 503 carries that Retry-After.
+   */
+  setFailing(hostPath: string, on: boolean, retryAfterSeconds?: number): void;
   /**
    * The links (as written in the HTML, relative or absolute) of the page served at a URL, after its
    * redirect; undefined where no HTML page is served. For computing the link graph of a crawl.
@@ -102,7 +107,9 @@ export async function startDemoSite(options: DemoSiteOptions = {}): Promise<Demo
   const requestLog: string[] = [];
   const inFlight = new Map<string, number>();
   const peakInFlight = new Map<string, number>();
-  const failing = new Set<string>();
+  const requestTimes: number[] = [];
+  /** Failing paths, with the Retry-After their 503 carries, if any. */
+  const failing = new Map<string, number | undefined>();
 
   /** The link model: host → path → page. */
   const site = new Map<string, Map<string, Page>>();
@@ -160,6 +167,7 @@ export async function startDemoSite(options: DemoSiteOptions = {}): Promise<Demo
     const path = (req.url ?? '/').split('?')[0] as string;
     hits.set(`${host}${path}`, (hits.get(`${host}${path}`) ?? 0) + 1);
     requestLog.push(`${host}${path}`);
+    requestTimes.push(Date.now());
     const now = (inFlight.get(host) ?? 0) + 1;
     inFlight.set(host, now);
     peakInFlight.set(host, Math.max(now, peakInFlight.get(host) ?? 0));
@@ -170,7 +178,12 @@ export async function startDemoSite(options: DemoSiteOptions = {}): Promise<Demo
         res.writeHead(r.status, { 'content-type': 'text/plain' }).end(r.body);
         return;
       }
-      if (failing.has(`${host}${path}`)) return void res.writeHead(503).end();
+      if (failing.has(`${host}${path}`)) {
+        const retryAfter = failing.get(`${host}${path}`);
+        return void res
+          .writeHead(503, retryAfter === undefined ? {} : { 'retry-after': String(retryAfter) })
+          .end();
+      }
       const page = lookup(host, path);
       if (!page) return void res.writeHead(404, { 'content-type': 'text/html' }).end('<h1>not found</h1>');
       switch (page.kind) {
@@ -219,10 +232,11 @@ export async function startDemoSite(options: DemoSiteOptions = {}): Promise<Demo
     seeds: hosts.map((h) => `http://${h}/`),
     hits,
     requestLog,
+    requestTimes,
     peakInFlight,
     connectionsOpened: () => connections,
-    setFailing(hostPath, on) {
-      if (on) failing.add(hostPath);
+    setFailing(hostPath, on, retryAfterSeconds) {
+      if (on) failing.set(hostPath, retryAfterSeconds);
       else failing.delete(hostPath);
     },
     linksOf(url) {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import {
   SendMessageBatchCommand,
   type SendMessageBatchRequestEntry,
+  SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { sqs } from '../kit/clients';
@@ -65,6 +66,35 @@ export async function sendToFrontier(
     }
   }
   return sent;
+}
+
+/**
+ * Send a URL again to the back of its host's group, as a new message that says how many fetch attempts
+ * were made (Kafka's non-blocking retry, with the group itself as the retry topic): the host's other URLs
+ * go on meanwhile, where a record failed in place would lock the group until it came back. The dedup id
+ * names the attempt, so a resend after a crash (the original redelivered before it was deleted) is dropped
+ * by SQS inside its 5-minute window.
+ */
+export async function requeueFrontier(
+  queueUrl: string,
+  message: FrontierMessage,
+  url: string,
+  attempts: number,
+  client: SQSClient = sqs,
+): Promise<void> {
+  const requeued: FrontierMessage = {
+    ...message,
+    ...envelopeFields('frontier.url', message.correlationId),
+    payload: { ...message.payload, attempts },
+  };
+  await client.send(
+    new SendMessageCommand({
+      QueueUrl: queueUrl,
+      MessageBody: JSON.stringify(requeued),
+      MessageGroupId: frontierGroupId(url),
+      MessageDeduplicationId: `${urlHash(message.crawlId, url)}-a${attempts}`,
+    }),
+  );
 }
 
 export const newCorrelationId = (): string => randomUUID();

@@ -25,6 +25,11 @@ export const FrontierMessage = crawlEnvelope(
     depth: z.int().check(z.minimum(0), z.maximum(1000)),
     /** The page that linked here; absent for seeds. */
     discoveredFrom: z.optional(z.string().check(z.maxLength(2048))),
+    /**
+     * Fetch attempts earlier messages for this URL made: set when a timed-out URL was sent to the back of
+     * its host's group (requeueFrontier), absent on a URL's first message.
+     */
+    attempts: z.optional(z.int().check(z.minimum(1), z.maximum(100))),
   }),
 );
 export type FrontierMessage = z.infer<typeof FrontierMessage>;

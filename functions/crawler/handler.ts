@@ -4,6 +4,7 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { planHandOff } from '../crawl/body';
 import { getCrawlJob } from '../crawl/crawl-record';
 import { BODY_PREFIX, ENV } from '../crawl/env-names';
+import { requeueFrontier } from '../crawl/frontier';
 import { METRIC } from '../crawl/metrics';
 import {
   BODY_ATTRIBUTE,
@@ -27,7 +28,7 @@ import { parseMessage } from '../kit/envelope';
 import { logger, metrics, type RecordLogger, recordLogger, startInvocation } from '../kit/powertools';
 import { type MessageAttributes, SendBatcher } from '../kit/send-batcher';
 import { receivedExclusively, SourceVisibility } from '../kit/visibility';
-import { classifyFailure, TransientFetchError, transientRetries } from './failures';
+import { classifyFailure, retryDelaySeconds, TransientFetchError, transientRetries } from './failures';
 import { HostLanes } from './host-lanes';
 import { decideFetch } from './policy';
 import { loadRobots, RobotsCache } from './robots';
@@ -41,6 +42,7 @@ import {
 } from './url-idempotency';
 
 const config = {
+  frontierQueueUrl: requireEnv(ENV.frontierQueueUrl),
   parseQueueUrl: requireEnv(ENV.parseQueueUrl),
   dlqUrl: requireEnv(ENV.dlqUrl),
   crawlsTable: requireEnv(ENV.crawlsTable),
@@ -151,7 +153,7 @@ async function collect(
   const job = await getCrawlJob(config.crawlsTable, crawlId);
   const origin = new URL(url).origin;
   const host = hostKey(url);
-  const receives = receiveCount(record);
+  const attempt = attemptOf(message, record);
   try {
     const rules = job ? await robotsCache.get(origin, (o) => loadRobots(o, fetchPolicy)) : undefined;
     const decision = decideFetch({ url, depth, job, robots: rules });
@@ -164,8 +166,8 @@ async function collect(
       // A host that sets a Crawl-delay gets one fetch at a time, that long apart; one that sets none, a few.
       decision.crawlDelayMs > 0 ? 1 : config.maxFetchesPerHost,
       () => safeFetch(url, fetchPolicy),
-      // A failure that is not the URL's recorded outcome keeps the host's later URLs from starting.
-      (error) => classifyFailure(error, receives, config.maxReceiveCount).kind !== 'outcome',
+      // A failure that locks the host's group keeps the host's later URLs from starting.
+      (error) => locksGroup(classifyFailure(error, attempt, config.maxReceiveCount).kind),
     );
     lastFetchAt.set(host, Date.now());
     metrics.addMetric(METRIC.pagesFetched, 'Count', 1);
@@ -174,20 +176,40 @@ async function collect(
     return finish('fetched', { httpStatus: page.status, finalUrl: page.finalUrl, bytes: page.body.length });
   } catch (error) {
     lastFetchAt.set(host, Date.now());
-    const decision = classifyFailure(error, receives, config.maxReceiveCount);
+    const decision = classifyFailure(error, attempt, config.maxReceiveCount);
     if (decision.kind === 'outcome')
       return finish(decision.outcome, {
         detail: decision.detail,
         ...(decision.httpStatus ? { httpStatus: decision.httpStatus } : {}),
       });
-    if (decision.kind === 'retry')
-      log.warn('transient fetch failure, will retry', {
-        url,
-        reason: decision.reason,
-        receives,
-        error: (error as Error).message,
-      });
-    throw error;
+    if (decision.kind === 'rethrow') throw error;
+    log.warn(
+      decision.kind === 'requeue'
+        ? "transient fetch failure, will retry from the back of its host's queue"
+        : 'transient fetch failure, will retry',
+      { url, reason: decision.reason, attempt, error: (error as Error).message },
+    );
+    // Nothing is recorded for the URL either way: its next attempt runs as if this one had not happened.
+    throw decision.kind === 'requeue' ? new RequeueFetch(attempt, error) : error;
+  }
+}
+
+/** A fetch attempt's number: its message's receives, after the attempts of the messages it was requeued from. */
+const attemptOf = (message: FrontierMessage, record: SQSRecord): number =>
+  (message.payload.attempts ?? 0) + receiveCount(record);
+
+/** Whether a failure leaves the record failed, locking its host's group behind it until the retry. */
+const locksGroup = (kind: ReturnType<typeof classifyFailure>['kind']): boolean =>
+  kind === 'retry' || kind === 'rethrow';
+
+/** The fetch timed out and goes to the back of its host's group (classifyFailure's 'requeue'). */
+class RequeueFetch extends Error {
+  constructor(
+    readonly attempts: number,
+    cause: unknown,
+  ) {
+    super(`requeued after attempt ${attempts}: ${(cause as Error).message}`, { cause });
+    this.name = 'RequeueFetch';
   }
 }
 
@@ -245,7 +267,7 @@ async function handleRecord(
   parseSender: SendBatcher,
   running: Map<string, Promise<unknown>>,
   lanes: HostLanes,
-): Promise<Outcome | FinishingLater> {
+): Promise<Outcome | 'requeued' | FinishingLater> {
   const message = parseMessage(FrontierMessage, record.body);
   let url: string;
   try {
@@ -277,12 +299,28 @@ async function handleRecord(
   const started = new Promise<'started'>((resolve) => {
     onStarted = () => resolve('started');
   });
-  const work = parseSender.participate(() =>
-    collectOnce({ crawlId: message.crawlId, url }, message, record, context, parseSender, lanes, onStarted),
-  );
+  const work = parseSender.participate(async (): Promise<Outcome | 'requeued'> => {
+    try {
+      const result = await collectOnce(
+        { crawlId: message.crawlId, url },
+        message,
+        record,
+        context,
+        parseSender,
+        lanes,
+        onStarted,
+      );
+      return result.outcome;
+    } catch (error) {
+      if (!(error instanceof RequeueFetch)) throw error;
+      // The record is reported done only once its copy is on the queue; a crash before that redelivers it.
+      await requeueFrontier(config.frontierQueueUrl, message, url, error.attempts, sqs);
+      return 'requeued';
+    }
+  });
   running.set(key, work);
   const first = await Promise.race([work, started]);
-  if (first !== 'started') return first.outcome;
+  if (first !== 'started') return first;
   return finishLater(work);
 }
 
@@ -368,6 +406,18 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
         aroundRecords: (run) => parseSender.participate(run),
         maxReceiveCount: config.maxReceiveCount,
         onLastReceiveFailure: recordDeadLettered,
+        // Lambda would leave a failed record, and its host's group, for the whole visibility timeout
+        // (6 minutes): back off by attempt, or as the server asked, within that timeout.
+        retryDelay: {
+          queueUrl: config.frontierQueueUrl,
+          client: sqs,
+          seconds: (record, error) => {
+            const parsed = parsedRecord(record);
+            const attempt = parsed ? attemptOf(parsed.message, record) : receiveCount(record);
+            const delay = retryDelaySeconds(error, attempt);
+            return visibilitySeconds === undefined ? delay : Math.min(delay, visibilitySeconds);
+          },
+        },
       },
     );
   } finally {

@@ -5,7 +5,7 @@ import type { Readable, Transform } from 'node:stream';
 import zlib from 'node:zlib';
 import { canonicalizeUrl } from '../crawl/url';
 import { settleBy } from '../kit/deadline';
-import { FetchOutcomeError, TransientFetchError } from './failures';
+import { FetchOutcomeError, parseRetryAfter, TransientFetchError } from './failures';
 import {
   type AddressPolicy,
   DnsUnavailableError,
@@ -174,7 +174,12 @@ async function fetchHops(
       continue;
     }
     if (response.status === 429 || response.status >= 500) {
-      throw new TransientFetchError('http-error', `HTTP ${response.status} from ${current}`, response.status);
+      throw new TransientFetchError(
+        'http-error',
+        `HTTP ${response.status} from ${current}`,
+        response.status,
+        parseRetryAfter(response.headers['retry-after']),
+      );
     }
     if (response.status >= 300 || response.status < 200) {
       throw new FetchOutcomeError('http-error', `HTTP ${response.status} from ${current}`, response.status);

@@ -4,6 +4,7 @@ import {
   processPartialResponse,
   SqsFifoPartialProcessorAsync,
 } from '@aws-lambda-powertools/batch';
+import { ChangeMessageVisibilityBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { forwardToDlq } from './dlq';
 import { KIT_ENV } from './env-names';
@@ -82,6 +83,68 @@ export interface FifoBatchOptions {
    * once every record of the group has fetched).
    */
   readonly aroundRecords?: <T>(run: () => Promise<T>) => Promise<T>;
+  /**
+   * When a group's failed records come back. Lambda leaves a failed record invisible for the queue's whole
+   * visibility timeout (6 × the function timeout under QueueConsumer), and a FIFO group stays locked while
+   * any of its records is: one failing page would hold its host for minutes per retry. Given this, the
+   * handler sets the group's failed records to come back after `seconds(first, error)`: the group's first
+   * failed record and what it threw (undefined when its work was never attempted). `undefined` leaves them
+   * to the visibility timeout. Records on their last receive are left alone: they go to the DLQ.
+   */
+  readonly retryDelay?: {
+    readonly queueUrl: string;
+    readonly client: SQSClient;
+    readonly seconds: (record: SQSRecord, error: unknown) => number | undefined;
+  };
+}
+
+/** SQS's bounds on a visibility timeout, in seconds. */
+const MAX_VISIBILITY_SECONDS = 43_200;
+
+/**
+ * Set each group's failed records (first one's delay for all of them: a group is locked until every one is
+ * visible again) to come back after the delay `retryDelay` picks. A failure to do so is logged: the
+ * records then come back after the visibility timeout, as they would have anyway.
+ */
+async function delayRetries(
+  failures: readonly SQSRecord[],
+  errors: ReadonlyMap<string, unknown>,
+  limit: number,
+  retryDelay: NonNullable<FifoBatchOptions['retryDelay']>,
+): Promise<void> {
+  const byGroup = new Map<string, SQSRecord[]>();
+  for (const record of failures) {
+    if (receiveCount(record) >= limit) continue;
+    const id = record.attributes.MessageGroupId ?? '';
+    byGroup.set(id, [...(byGroup.get(id) ?? []), record]);
+  }
+  const entries: Array<{ Id: string; ReceiptHandle: string; VisibilityTimeout: number }> = [];
+  for (const records of byGroup.values()) {
+    const first = records[0] as SQSRecord;
+    const seconds = retryDelay.seconds(first, errors.get(first.messageId));
+    if (seconds === undefined || !Number.isFinite(seconds)) continue;
+    const timeout = Math.min(MAX_VISIBILITY_SECONDS, Math.max(0, Math.round(seconds)));
+    for (const record of records)
+      entries.push({
+        Id: String(entries.length),
+        ReceiptHandle: record.receiptHandle,
+        VisibilityTimeout: timeout,
+      });
+  }
+  for (let i = 0; i < entries.length; i += 10) {
+    const chunk = entries.slice(i, i + 10);
+    try {
+      const out = await retryDelay.client.send(
+        new ChangeMessageVisibilityBatchCommand({ QueueUrl: retryDelay.queueUrl, Entries: chunk }),
+      );
+      if (out.Failed?.length)
+        logger.warn('some failed records keep their visibility timeout', {
+          failed: out.Failed.map((f) => f.Code),
+        });
+    } catch (error) {
+      logger.warn('could not shorten the retry delay of failed records', { error: error as Error });
+    }
+  }
 }
 
 /** A record whose work goes on after its handler returned: see `finishLater`. */
@@ -175,11 +238,18 @@ export async function processFifoBatchByGroup(
     ),
   );
   const batchItemFailures: SQSBatchItemFailure[] = results.flatMap((r) => r.batchItemFailures);
+  const limit =
+    options.maxReceiveCount ?? Number(process.env[KIT_ENV.maxReceiveCount] ?? Number.POSITIVE_INFINITY);
+  const failed = new Set(batchItemFailures.map((f) => f.itemIdentifier));
+  if (options.retryDelay)
+    await delayRetries(
+      event.Records.filter((r) => failed.has(r.messageId)),
+      errors,
+      limit,
+      options.retryDelay,
+    );
   const onLastReceiveFailure = options.onLastReceiveFailure;
   if (onLastReceiveFailure) {
-    const limit =
-      options.maxReceiveCount ?? Number(process.env[KIT_ENV.maxReceiveCount] ?? Number.POSITIVE_INFINITY);
-    const failed = new Set(batchItemFailures.map((f) => f.itemIdentifier));
     const givenUp = event.Records.filter((r) => failed.has(r.messageId) && receiveCount(r) >= limit);
     await Promise.all(
       givenUp.map((record) =>

@@ -117,6 +117,8 @@ export class CrawlerStack extends PipelineStack {
 
     this.frontier
       .bindQueue(this.parseQueue.queue, ENV.parseQueueUrl)
+      // A URL whose fetch timed out is sent again to the back of its host's group (requeueFrontier).
+      .bindQueue(this.frontier.queue, ENV.frontierQueueUrl)
       .bindTable(crawls, 'r', ENV.crawlsTable)
       // The crawler completes a host's URLs in one BatchExecuteStatement (UrlRecordPersistenceLayer).
       .bindTable(urls, 'rw', ENV.urlsTable, { partiql: ['update'] })

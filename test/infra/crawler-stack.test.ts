@@ -175,7 +175,7 @@ describe('CrawlerStack least privilege', () => {
     }
   });
 
-  it('lets the crawler send only to the parse queue and its own DLQ, and write only its own tables', () => {
+  it('lets the crawler send only to the parse queue, its own queue (a timed-out URL requeued) and its own DLQ, and write only its own tables', () => {
     const policy = logicalId('AWS::IAM::Policy', 'FrontierConsumerRoleDefaultPolicy');
     const crawler = statements().filter((s) => s.policy === policy);
     const sqs = crawler.filter((s) => asArray(s.Action).includes('sqs:SendMessage'));
@@ -187,6 +187,7 @@ describe('CrawlerStack least privilege', () => {
     ).toEqual(
       [
         { 'Fn::GetAtt': [logicalId('AWS::SQS::Queue', 'ParseQueue'), 'Arn'] },
+        { 'Fn::GetAtt': [logicalId('AWS::SQS::Queue', 'FrontierQueue'), 'Arn'] },
         { 'Fn::GetAtt': [logicalId('AWS::SQS::Queue', 'FrontierDlq'), 'Arn'] },
       ]
         .map((r) => JSON.stringify(r))

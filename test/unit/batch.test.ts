@@ -407,3 +407,89 @@ describe('poisonToDlq log lines', () => {
     }
   });
 });
+
+describe('the retry delay of failed FIFO records', () => {
+  const at = (r: SQSRecord, receives: number): SQSRecord => ({
+    ...r,
+    attributes: { ...r.attributes, ApproximateReceiveCount: String(receives) },
+  });
+  /** A recorder for the one call the option makes (unit tests may mock the SDK). */
+  function recorder(fail?: Error) {
+    const calls: Array<{ QueueUrl: string; Entries: Array<Record<string, unknown>> }> = [];
+    const client = {
+      send: async (command: { input: (typeof calls)[number] }) => {
+        calls.push(command.input);
+        if (fail) throw fail;
+        return {};
+      },
+    } as unknown as import('@aws-sdk/client-sqs').SQSClient;
+    return { calls, client };
+  }
+
+  it("sets each group's failed records to the delay picked for its first failure, and leaves the rest alone", async () => {
+    // A: a1 succeeds, a2 fails, a3 is skipped behind it. B: b1 fails, no delay picked. C: c1 on its last receive.
+    const event: SQSEvent = {
+      Records: [
+        record('a1', 'A'),
+        record('a2', 'A'),
+        record('a3', 'A'),
+        record('b1', 'B'),
+        at(record('c1', 'C'), 5),
+      ],
+    };
+    const { calls, client } = recorder();
+    const asked: Array<[string, string]> = [];
+    const out = await processFifoBatchByGroup(
+      event,
+      context,
+      async (r) => {
+        if (['a2', 'b1', 'c1'].includes(r.messageId)) throw new Error(`${r.messageId} down`);
+      },
+      {
+        maxReceiveCount: 5,
+        retryDelay: {
+          queueUrl: 'https://sqs/q.fifo',
+          client,
+          seconds: (r, error) => {
+            asked.push([r.messageId, (error as Error).message]);
+            return r.messageId === 'a2' ? 7.4 : undefined;
+          },
+        },
+      },
+    );
+    expect(out.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(['a2', 'a3', 'b1', 'c1']);
+    expect(asked).toEqual([
+      ['a2', 'a2 down'],
+      ['b1', 'b1 down'],
+    ]);
+    expect(calls).toEqual([
+      {
+        QueueUrl: 'https://sqs/q.fifo',
+        Entries: [
+          { Id: '0', ReceiptHandle: 'a2', VisibilityTimeout: 7 },
+          { Id: '1', ReceiptHandle: 'a3', VisibilityTimeout: 7 },
+        ],
+      },
+    ]);
+  });
+
+  it('sends at most 10 entries a call, clamps to what SQS allows, and keeps the failures when the call fails', async () => {
+    const records = Array.from({ length: 12 }, (_, i) => record(`g${i}`, `G${i}`));
+    const { calls, client } = recorder(new Error('AccessDenied'));
+    const out = await processFifoBatchByGroup(
+      { Records: records },
+      context,
+      async () => {
+        throw new Error('down');
+      },
+      {
+        maxReceiveCount: 5,
+        retryDelay: { queueUrl: 'q', client, seconds: (r) => (r.messageId === 'g0' ? -3 : 99_999) },
+      },
+    );
+    expect(out.batchItemFailures).toHaveLength(12);
+    expect(calls.map((c) => c.Entries.length)).toEqual([10, 2]);
+    expect(calls[0]?.Entries[0]).toMatchObject({ ReceiptHandle: 'g0', VisibilityTimeout: 0 });
+    expect(calls[1]?.Entries[1]).toMatchObject({ ReceiptHandle: 'g11', VisibilityTimeout: 43_200 });
+  });
+});

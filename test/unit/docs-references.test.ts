@@ -20,7 +20,15 @@ function references(doc: string): string[] {
   const text = readFileSync(path.join(ROOT, doc), 'utf8');
   const found = new Set<string>();
   for (const [, token] of text.matchAll(/`([\w@./-]+\.(?:ts|mts|mjs|json|sql|md))`/g)) {
-    if (token && !token.includes('*') && !token.startsWith('.') && !token.includes('<')) found.add(token);
+    // cdk.out is synth's output, not a source file: it exists only after `npm run synth`.
+    if (
+      token &&
+      !token.includes('*') &&
+      !token.startsWith('.') &&
+      !token.includes('<') &&
+      !token.startsWith('cdk.out')
+    )
+      found.add(token);
   }
   return [...found];
 }
