@@ -87,9 +87,9 @@ interface GroupState {
  * A first receive whose visibility timeout outlasts the invocation (the common case, as the timeout is
  * 6 × the function's) cannot meet a second receive of its messages while it runs, so it takes no lease.
  *
- * Cost: a strongly consistent read of the group's URL records, plus two writes per group per batch (take,
- * release) where a lease is needed, where Powertools' per-record protocol writes INPROGRESS and COMPLETED
- * for every URL. The COMPLETED write stays, and is the URL's outcome; for a fetched URL the parser makes it,
+ * Cost: a read of the group's URL records (strongly consistent after a lease), plus two writes per group
+ * per batch (take, release) where a lease is needed, where Powertools' per-record protocol writes
+ * INPROGRESS and COMPLETED for every URL. The COMPLETED write stays, and is the URL's outcome; for a fetched URL the parser makes it,
  * in the write that stores the page.
  */
 export class GroupAttempt {
@@ -118,9 +118,12 @@ export class GroupAttempt {
     const { held, heldUntil } = exclusive
       ? { held: true, heldUntil: this.input.deadlineMs }
       : await this.lease();
-    // Read after the lease: whatever a previous holder completed is visible to a consistent read.
+    // Read after the lease: whatever a previous holder completed is visible to a consistent read. A first
+    // receive that takes no lease reads at half the price (eventually consistent): no receive of its own
+    // messages came before it, and a completion it must replay (a message sent for the URL again, at least
+    // the FIFO dedup window later, or redriven from the DLQ) was written minutes before.
     const unique = [...new Map(this.input.keys.map((k) => [keyString(k), k])).values()];
-    const items = await readUrlRecords(this.table, unique, { consistent: true }, this.client);
+    const items = await readUrlRecords(this.table, unique, { consistent: !exclusive }, this.client);
     return {
       held,
       leased: !exclusive && held,
