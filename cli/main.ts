@@ -238,7 +238,7 @@ async function run(argv: string[]): Promise<void> {
       const online = await onlineRanking(ranking, crawlId);
       const { summary } = online;
       console.log(
-        `online: ${online.ranking.length} URLs, ${summary.edges} links of ${summary.pages} pages counted, at most ${summary.overcountBound} counted twice (${summary.repeats} repeated messages)`,
+        `online: ${online.ranking.length} URLs, ${summary.edges} links of ${summary.pages} pages counted, at most ${summary.overcountBound} counted twice (${summary.repeats} pages repeated)`,
       );
       console.log(online.ranking.length > 0 ? formatRanking(online.ranking, top) : '  (nothing counted yet)');
       if (!values.exact) return;

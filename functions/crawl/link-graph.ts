@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { MAX_LINKS_PER_MESSAGE, type PageLinksMessage, pageLinksMessage } from './schemas';
+import type { Packing } from '../kit/send-batcher';
+import { MAX_LINKS_PER_MESSAGE, type PageLinks, pagesLinksMessage } from './schemas';
 import { hostKey } from './url';
 
 /**
@@ -15,28 +16,65 @@ export function outLinks(src: string, links: readonly string[], allowedHosts: re
   return [...out];
 }
 
+/** One page's out-links (or a part of them) on their way to the ranker, with the crawl they belong to. */
+export interface LinksItem {
+  readonly crawlId: string;
+  readonly correlationId: string;
+  readonly page: PageLinks;
+}
+
 /**
- * A page's out-links as page-links messages: none for a page without any, one unless the page has more
- * links than a message holds.
+ * A page's out-links as items for the parser's links sender: none for a page without any, one unless the
+ * page has more links than a message holds.
  */
-export function pageLinksMessages(
+export function pageLinksItems(
   crawlId: string,
   correlationId: string,
   src: string,
   links: readonly string[],
   repeat: boolean,
-): PageLinksMessage[] {
-  const messages: PageLinksMessage[] = [];
+): LinksItem[] {
+  const items: LinksItem[] = [];
   for (let i = 0; i < links.length; i += MAX_LINKS_PER_MESSAGE)
-    messages.push(
-      pageLinksMessage(crawlId, correlationId, {
-        src,
-        links: links.slice(i, i + MAX_LINKS_PER_MESSAGE),
-        repeat,
-      }),
-    );
-  return messages;
+    items.push({
+      crawlId,
+      correlationId,
+      page: { src, links: links.slice(i, i + MAX_LINKS_PER_MESSAGE), repeat },
+    });
+  return items;
 }
+
+/**
+ * How the pages parsed side by side share pages-links messages: one per crawl (and correlation id), filled
+ * in order up to MAX_LINKS_PER_MESSAGE links, so about ten pages of fifty links go out as one message.
+ */
+export const linksPacking: Packing<LinksItem> = {
+  pack(items) {
+    const out: Array<{ body: string; items: number[] }> = [];
+    const open = new Map<string, { pages: PageLinks[]; items: number[]; links: number; item: LinksItem }>();
+    const close = (key: string) => {
+      const m = open.get(key);
+      if (!m) return;
+      open.delete(key);
+      out.push({
+        body: JSON.stringify(pagesLinksMessage(m.item.crawlId, m.item.correlationId, m.pages)),
+        items: m.items,
+      });
+    };
+    for (const [i, item] of items.entries()) {
+      const key = JSON.stringify([item.crawlId, item.correlationId]);
+      const current = open.get(key);
+      if (current && current.links + item.page.links.length > MAX_LINKS_PER_MESSAGE) close(key);
+      const m = open.get(key) ?? { pages: [], items: [], links: 0, item };
+      m.pages.push(item.page);
+      m.items.push(i);
+      m.links += item.page.links.length;
+      open.set(key, m);
+    }
+    for (const key of [...open.keys()]) close(key);
+    return out;
+  },
+};
 
 /**
  * The edge log: gzip'd JSON lines, one `{"src","dst"}` per edge, under `edges/crawl_id=<crawlId>/`
@@ -65,9 +103,8 @@ export function batchKey(messageIds: readonly string[]): string {
 }
 
 /** The gzip'd JSON-lines body of an edge log object. */
-export function edgeLogBody(messages: readonly PageLinksMessage[]): Buffer {
+export function edgeLogBody(pages: readonly Pick<PageLinks, 'src' | 'links'>[]): Buffer {
   const lines: string[] = [];
-  for (const m of messages)
-    for (const dst of m.payload.links) lines.push(JSON.stringify({ src: m.payload.src, dst }));
+  for (const page of pages) for (const dst of page.links) lines.push(JSON.stringify({ src: page.src, dst }));
   return gzipSync(lines.length > 0 ? `${lines.join('\n')}\n` : '');
 }

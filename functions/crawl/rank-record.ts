@@ -27,12 +27,12 @@ const BATCH_PREFIX = '#batch#';
 const PART_BYTES = 300 * 1024;
 
 export interface RankSummary {
-  /** Page-links messages counted: one per page with in-scope links (two past 500 links). */
+  /** Pages counted: one per page with in-scope links (two past 500 links), however many a message held. */
   readonly pages: number;
   readonly edges: number;
   /** The most the crawl's online counts can exceed the exact ones, summed over URLs. */
   readonly overcountBound: number;
-  /** Messages counted that may have been counted before. */
+  /** Pages counted that may have been counted before (a page marked repeat, or a redelivered message's). */
   readonly repeats: number;
 }
 

@@ -105,6 +105,50 @@ export const PageLinksMessage = crawlEnvelope(
 );
 export type PageLinksMessage = z.infer<typeof PageLinksMessage>;
 
+/** One page's share of a pages-links message: its out-links, as in a page-links message. */
+const PageLinks = z.object({
+  src: httpUrl,
+  links: z.array(httpUrl).check(z.maxLength(MAX_LINKS_PER_MESSAGE)),
+  repeat: z.boolean(),
+});
+export type PageLinks = z.infer<typeof PageLinks>;
+
+/**
+ * rank: several parsed pages' out-links in one message (what the parser sends): one send, receive and
+ * delete for the pages parsed side by side, instead of one each. At most MAX_LINKS_PER_MESSAGE links in
+ * all, so a message stays small whatever the pages.
+ */
+export const PagesLinksMessage = crawlEnvelope(
+  'pages.links',
+  z.object({
+    pages: z.array(PageLinks).check(
+      z.minLength(1),
+      z.refine(
+        (pages) => pages.reduce((n, p) => n + p.links.length, 0) <= MAX_LINKS_PER_MESSAGE,
+        `at most ${MAX_LINKS_PER_MESSAGE} links in all`,
+      ),
+    ),
+  }),
+);
+export type PagesLinksMessage = z.infer<typeof PagesLinksMessage>;
+
+/** What the ranker reads: either form (page-links messages may still be on the queue across a deploy). */
+export const LinksMessage = z.discriminatedUnion('type', [PageLinksMessage, PagesLinksMessage]);
+export type LinksMessage = z.infer<typeof LinksMessage>;
+
+/** The pages a links message carries, in one shape. */
+export const pagesOf = (message: LinksMessage): readonly PageLinks[] =>
+  message.type === 'pages.links' ? message.payload.pages : [message.payload];
+
+/** Build a pages-links message: the one place its envelope is filled in. */
+export function pagesLinksMessage(
+  crawlId: string,
+  correlationId: string,
+  pages: readonly PageLinks[],
+): PagesLinksMessage {
+  return { ...envelopeFields('pages.links', correlationId), crawlId, payload: { pages: [...pages] } };
+}
+
 /** Build a page-links message: the one place its envelope is filled in. */
 export function pageLinksMessage(
   crawlId: string,

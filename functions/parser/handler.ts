@@ -3,7 +3,7 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { decompressBody } from '../crawl/body';
 import { getCrawlJob } from '../crawl/crawl-record';
 import { ENV } from '../crawl/env-names';
-import { outLinks, pageLinksMessages } from '../crawl/link-graph';
+import { type LinksItem, linksPacking, outLinks, pageLinksItems } from '../crawl/link-graph';
 import { METRIC } from '../crawl/metrics';
 import { BODY_ATTRIBUTE, type BodyRef, crawlLogKeys, ParseMessage } from '../crawl/schemas';
 import { recordFetchedUnstored, recordOutcome } from '../crawl/url-record';
@@ -52,26 +52,27 @@ async function loadBody(ref: BodyRef, record: SQSRecord): Promise<Buffer | undef
 }
 
 /**
- * Send the page's in-scope out-links to the ranker. `repeat` marks links that may have been sent before, so
- * the ranker can bound its over-count. The sender makes one attempt per request, so an unmarked message is
- * never on the queue twice: a failed send fails the record, and its redelivery sends the links marked. A
+ * Send the page's in-scope out-links to the ranker, in one message with the links of the pages parsed
+ * beside it. `repeat` marks links that may have been sent before, so the ranker can bound its over-count.
+ * The sender makes one attempt per request, so an unmarked page's links are never on the queue twice: a
+ * failed send fails the records whose links it carried, and their redeliveries send the links marked. A
  * resend is still checked, in case a client with retries is ever passed in.
  */
 async function sendLinks(
-  sender: SendBatcher,
+  sender: SendBatcher<LinksItem>,
   message: ParseMessage,
   links: readonly string[],
   repeat: boolean,
 ): Promise<void> {
   const { crawlId, correlationId } = message;
-  const bodies = pageLinksMessages(crawlId, correlationId, message.payload.url, links, repeat);
-  const sent = await Promise.all(bodies.map((m) => sender.send(JSON.stringify(m))));
+  const items = pageLinksItems(crawlId, correlationId, message.payload.url, links, repeat);
+  const sent = await Promise.all(items.map((item) => sender.sendItem(item)));
   if (!repeat && sent.some((s) => s.resent))
     throw new RetryableError('page links were sent twice by the SDK; redelivering to mark them as a repeat');
 }
 
 /** Parse one page, store it once, and claim and enqueue its new links. Every step is safe to repeat. */
-async function handleRecord(record: SQSRecord, linksSender: SendBatcher): Promise<string> {
+async function handleRecord(record: SQSRecord, linksSender: SendBatcher<LinksItem>): Promise<string> {
   const message = parseMessage(ParseMessage, record.body);
   const log = recordLogger(record, crawlLogKeys(message));
   const { url, finalUrl, depth } = message.payload;
@@ -154,9 +155,10 @@ async function recordUnstored(record: SQSRecord): Promise<void> {
 export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
   startInvocation(context);
   try {
-    // One sender per invocation: the page-links messages of a batch's pages go out ten to a request.
-    // One attempt per request: a lost response fails the pages instead of sending their links twice unmarked.
-    const linksSender = new SendBatcher(config.linksQueueUrl, singleAttemptSqs());
+    // One sender per invocation: the links of a batch's pages go out together, packed into one message per
+    // crawl (linksPacking). One attempt per request: a lost response fails the pages instead of sending
+    // their links twice unmarked.
+    const linksSender = new SendBatcher(config.linksQueueUrl, singleAttemptSqs(), 50, linksPacking);
     return await processStandardBatch(
       event,
       context,

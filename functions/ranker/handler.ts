@@ -4,7 +4,7 @@ import { ENV } from '../crawl/env-names';
 import { batchKey, edgeLogBody, edgeLogKey } from '../crawl/link-graph';
 import { METRIC } from '../crawl/metrics';
 import { putBatchCounts } from '../crawl/rank-record';
-import { PageLinksMessage } from '../crawl/schemas';
+import { LinksMessage, pagesOf } from '../crawl/schemas';
 import { poisonToDlq, receiveCount } from '../kit/batch';
 import { ddb, s3 } from '../kit/clients';
 import { intEnv, requireEnv } from '../kit/env';
@@ -20,7 +20,7 @@ const config = {
 
 interface Counted {
   readonly record: SQSRecord;
-  readonly message: PageLinksMessage;
+  readonly message: LinksMessage;
 }
 
 /**
@@ -32,27 +32,29 @@ interface Counted {
  */
 async function rankCrawl(crawlId: string, entries: readonly Counted[]): Promise<SQSRecord[]> {
   const log = logger.createChild({ persistentKeys: { crawlId } });
-  const messages = entries.map((e) => e.message);
+  const pages = entries.flatMap((e) => pagesOf(e.message));
   const key = batchKey(entries.map((e) => e.record.messageId));
   const counts = new Map<string, number>();
   let edges = 0;
   let repeats = 0;
   let overcountBound = 0;
   for (const entry of entries) {
-    const { links, repeat } = entry.message.payload;
-    edges += links.length;
-    if (repeat || receiveCount(entry.record) > 1) {
-      repeats++;
-      overcountBound += links.length;
+    const redelivered = receiveCount(entry.record) > 1;
+    for (const { links, repeat } of pagesOf(entry.message)) {
+      edges += links.length;
+      if (repeat || redelivered) {
+        repeats++;
+        overcountBound += links.length;
+      }
+      for (const url of links) counts.set(url, (counts.get(url) ?? 0) + 1);
     }
-    for (const url of links) counts.set(url, (counts.get(url) ?? 0) + 1);
   }
   try {
     await s3.send(
       new PutObjectCommand({
         Bucket: config.edgesBucket,
         Key: edgeLogKey(crawlId, key),
-        Body: edgeLogBody(messages),
+        Body: edgeLogBody(pages),
         ContentType: 'application/x-ndjson',
         ContentEncoding: 'gzip',
       }),
@@ -64,7 +66,7 @@ async function rankCrawl(crawlId: string, entries: readonly Counted[]): Promise<
       crawlId,
       key,
       counts,
-      { pages: entries.length, edges, overcountBound, repeats },
+      { pages: pages.length, edges, overcountBound, repeats },
       config.recordTtlSeconds,
     );
   } catch (error) {
@@ -86,7 +88,7 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
   try {
     const failures: SQSBatchItemFailure[] = [];
     const byCrawl = new Map<string, Counted[]>();
-    const parse = poisonToDlq(config.dlqUrl, async (record) => parseMessage(PageLinksMessage, record.body));
+    const parse = poisonToDlq(config.dlqUrl, async (record) => parseMessage(LinksMessage, record.body));
     for (const record of event.Records) {
       let parsed: unknown;
       try {
@@ -96,7 +98,7 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
         continue;
       }
       if (typeof parsed === 'string') continue; // forwarded to the DLQ with its reason
-      const message = parsed as PageLinksMessage;
+      const message = parsed as LinksMessage;
       const list = byCrawl.get(message.crawlId) ?? [];
       list.push({ record, message });
       byCrawl.set(message.crawlId, list);

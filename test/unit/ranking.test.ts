@@ -14,11 +14,17 @@ import {
   batchKey,
   edgeLogBody,
   edgeLogKey,
+  linksPacking,
   outLinks,
-  pageLinksMessages,
+  pageLinksItems,
 } from '../../functions/crawl/link-graph';
 import { countParts } from '../../functions/crawl/rank-record';
-import { MAX_LINKS_PER_MESSAGE, PageLinksMessage } from '../../functions/crawl/schemas';
+import {
+  LinksMessage,
+  MAX_LINKS_PER_MESSAGE,
+  pageLinksMessage,
+  pagesOf,
+} from '../../functions/crawl/schemas';
 import { parseMessage } from '../../functions/kit/envelope';
 import {
   compareRankings,
@@ -49,15 +55,52 @@ describe('the link graph', () => {
     ).toEqual(['http://a.test/x', 'http://b.test/y']);
   });
 
-  it('sends no message for a page without links, and splits a page past the message cap', () => {
-    expect(pageLinksMessages('c', 'k', 'http://a.test/', [], false)).toEqual([]);
+  it('sends nothing for a page without links, and splits a page past the message cap', () => {
+    expect(pageLinksItems('c', 'k', 'http://a.test/', [], false)).toEqual([]);
     const links = Array.from({ length: MAX_LINKS_PER_MESSAGE + 1 }, (_, i) => `http://a.test/${i}`);
-    const messages = pageLinksMessages('c', 'k', 'http://a.test/', links, true);
-    expect(messages.map((m) => m.payload.links.length)).toEqual([MAX_LINKS_PER_MESSAGE, 1]);
-    expect(messages.flatMap((m) => m.payload.links)).toEqual(links);
-    // Each one is a valid message, marked as a repeat like the page.
-    for (const m of messages)
-      expect(parseMessage(PageLinksMessage, JSON.stringify(m)).payload.repeat).toBe(true);
+    const items = pageLinksItems('c', 'k', 'http://a.test/', links, true);
+    expect(items.map((m) => m.page.links.length)).toEqual([MAX_LINKS_PER_MESSAGE, 1]);
+    expect(items.flatMap((m) => m.page.links)).toEqual(links);
+    expect(items.every((m) => m.page.repeat)).toBe(true);
+  });
+
+  it('packs the pages sent together into one valid message per crawl, within the link cap, losing none', () => {
+    const page = (crawlId: string, n: number, count: number) =>
+      pageLinksItems(
+        crawlId,
+        `k-${crawlId}`,
+        `http://a.test/p${n}`,
+        Array.from({ length: count }, (_, i) => `http://a.test/${n}/${i}`),
+        n % 2 === 0,
+      );
+    const items = [...page('c1', 1, 200), ...page('c2', 2, 10), ...page('c1', 3, 200), ...page('c1', 4, 200)];
+    const packed = linksPacking.pack(items);
+    // c1's three pages: 400 links fit one message, the third starts another; c2's page has its own.
+    expect(packed.map((m) => m.items)).toEqual([[0, 2], [1], [3]]);
+    const messages = packed.map((m) => parseMessage(LinksMessage, m.body));
+    expect(messages.map((m) => [m.type, m.crawlId, m.correlationId])).toEqual([
+      ['pages.links', 'c1', 'k-c1'],
+      ['pages.links', 'c2', 'k-c2'],
+      ['pages.links', 'c1', 'k-c1'],
+    ]);
+    // Every item's page is in the message that carries it, as it was sent.
+    for (const [i, m] of packed.entries())
+      expect(pagesOf(messages[i] as LinksMessage)).toEqual(m.items.map((j) => items[j]?.page));
+    // Over the cap in all is refused.
+    const over = linksPacking.pack([...page('c1', 5, MAX_LINKS_PER_MESSAGE), ...page('c1', 6, 1)]);
+    expect(over).toHaveLength(2);
+    const tooMany = JSON.parse(over[0]?.body ?? '{}');
+    tooMany.payload.pages.push({ src: 'http://a.test/', links: ['http://a.test/z'], repeat: false });
+    expect(() => parseMessage(LinksMessage, JSON.stringify(tooMany))).toThrow(/at most 500 links/);
+  });
+
+  it('still reads a page-links message of one page, as sent before messages were packed', () => {
+    const old = pageLinksMessage('c', 'k', {
+      src: 'http://a.test/',
+      links: ['http://a.test/x'],
+      repeat: false,
+    });
+    expect(pagesOf(parseMessage(LinksMessage, JSON.stringify(old)))).toEqual([old.payload]);
   });
 
   it('names an edge log object by its batch, whatever the order, under the crawl partition', () => {
@@ -68,8 +111,8 @@ describe('the link graph', () => {
   });
 
   it('writes one JSON line per edge, gzip-compressed', () => {
-    const [m] = pageLinksMessages('c', 'k', 'http://a.test/', ['http://a.test/x', 'http://a.test/y'], false);
-    const lines = gunzipSync(edgeLogBody(m ? [m] : []))
+    const page = { src: 'http://a.test/', links: ['http://a.test/x', 'http://a.test/y'] };
+    const lines = gunzipSync(edgeLogBody([page]))
       .toString()
       .trimEnd()
       .split('\n')

@@ -28,6 +28,32 @@ describe('SendBatcher', () => {
     expect(batches).toEqual([['a', 'b', 'c']]);
   });
 
+  it('packs the items participants send together into the messages the packing makes, and answers each', async () => {
+    // A packing that puts items in messages of at most three, joined by '+'.
+    const packing = {
+      pack: (items: readonly string[]) =>
+        Array.from({ length: Math.ceil(items.length / 3) }, (_, m) => ({
+          body: items.slice(m * 3, m * 3 + 3).join('+'),
+          items: Array.from({ length: Math.min(3, items.length - m * 3) }, (_, i) => m * 3 + i),
+        })),
+    };
+    const { client, batches } = fakeSqs((body) => body.includes('bad'));
+    const b = new SendBatcher<string>('q', client, 50, packing);
+    const results = await Promise.allSettled(
+      ['a', 'b', 'c', 'd', 'bad'].map((item) => b.participate(() => b.sendItem(item))),
+    );
+    // Five items, two messages, one request; the refused message fails both of its items, and only them.
+    expect(batches).toEqual([['a+b+c', 'd+bad']]);
+    expect(results.map((r) => r.status)).toEqual([
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+      'rejected',
+      'rejected',
+    ]);
+    expect(() => new SendBatcher('q', client).sendItem(undefined as never)).toThrow(/needs a packing/);
+  });
+
   it('holds a batch while another participant is still working, and sends when it finishes', async () => {
     const { client, batches } = fakeSqs();
     const b = new SendBatcher('q', client, 60_000);
