@@ -3,7 +3,7 @@ import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { createCrawlJob, readCrawlBudget } from '../functions/crawl/crawl-record';
 import { type CrawlRequestInput, parseCrawlRequest } from '../functions/crawl/crawl-request';
 import { newCorrelationId, sendToFrontier } from '../functions/crawl/frontier';
-import { claimSeed, URL_ATTR } from '../functions/crawl/url-record';
+import { claimSeed } from '../functions/crawl/url-record';
 import type { Target } from '../tooling/target';
 
 /** The outputs the crawler's commands use, named as lib/stacks/crawler-stack.ts's PipelineStack names them. */
@@ -12,6 +12,7 @@ export const CRAWLER_OUTPUTS = [
   'FrontierDlqUrl',
   'ParseQueueUrl',
   'ParseDlqUrl',
+  'PagesTableName',
   'UrlsTableName',
   'CrawlsTableName',
   'BodiesBucketName',
@@ -68,12 +69,11 @@ export async function submitCrawl(target: CrawlerTarget, request: SubmitRequest)
 export const crawlBudget = (target: CrawlerTarget, crawlId: string) =>
   readCrawlBudget(target.ddb, target.outputs.CrawlsTableName, crawlId);
 
-/** Every item of one crawl in a table keyed (crawlId, url), or those that have `withAttribute`. */
+/** Every item of one crawl in a table keyed (crawlId, url). */
 export async function queryCrawl(
   target: CrawlerTarget,
   table: string,
   crawlId: string,
-  withAttribute?: string,
 ): Promise<Array<Record<string, unknown>>> {
   const items: Array<Record<string, unknown>> = [];
   let start: Record<string, unknown> | undefined;
@@ -82,9 +82,6 @@ export async function queryCrawl(
       new QueryCommand({
         TableName: table,
         KeyConditionExpression: 'crawlId = :c',
-        ...(withAttribute
-          ? { FilterExpression: 'attribute_exists(#w)', ExpressionAttributeNames: { '#w': withAttribute } }
-          : {}),
         ExpressionAttributeValues: { ':c': crawlId },
         ConsistentRead: true,
         ExclusiveStartKey: start,
@@ -96,9 +93,9 @@ export async function queryCrawl(
   return items;
 }
 
-/** Pages stored for a crawl: the URL records that hold a page (the crawler's outcome and claim beside it). */
+/** Pages stored for a crawl. */
 export const listPages = (target: CrawlerTarget, crawlId: string) =>
-  queryCrawl(target, target.outputs.UrlsTableName, crawlId, URL_ATTR.fetchedAt);
+  queryCrawl(target, target.outputs.PagesTableName, crawlId);
 /** URL records (claims and outcomes) for a crawl. */
 export const listUrls = (target: CrawlerTarget, crawlId: string) =>
   queryCrawl(target, target.outputs.UrlsTableName, crawlId);

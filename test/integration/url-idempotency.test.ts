@@ -4,17 +4,10 @@ import {
   IdempotencyConfig,
   makeIdempotent,
 } from '@aws-lambda-powertools/idempotency';
-import {
-  DeleteCommand,
-  type DynamoDBDocumentClient,
-  GetCommand,
-  PutCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CRAWLER_OUTPUTS, type CrawlerOutput } from '../../cli/crawl-api';
-import { fetchedFields, pageStoreUpdate } from '../../functions/crawl/url-record';
 import {
   type CollectResult,
   runGroup,
@@ -93,37 +86,13 @@ function setup(client: DynamoDBDocumentClient = sb.target.ddb) {
 }
 
 describe('a first receive that no other receive can meet (visibility outlasts the invocation)', () => {
-  it("writes no group lease and leaves a fetched URL's completion to the page's store, which later receives replay", async () => {
-    const { table, key, collect, item, group, leaseItem, calls } = setup();
-    await sb.target.ddb.send(
-      new PutCommand({
-        TableName: table,
-        Item: { ...key, claimedBy: 'http://idem.example/', expiresAt: 1e10 },
-      }),
-    );
+  it('writes no group lease, still completes and replays, and a later receive takes the lease path', async () => {
+    const { key, collect, item, group, leaseItem, calls } = setup();
     expect(await group(['m1'], () => collect(key, 'fetch'), { exclusive: true })).toMatchObject({
       outcome: 'fetched',
     });
     expect(await leaseItem()).toEqual({});
-    // No write for the fetch: the parser records the completion when it stores the page.
-    expect(await item()).toEqual({ ...key, claimedBy: 'http://idem.example/', expiresAt: 1e10 });
-
-    // The parser's store: the page, the crawler's outcome and its completion in one write; the expiry goes.
-    const fields = {
-      fetchedAt: Date.now(),
-      title: 'T',
-      ...fetchedFields({ depth: 1, httpStatus: 200 }, 3600),
-    };
-    await sb.target.ddb.send(new UpdateCommand(pageStoreUpdate(table, key, fields)));
-    const stored = await item();
-    expect(stored).toMatchObject({
-      outcome: 'fetched',
-      idemStatus: 'COMPLETED',
-      title: 'T',
-      claimedBy: 'http://idem.example/',
-    });
-    expect(stored).not.toHaveProperty('expiresAt');
-
+    expect(await item()).toMatchObject({ outcome: 'fetched', idemStatus: 'COMPLETED' });
     // A second message for the URL in a later exclusive receive replays the outcome: the read still runs.
     expect(await group(['m2'], () => collect(key, 'fetch'), { exclusive: true })).toMatchObject({
       outcome: 'fetched',
@@ -135,73 +104,6 @@ describe('a first receive that no other receive can meet (visibility outlasts th
     expect(await leaseItem()).toMatchObject({ url: '#lease' });
     expect((await leaseItem()).leaseUntil).toBeUndefined();
     expect(calls()).toBe(1);
-  });
-
-  it('writes any other outcome at once, and a later outcome on a stored page leaves the page kept', async () => {
-    const { table, key, item } = setup();
-    // The same layer twice: the batched completion, and the single write it falls back to when the
-    // BatchExecuteStatement is refused.
-    const refusing = {
-      send: (command: { constructor: { name: string } }) =>
-        command.constructor.name === 'BatchExecuteStatementCommand'
-          ? Promise.reject(new Error('refused'))
-          : sb.target.ddb.send(command as never),
-    } as unknown as DynamoDBDocumentClient;
-    const run = async (client: DynamoDBDocumentClient, status: number) => {
-      const layer = new UrlRecordPersistenceLayer(table, client, 3600);
-      const config = new IdempotencyConfig({ expiresAfterSeconds: 1 });
-      config.registerLambdaContext(context);
-      const refused = makeIdempotent(
-        async (_key: typeof key): Promise<CollectResult> => ({
-          outcome: 'http-error',
-          httpStatus: status,
-          depth: 1,
-        }),
-        { persistenceStore: layer, config, dataIndexArgument: 0 },
-      );
-      const id = randomUUID();
-      return runGroup(
-        layer.group({
-          groupId: `idem-${randomUUID()}.example`,
-          owner: `${id}:1`,
-          messageIds: [id],
-          keys: [key],
-          deadlineMs: Date.now() + 30_000,
-          exclusive: true,
-        }),
-        () => refused(key),
-      );
-    };
-    // A page stored from an earlier fetch, whose completion has run out: the URL is fetched again.
-    const storeOld = () =>
-      sb.target.ddb.send(
-        new UpdateCommand(
-          pageStoreUpdate(table, key, { fetchedAt: 1, title: 'old', ...fetchedFields({ depth: 1 }, -10) }),
-        ),
-      );
-    await storeOld();
-    expect(await run(sb.target.ddb, 503)).toMatchObject({ outcome: 'http-error' });
-    const after = await item();
-    expect(after).toMatchObject({
-      outcome: 'http-error',
-      httpStatus: 503,
-      idemStatus: 'COMPLETED',
-      title: 'old',
-    });
-    // The old page is kept: the outcome did not give its record an expiry.
-    expect(after).not.toHaveProperty('expiresAt');
-
-    await sb.target.ddb.send(new DeleteCommand({ TableName: table, Key: key }));
-    await storeOld();
-    expect(await run(refusing, 502)).toMatchObject({ outcome: 'http-error' });
-    const alone = await item();
-    expect(alone).toMatchObject({
-      outcome: 'http-error',
-      httpStatus: 502,
-      idemStatus: 'COMPLETED',
-      title: 'old',
-    });
-    expect(alone).not.toHaveProperty('expiresAt');
   });
 });
 
