@@ -88,28 +88,21 @@ export function parsePageMessage(
 /** Out-links per page-links message: the parser's link cap, so one page is usually one message. */
 export const MAX_LINKS_PER_MESSAGE = 500;
 
-/**
- * rank: one parsed page's in-scope out-links, for the online inbound-link counts and the edge log.
- * `repeat` says this page's links may have been sent before (a redelivered parse, or a page stored before):
- * the ranker still counts them, and adds them to the crawl's over-count bound.
- */
-export const PageLinksMessage = crawlEnvelope(
-  'page.links',
-  z.object({
-    src: httpUrl,
-    links: z.array(httpUrl).check(z.maxLength(MAX_LINKS_PER_MESSAGE)),
-    repeat: z.boolean(),
-  }),
-);
-export type PageLinksMessage = z.infer<typeof PageLinksMessage>;
-
-/** One page's share of a pages-links message: its out-links, as in a page-links message. */
+/** One page's out-links: a page-links message's payload, and each page of a pages-links message. */
 const PageLinks = z.object({
   src: httpUrl,
   links: z.array(httpUrl).check(z.maxLength(MAX_LINKS_PER_MESSAGE)),
   repeat: z.boolean(),
 });
 export type PageLinks = z.infer<typeof PageLinks>;
+
+/**
+ * rank: one parsed page's in-scope out-links, for the online inbound-link counts and the edge log.
+ * `repeat` says this page's links may have been sent before (a redelivered parse, or a page stored before):
+ * the ranker still counts them, and adds them to the crawl's over-count bound.
+ */
+export const PageLinksMessage = crawlEnvelope('page.links', PageLinks);
+export type PageLinksMessage = z.infer<typeof PageLinksMessage>;
 
 /**
  * rank: several parsed pages' out-links in one message (what the parser sends): one send, receive and

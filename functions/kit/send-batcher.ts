@@ -55,6 +55,18 @@ export interface Packing<T> {
   pack(items: readonly T[]): Array<{ readonly body: string; readonly items: readonly number[] }>;
 }
 
+/**
+ * Gathers the messages that records running side by side in one invocation send to the same queue, and
+ * sends them with SendMessageBatch: one request (and, downstream, fewer receives) instead of one each.
+ * Given a `Packing`, it also puts small items of those records in shared messages (`sendItem`).
+ *
+ * `send` resolves only after the batch holding its message was accepted, so a caller that awaits it
+ * never records its work as done before its message is on the queue. A batch goes out as soon as no
+ * participant is still working (each is waiting on `send` or has finished), ten messages are waiting, or
+ * the oldest waiting message has waited `maxWaitMs`: one slow participant (a slow page of another host)
+ * never holds the others' hand-offs for longer than that. Packed items wait for the first or the last of
+ * these, so they are packed once. Hand-written: Powertools batches receives, not sends.
+ */
 export class SendBatcher<T = never> {
   private waiting: Waiting[] = [];
   private working = 0;
@@ -141,7 +153,9 @@ export class SendBatcher<T = never> {
 
   private flush(expired = false): void {
     const idle = this.working <= 0 || expired;
-    if (this.waiting.length >= MAX_ENTRIES || (this.waiting.length > 0 && idle)) {
+    // Ten messages of their own make a full request; packed items share messages, so they wait for idle.
+    const full = this.waiting.filter((w) => w.item === undefined).length >= MAX_ENTRIES;
+    if (full || (this.waiting.length > 0 && idle)) {
       const outgoing = this.messages(this.waiting.splice(0));
       // While others work, only full requests go; the rest waits for batch-mates (or the timer).
       while (outgoing.length > 0 && (idle || outgoing.length >= MAX_ENTRIES)) {

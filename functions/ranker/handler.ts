@@ -4,7 +4,7 @@ import { ENV } from '../crawl/env-names';
 import { batchKey, edgeLogBody, edgeLogKey } from '../crawl/link-graph';
 import { METRIC } from '../crawl/metrics';
 import { putBatchCounts } from '../crawl/rank-record';
-import { LinksMessage, pagesOf } from '../crawl/schemas';
+import { LinksMessage, type PageLinks, pagesOf } from '../crawl/schemas';
 import { poisonToDlq, receiveCount } from '../kit/batch';
 import { ddb, s3 } from '../kit/clients';
 import { intEnv, requireEnv } from '../kit/env';
@@ -32,7 +32,7 @@ interface Counted {
  */
 async function rankCrawl(crawlId: string, entries: readonly Counted[]): Promise<SQSRecord[]> {
   const log = logger.createChild({ persistentKeys: { crawlId } });
-  const pages = entries.flatMap((e) => pagesOf(e.message));
+  const pages: PageLinks[] = [];
   const key = batchKey(entries.map((e) => e.record.messageId));
   const counts = new Map<string, number>();
   let edges = 0;
@@ -40,7 +40,9 @@ async function rankCrawl(crawlId: string, entries: readonly Counted[]): Promise<
   let overcountBound = 0;
   for (const entry of entries) {
     const redelivered = receiveCount(entry.record) > 1;
-    for (const { links, repeat } of pagesOf(entry.message)) {
+    for (const page of pagesOf(entry.message)) {
+      const { links, repeat } = page;
+      pages.push(page);
       edges += links.length;
       if (repeat || redelivered) {
         repeats++;

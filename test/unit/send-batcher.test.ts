@@ -54,6 +54,27 @@ describe('SendBatcher', () => {
     expect(() => new SendBatcher('q', client).sendItem(undefined as never)).toThrow(/needs a packing/);
   });
 
+  it('packs items once, when the participants are done, however many wait meanwhile', async () => {
+    const { client, batches } = fakeSqs();
+    let packs = 0;
+    const packing = {
+      pack: (items: readonly string[]) => {
+        packs++;
+        return [{ body: items.join('+'), items: items.map((_, i) => i) }];
+      },
+    };
+    const b = new SendBatcher<string>('q', client, 60_000, packing);
+    let release: () => void = () => undefined;
+    const blocker = b.participate(() => new Promise<void>((r) => (release = r)));
+    const sends = Array.from({ length: 12 }, (_, i) => b.participate(() => b.sendItem(`i${i}`)));
+    await tick();
+    expect(batches).toEqual([]);
+    release();
+    await Promise.all([blocker, ...sends]);
+    expect(batches).toEqual([[Array.from({ length: 12 }, (_, i) => `i${i}`).join('+')]]);
+    expect(packs).toBe(1);
+  });
+
   it('holds a batch while another participant is still working, and sends when it finishes', async () => {
     const { client, batches } = fakeSqs();
     const b = new SendBatcher('q', client, 60_000);
