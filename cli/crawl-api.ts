@@ -3,7 +3,13 @@ import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { createCrawlJob, readCrawlBudget } from '../functions/crawl/crawl-record';
 import { type CrawlRequestInput, parseCrawlRequest } from '../functions/crawl/crawl-request';
 import { newCorrelationId, sendToFrontier } from '../functions/crawl/frontier';
-import { claimSeed } from '../functions/crawl/url-record';
+import {
+  admissionEntry,
+  claimSeed,
+  fetchLogEntries,
+  fetchLogKey,
+  URL_ATTR,
+} from '../functions/crawl/url-record';
 import type { Target } from '../tooling/target';
 
 /** The outputs the crawler's commands use, named as lib/stacks/crawler-stack.ts's PipelineStack names them. */
@@ -12,7 +18,6 @@ export const CRAWLER_OUTPUTS = [
   'FrontierDlqUrl',
   'ParseQueueUrl',
   'ParseDlqUrl',
-  'PagesTableName',
   'UrlsTableName',
   'CrawlsTableName',
   'BodiesBucketName',
@@ -69,11 +74,12 @@ export async function submitCrawl(target: CrawlerTarget, request: SubmitRequest)
 export const crawlBudget = (target: CrawlerTarget, crawlId: string) =>
   readCrawlBudget(target.ddb, target.outputs.CrawlsTableName, crawlId);
 
-/** Every item of one crawl in a table keyed (crawlId, url). */
+/** Every item of one crawl in a table keyed (crawlId, url), or those that have `withAttribute`. */
 export async function queryCrawl(
   target: CrawlerTarget,
   table: string,
   crawlId: string,
+  withAttribute?: string,
 ): Promise<Array<Record<string, unknown>>> {
   const items: Array<Record<string, unknown>> = [];
   let start: Record<string, unknown> | undefined;
@@ -82,6 +88,9 @@ export async function queryCrawl(
       new QueryCommand({
         TableName: table,
         KeyConditionExpression: 'crawlId = :c',
+        ...(withAttribute
+          ? { FilterExpression: 'attribute_exists(#w)', ExpressionAttributeNames: { '#w': withAttribute } }
+          : {}),
         ExpressionAttributeValues: { ':c': crawlId },
         ConsistentRead: true,
         ExclusiveStartKey: start,
@@ -93,9 +102,26 @@ export async function queryCrawl(
   return items;
 }
 
-/** Pages stored for a crawl. */
+/** Pages stored for a crawl: the URL records that hold a page (the crawler's outcome and claim beside it). */
 export const listPages = (target: CrawlerTarget, crawlId: string) =>
-  queryCrawl(target, target.outputs.PagesTableName, crawlId);
-/** URL records (claims and outcomes) for a crawl. */
-export const listUrls = (target: CrawlerTarget, crawlId: string) =>
-  queryCrawl(target, target.outputs.UrlsTableName, crawlId);
+  queryCrawl(target, target.outputs.UrlsTableName, crawlId, URL_ATTR.fetchedAt);
+/**
+ * URL records (claims and outcomes) for a crawl. A record with no outcome of its own yet that a crawler's
+ * fetch log names (fetched; its page not stored yet, or no parser running) reads as `fetched`.
+ */
+export async function listUrls(
+  target: CrawlerTarget,
+  crawlId: string,
+): Promise<Array<Record<string, unknown>>> {
+  const table = target.outputs.UrlsTableName;
+  const [records, logs] = await Promise.all([
+    queryCrawl(target, table, crawlId),
+    queryCrawl(target, table, fetchLogKey(crawlId, '').crawlId),
+  ]);
+  const logged = new Set(logs.flatMap(fetchLogEntries));
+  return records.map((record) =>
+    record[URL_ATTR.outcome] === undefined && logged.has(admissionEntry(String(record.url)))
+      ? { ...record, [URL_ATTR.outcome]: 'fetched' }
+      : record,
+  );
+}

@@ -8,7 +8,6 @@ export const ENV = {
   ...KIT_ENV,
   frontierQueueUrl: 'FRONTIER_QUEUE_URL',
   parseQueueUrl: 'PARSE_QUEUE_URL',
-  pagesTable: 'PAGES_TABLE',
   urlsTable: 'URLS_TABLE',
   crawlsTable: 'CRAWLS_TABLE',
   bodiesBucket: 'BODIES_BUCKET',

@@ -65,6 +65,8 @@ export const ParseMessage = crawlEnvelope(
     contentType: z.string().check(z.maxLength(256)),
     /** Epoch milliseconds of the fetch; a stored page is only replaced by a newer fetch. */
     fetchedAt: z.int().check(z.positive()),
+    /** The page that discovered the URL (its claim), so the parser sizes the URL record it writes. */
+    discoveredFrom: z.optional(z.string().check(z.maxLength(2048))),
     body: BodyRef,
   }),
 );

@@ -5,17 +5,25 @@ import DataLoader from 'dataloader';
 import type { Claim } from '../kit/claim';
 import { ddb } from '../kit/clients';
 import { RetryableError } from '../kit/errors';
+import type { Statement } from '../kit/statement-batcher';
 import { expiresAt } from '../kit/ttl';
 
 /**
  * The URL record: one item per (crawlId, url) in the URLs table, and this module is its owner. It holds
  * the attribute names and builds every read and write of the item:
  * - the claim, written when a page finds the link first (`claimedBy` = that page, or `seed:<crawlId>`);
- * - on a page's own record, its admission list: the links it paid the crawl's budget for;
+ * - a page's admission list, the links it paid the crawl's budget for, on an item of its own (below);
  * - the outcome, written when the crawler is done with the URL, or when a link is refused;
  * - the crawler's idempotency attributes (`idem*`), written through functions/crawler/url-idempotency.ts,
  *   the Powertools persistence layer that keeps its record on this item;
- * - `expiresAt`, the table's TTL attribute, from the stage's recordTtl (RECORD_TTL_SECONDS).
+ * - for a fetched URL, the stored page (`fetchedAt` and the parser's page attributes): the parser's one
+ *   write stores the page and records the crawler's outcome `fetched` and its completed idempotency record
+ *   together (`pageStoreStatement`), so a fetched page costs one write past its claim, not two;
+ * - `expiresAt`, the table's TTL attribute, from the stage's recordTtl (RECORD_TTL_SECONDS). A stored page
+ *   drops it, so pages are kept; bookkeeping records (claims, other outcomes) expire.
+ *
+ * A page's admission list (the links it paid the budget for) is kept on an item of its own
+ * (`admissionKey`), so the page's record stays within one write unit.
  */
 export const URL_ATTR = {
   claimedBy: 'claimedBy',
@@ -28,9 +36,19 @@ export const URL_ATTR = {
   idemExpiry: 'idemExpiry',
   idemLeaseMs: 'idemLeaseMs',
   idemOwner: 'idemOwner',
-  /** On a page's own record: the links it paid the budget for (`admissionEntry` of each). */
+  /** On a page's admission item (`admissionKey`): the links it paid the budget for (`admissionEntry` of each). */
   admitted: 'admitted',
+  /** Epoch ms of the fetch whose page is stored on the record: present exactly when a page is stored. */
+  fetchedAt: 'fetchedAt',
+  /** On a fetch log item (`fetchLogKey`): the entries of the URLs the crawler fetched in one receive. */
+  fetchLog: 'fetched',
 } as const;
+
+/**
+ * Powertools' status of a completed idempotency record (IdempotencyRecordStatus.COMPLETED; a unit test
+ * holds them equal). The parser writes it too, without importing the idempotency package into its bundle.
+ */
+export const IDEM_COMPLETED = 'COMPLETED';
 
 /** The claim of a seed: the crawl itself admitted it. */
 export const seedClaimant = (crawlId: string): string => `seed:${crawlId}`;
@@ -116,6 +134,111 @@ export function outcomeUpdate(
   return { sets, names, values };
 }
 
+/**
+ * What a fetched URL's record says once the crawler is done with it: the outcome `fetched` with its detail,
+ * and the crawler's idempotency record completed (expiring with the record TTL, as the crawler's
+ * IdempotencyConfig does), so a redelivered frontier message replays it instead of fetching again.
+ */
+export function fetchedFields(detail: OutcomeDetail, ttlSeconds: number): Record<string, unknown> {
+  return {
+    ...outcomeFields('fetched', detail),
+    [URL_ATTR.idemStatus]: IDEM_COMPLETED,
+    [URL_ATTR.idemExpiry]: expiresAt(ttlSeconds),
+  };
+}
+
+/** Removed by a page's write: the expiry (a stored page is kept) and a per-URL lease an older version left. */
+const PAGE_WRITE_REMOVES = [URL_ATTR.expiresAt, URL_ATTR.idemLeaseMs, URL_ATTR.idemOwner] as const;
+
+type UrlKey = { readonly crawlId: string; readonly url: string };
+
+/**
+ * A page's first store on its URL record, as a PartiQL UPDATE for a StatementBatcher: `fields` (the page's
+ * and `fetchedFields`) set, the expiry and lease removed, only on a record that exists and holds no page.
+ * Any other case fails the statement (ConditionalCheckFailed), and `pageStoreUpdate` decides it.
+ */
+export function pageStoreStatement(table: string, key: UrlKey, fields: Record<string, unknown>): Statement {
+  const set = Object.entries(fields).filter(([, value]) => value !== undefined);
+  return {
+    Statement: [
+      `UPDATE "${table}"`,
+      ...set.map(([name]) => `SET "${name}" = ?`),
+      ...PAGE_WRITE_REMOVES.map((name) => `REMOVE "${name}"`),
+      `WHERE "crawlId" = ? AND "url" = ? AND attribute_not_exists("${URL_ATTR.fetchedAt}")`,
+    ].join(' '),
+    Parameters: [...set.map(([, value]) => value), key.crawlId, key.url],
+  };
+}
+
+/**
+ * Any store of a page, as an UpdateItem: on a record with no page (made here if there is none), or one
+ * whose page is from an older fetch (`fields` must hold `fetchedAt`). Attributes given as undefined are
+ * removed, so a newer fetch leaves nothing of the older page behind. UPDATED_OLD tells a replaced page
+ * (an older `fetchedAt` comes back) from a first one.
+ */
+export function pageStoreUpdate(table: string, key: UrlKey, fields: Record<string, unknown>) {
+  const names: Record<string, string> = { '#f': URL_ATTR.fetchedAt };
+  const values: Record<string, unknown> = { ':f': fields[URL_ATTR.fetchedAt] };
+  const sets: string[] = [];
+  const removes: string[] = PAGE_WRITE_REMOVES.map((name) => {
+    names[`#${name}`] = name;
+    return `#${name}`;
+  });
+  for (const [i, [name, value]] of Object.entries(fields).entries()) {
+    names[`#p${i}`] = name;
+    if (value === undefined) removes.push(`#p${i}`);
+    else {
+      values[`:p${i}`] = value;
+      sets.push(`#p${i} = :p${i}`);
+    }
+  }
+  return {
+    TableName: table,
+    Key: { crawlId: key.crawlId, url: key.url },
+    UpdateExpression: `SET ${sets.join(', ')} REMOVE ${removes.join(', ')}`,
+    ConditionExpression: 'attribute_not_exists(#f) OR #f < :f',
+    ExpressionAttributeNames: names,
+    ExpressionAttributeValues: values,
+    ReturnValues: 'UPDATED_OLD' as const,
+  };
+}
+
+/**
+ * A fetched page the parser gives up on (its message goes to the DLQ): the URL still gets the crawler's
+ * outcome `fetched`, completed, so it is not fetched again and says where it stopped; a DLQ redrive then
+ * stores the page. Only where no page is stored; the record keeps its expiry.
+ */
+export async function recordFetchedUnstored(
+  table: string,
+  key: UrlKey,
+  detail: OutcomeDetail,
+  ttlSeconds: number,
+  client: DynamoDBDocumentClient = ddb,
+): Promise<void> {
+  const names: Record<string, string> = { '#f': URL_ATTR.fetchedAt, '#x': URL_ATTR.expiresAt };
+  const values: Record<string, unknown> = { ':e': expiresAt(ttlSeconds) };
+  const sets = ['#x = if_not_exists(#x, :e)'];
+  for (const [i, [name, value]] of Object.entries(fetchedFields(detail, ttlSeconds)).entries()) {
+    names[`#o${i}`] = name;
+    values[`:o${i}`] = value;
+    sets.push(`#o${i} = :o${i}`);
+  }
+  try {
+    await client.send(
+      new UpdateCommand({
+        TableName: table,
+        Key: { crawlId: key.crawlId, url: key.url },
+        UpdateExpression: `SET ${sets.join(', ')}`,
+        ConditionExpression: 'attribute_not_exists(#f)',
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
+}
+
 /** Record a URL's outcome on its first-seen record (creating it for seeds). */
 export async function recordOutcome(
   table: string,
@@ -192,8 +315,46 @@ export const admissionEntry = (url: string): string =>
   createHash('sha256').update(url).digest('base64url').slice(0, 16);
 
 /**
+ * The key of a page's admission item: the page's URL, in a partition of its own per crawl ('#' cannot start
+ * a crawl id), so it never mixes with the crawl's URL records and does not grow the page's record.
+ */
+export const admissionKey = (crawlId: string, page: string) => ({
+  crawlId: `#admitted#${crawlId}`,
+  url: page,
+});
+
+/**
+ * The crawler's fetch log: one item per receive of a host's group, naming the URLs it fetched there whose
+ * completion it left to the parser's store of the page (by `admissionEntry`, 16 characters each, so a
+ * batch's ten stay one write unit whatever their lengths). It is how the crawler records a fetched URL's
+ * outcome on its own, at about a tenth of a write a page: `listUrls` reads a URL that has no outcome of its
+ * own yet as `fetched` when a log names it. A partition of its own per crawl, as the admission items.
+ */
+export const fetchLogKey = (crawlId: string, id: string) => ({ crawlId: `#fetched#${crawlId}`, url: id });
+
+/** The fetch log item of `urls` (canonical) of one crawl, expiring with the crawl's claims. */
+export function fetchLogItem(
+  crawlId: string,
+  id: string,
+  urls: readonly string[],
+  ttlSeconds: number,
+): Record<string, unknown> {
+  return {
+    ...fetchLogKey(crawlId, id),
+    [URL_ATTR.fetchLog]: urls.map(admissionEntry),
+    [URL_ATTR.expiresAt]: expiresAt(ttlSeconds),
+  };
+}
+
+/** The entries a fetch log item names. */
+export function fetchLogEntries(item: Record<string, unknown>): string[] {
+  const value = item[URL_ATTR.fetchLog];
+  return Array.isArray(value) ? value.map(String) : [];
+}
+
+/**
  * The page half of a payment, as a transaction item beside the budget's take: append the entries of the
- * links the page pays for to the admission list on the page's own URL record, only if that list still has
+ * links the page pays for to the page's admission list (`admissionKey`), only if that list still has
  * the length the caller knows (absent for 0). It is a compare-and-set, so two attempts of one page never
  * pay for one link twice: the one that loses reads the list back (ALL_OLD) and pays only for what is not
  * on it.
@@ -209,7 +370,7 @@ export function admissionItem(
   return {
     Update: {
       TableName: table,
-      Key: { crawlId, url: page },
+      Key: admissionKey(crawlId, page),
       UpdateExpression: 'SET #a = list_append(if_not_exists(#a, :none), :add), #x = if_not_exists(#x, :e)',
       ConditionExpression: lengthKnown === 0 ? 'attribute_not_exists(#a)' : 'size(#a) = :n',
       ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
@@ -224,7 +385,7 @@ export function admissionItem(
   };
 }
 
-/** The admission list of a page's URL record read back from a failed payment (wire or plain form). */
+/** The admission list of a page's admission item read back from a failed payment (wire or plain form). */
 export function admissionsOf(item: Record<string, unknown> | undefined): string[] {
   const value = item?.[URL_ATTR.admitted] as { L?: Array<{ S?: string }> } | string[] | undefined;
   if (Array.isArray(value)) return value.map(String);

@@ -19,6 +19,7 @@ import { type Outcome, type OutcomeDetail, recordOutcome } from '../crawl/url-re
 import {
   type FinishingLater,
   finishLater,
+  type GroupResult,
   poisonToDlq,
   processFifoBatchByGroup,
   receiveCount,
@@ -256,6 +257,7 @@ async function handOff(
     httpStatus: page.status,
     contentType: page.contentType,
     fetchedAt: Date.now(),
+    ...(message.payload.discoveredFrom ? { discoveredFrom: message.payload.discoveredFrom } : {}),
     body: ref,
   });
   await parseSender.send(JSON.stringify(parse), attributes);
@@ -366,6 +368,29 @@ function groupAttempt(
 }
 
 /**
+ * A record reported failed comes back within seconds (retryDelay), though its URL may have been fetched: a
+ * URL behind it in its host's group failed. Its completion, left to the parser's store of the page, is
+ * written now, so the redelivery replays it instead of fetching again. A failed write only risks that.
+ */
+async function completeFailedFetches(
+  attempt: GroupAttempt,
+  records: readonly SQSRecord[],
+  result: GroupResult,
+): Promise<void> {
+  if (attempt.deferred.size === 0 || result.batchItemFailures.length === 0) return;
+  const failed = new Set(result.batchItemFailures.map((f) => f.itemIdentifier));
+  const keys = records.flatMap((record) => {
+    const parsed = failed.has(record.messageId) ? parsedRecord(record) : undefined;
+    return parsed ? [{ crawlId: parsed.message.crawlId, url: parsed.url }] : [];
+  });
+  await persistenceStore.completeDeferred(attempt, keys).catch((error: unknown) =>
+    logger.warn('could not record fetched URLs of failed records; their retry may fetch them again', {
+      error: error as Error,
+    }),
+  );
+}
+
+/**
  * A record's message and canonical URL, or undefined when either does not parse: for the work around the
  * records (the group's reads, a dead-lettered outcome), where the record's own handler reports why.
  */
@@ -416,7 +441,20 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
       context,
       poisonToDlq(config.dlqUrl, (record) => handleRecord(record, context, parseSender, running, lanes)),
       {
-        aroundGroup: (run, records) => runGroup(groupAttempt(records, context, visibilitySeconds), run),
+        aroundGroup: (run, records) => {
+          const attempt = groupAttempt(records, context, visibilitySeconds);
+          return runGroup(attempt, async () => {
+            const result = await run();
+            await completeFailedFetches(attempt, records, result);
+            // The rest, fetched and acknowledged: one fetch log item names them all.
+            await persistenceStore.logDeferred(attempt).catch((error: unknown) =>
+              logger.warn('could not log fetched URLs; their outcome waits for the page to be stored', {
+                error: error as Error,
+              }),
+            );
+            return result;
+          });
+        },
         // The group counts as busy while its records fetch; its hand-offs go out once they all have.
         aroundRecords: (run) => parseSender.participate(run),
         maxReceiveCount: config.maxReceiveCount,

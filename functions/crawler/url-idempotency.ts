@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomUUID } from 'node:crypto';
 import {
   IdempotencyItemAlreadyExistsError,
   IdempotencyItemNotFoundError,
@@ -6,8 +7,9 @@ import {
 } from '@aws-lambda-powertools/idempotency';
 import { BasePersistenceLayer, IdempotencyRecord } from '@aws-lambda-powertools/idempotency/persistence';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import {
+  fetchLogItem,
   OUTCOME_DETAIL_FIELDS,
   type Outcome,
   type OutcomeDetail,
@@ -34,6 +36,14 @@ const GROUP = { until: 'leaseUntil', owner: 'leaseOwner', ids: 'leaseMessageIds'
 type UrlKey = { crawlId: string; url: string };
 const keyString = (k: UrlKey) => JSON.stringify([k.crawlId, k.url]);
 
+/** A URL's completion: its outcome and the Powertools record's status and expiry. */
+interface Completion {
+  readonly key: UrlKey;
+  readonly outcome: Outcome;
+  readonly detail: OutcomeDetail;
+  readonly idem: Record<string, unknown>;
+}
+
 /** One receive of one FIFO message group's records in one invocation, as the handler hands it over. */
 export interface GroupAttemptInput {
   /** The message group: the host (frontierGroupId). */
@@ -58,6 +68,8 @@ interface GroupState {
   readonly held: boolean;
   /** The group is held by a lease item this attempt wrote, to be given back. */
   readonly leased: boolean;
+  /** No other receive can get the group's records while this attempt runs (GroupAttemptInput.exclusive). */
+  readonly exclusive: boolean;
   readonly heldUntil: number;
   /** The group's URL records, read strongly consistent after the lease was asked for, by keyString. */
   readonly records: Map<string, Record<string, unknown>>;
@@ -79,7 +91,8 @@ interface GroupState {
  *
  * Cost: a read of the group's URL records (strongly consistent after a lease), plus two writes per group
  * per batch (take, release) where a lease is needed, where Powertools' per-record protocol writes
- * INPROGRESS and COMPLETED for every URL. The COMPLETED write stays, and is the URL's outcome.
+ * INPROGRESS and COMPLETED for every URL. The COMPLETED write stays, and is the URL's outcome; for a fetched URL the parser makes it,
+ * in the write that stores the page.
  */
 export class GroupAttempt {
   private state?: Promise<GroupState>;
@@ -116,6 +129,7 @@ export class GroupAttempt {
     return {
       held,
       leased: !exclusive && held,
+      exclusive,
       heldUntil,
       records: new Map(items.map((i) => [keyString(i as UrlKey), i])),
     };
@@ -151,6 +165,12 @@ export class GroupAttempt {
     }
   }
 
+  /**
+   * Fetched URLs whose completion this attempt left to the parser's store of the page (see
+   * `_updateRecord`), with the completion, in case their records come back before the page is stored.
+   */
+  readonly deferred = new Map<string, Completion>();
+
   /** Record a URL completed in this attempt, so a second message for it in the group replays it. */
   async completed(key: UrlKey, item: Record<string, unknown>): Promise<void> {
     const state = await this.ready();
@@ -180,7 +200,7 @@ export class GroupAttempt {
 
 /**
  * A URL's completion as a PartiQL UPDATE: the given attributes set (undefined ones left out), the per-URL
- * lease attributes removed, on a record that exists and has its expiry.
+ * lease attributes removed, on a record that exists and has its expiry or a stored page.
  */
 function completionStatement(table: string, key: UrlKey, fields: Record<string, unknown>): Statement {
   const set = Object.entries(fields).filter(([, value]) => value !== undefined);
@@ -189,7 +209,8 @@ function completionStatement(table: string, key: UrlKey, fields: Record<string, 
       `UPDATE "${table}"`,
       ...set.map(([name]) => `SET "${name}" = ?`),
       `REMOVE "${LEASE}" REMOVE "${OWNER}"`,
-      `WHERE "crawlId" = ? AND "url" = ? AND attribute_exists("${URL_ATTR.expiresAt}")`,
+      // A record with a stored page has no expiry, and must not be given one: the page is kept.
+      `WHERE "crawlId" = ? AND "url" = ? AND (attribute_exists("${URL_ATTR.expiresAt}") OR attribute_exists("${URL_ATTR.fetchedAt}"))`,
     ].join(' '),
     Parameters: [...set.map(([, value]) => value), key.crawlId, key.url],
   };
@@ -214,9 +235,10 @@ export async function runGroup<T>(attempt: GroupAttempt, run: () => Promise<T>):
  *
  * Powertools still runs the protocol: a URL whose record is COMPLETED replays its stored outcome without
  * running again; one another attempt is working on is refused as in progress (so SQS retries it later);
- * otherwise the function runs and its result is written as COMPLETED, which is also the URL's outcome. The
- * claim attributes the parser wrote stay, because every write is an UpdateItem. An INPROGRESS lease left on
- * a URL record by the per-URL protocol (an older version of this layer, mid-deploy) is still honoured.
+ * otherwise the function runs and its result is written as COMPLETED, which is also the URL's outcome (for a
+ * fetched URL, by the parser's store of the page: see `_updateRecord`). The claim attributes the parser
+ * wrote stay, because every write is an UpdateItem. An INPROGRESS lease left on a URL record by the per-URL
+ * protocol (an older version of this layer, mid-deploy) is still honoured.
  */
 export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
   /** The completions of records that finish together: one BatchExecuteStatement instead of one write each. */
@@ -308,30 +330,116 @@ export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
   protected async _updateRecord(record: IdempotencyRecord): Promise<void> {
     const { outcome, ...detail } = (record.responseData ?? {}) as Partial<CollectResult>;
     if (!outcome) throw new Error(`the idempotent function returned no outcome for ${record.idempotencyKey}`);
-    // One write: the Powertools completion and the URL's outcome together.
     const key = this.key(record.idempotencyKey);
     const idem = { [STATUS]: record.getStatus(), [EXPIRY]: record.expiryTimestamp };
+    const attempt = currentGroup.getStore();
+    if (outcome === 'fetched' && attempt && (await attempt.ready()).exclusive) {
+      // No other receive can get this record while the invocation runs: the parser's store of the page
+      // records this completion with it, in its one write (fetchedFields), so a fetched URL costs no write
+      // here. A record that is reported failed all the same (a URL before it in its host's group failed)
+      // comes back within seconds, so the handler writes its completion when the group ends
+      // (completeDeferred). Only a crash after the fetch, then a redelivery past the visibility timeout
+      // (6 × the function's) before the page is stored, fetches it again, and the page's conditional store
+      // absorbs that. A leased attempt, whose records a second receive can meet while it runs, writes the
+      // completion at once, below.
+      attempt.deferred.set(record.idempotencyKey, { key, outcome, detail, idem });
+      await attempt.completed(key, { ...idem, outcome, ...detail });
+      return;
+    }
+    await this.complete({ key, outcome, detail, idem });
+    await attempt?.completed(key, { ...idem, outcome, ...detail });
+  }
+
+  /** One write: the Powertools completion and the URL's outcome together. */
+  private async complete({ key, outcome, detail, idem }: Completion): Promise<void> {
     try {
       await this.completions.run(
-        record.idempotencyKey,
+        keyString(key),
         completionStatement(this.tableName, key, { ...outcomeFields(outcome, detail), ...idem }),
       );
     } catch {
-      // PartiQL has no if_not_exists, so the batched form needs a record that has its expiry: a URL with no
-      // record (a frontier message sent by hand), and any statement DynamoDB refused or could not run, take
-      // the single write, with the SDK's retries.
-      const { sets, names, values } = outcomeUpdate(outcome, detail, this.ttlSeconds);
-      await this.client.send(
+      // PartiQL has no if_not_exists, so the batched form needs a record that has its expiry or a page: a URL
+      // with no record (a frontier message sent by hand), and any statement DynamoDB refused or could not
+      // run, take the single write, with the SDK's retries.
+      await this.completeAlone({ key, outcome, detail, idem });
+    }
+  }
+
+  /**
+   * Write the completions an exclusive attempt left to the parser for the URLs given (those whose records
+   * are reported failed and come back), in one BatchExecuteStatement.
+   */
+  async completeDeferred(attempt: GroupAttempt, keys: readonly UrlKey[]): Promise<void> {
+    await Promise.all(
+      keys.map(async (key) => {
+        const completion = attempt.deferred.get(keyString(key));
+        if (!completion) return;
+        attempt.deferred.delete(keyString(key));
+        await this.complete(completion);
+      }),
+    );
+  }
+
+  /**
+   * Log the URLs this attempt fetched whose completions are still left to the parser (its group's records
+   * that succeeded), one fetch log item per crawl (`fetchLogItem`), so the crawler has recorded every URL's
+   * outcome when the group ends, with or without a parser downstream. If the log cannot be written, each
+   * completion is written on its URL's record instead.
+   */
+  async logDeferred(attempt: GroupAttempt): Promise<void> {
+    if (attempt.deferred.size === 0) return;
+    const byCrawl = new Map<string, string[]>();
+    for (const { key } of attempt.deferred.values())
+      byCrawl.set(key.crawlId, [...(byCrawl.get(key.crawlId) ?? []), key.url]);
+    const id = `${new Date().toISOString()}#${randomUUID()}`;
+    try {
+      await Promise.all(
+        [...byCrawl].map(([crawlId, urls]) =>
+          this.client.send(
+            new PutCommand({
+              TableName: this.tableName,
+              Item: fetchLogItem(crawlId, id, urls, this.ttlSeconds),
+            }),
+          ),
+        ),
+      );
+      attempt.deferred.clear();
+    } catch {
+      await this.completeDeferred(
+        attempt,
+        [...attempt.deferred.values()].map((c) => c.key),
+      );
+    }
+  }
+
+  /**
+   * The completion as one UpdateItem: with an expiry where the record has none, unless it holds a stored
+   * page, which is kept (tried first without a page, then, where one is there, without the expiry).
+   */
+  private async completeAlone({ key, outcome, detail, idem }: Completion): Promise<void> {
+    const { sets, names, values } = outcomeUpdate(outcome, detail, this.ttlSeconds);
+    const outcomeSets = sets.filter((set) => !set.startsWith(`${URL_ATTR.expiresAt} =`));
+    const write = (withExpiry: boolean) =>
+      this.client.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: key,
-          UpdateExpression: `SET ${[...sets, `${STATUS} = :status`, `${EXPIRY} = :expiry`].join(', ')} REMOVE ${LEASE}, ${OWNER}`,
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: { ...values, ':status': idem[STATUS], ':expiry': idem[EXPIRY] },
+          UpdateExpression: `SET ${[...(withExpiry ? sets : outcomeSets), `${STATUS} = :status`, `${EXPIRY} = :expiry`].join(', ')} REMOVE ${LEASE}, ${OWNER}`,
+          ...(withExpiry ? { ConditionExpression: 'attribute_not_exists(#page)' } : {}),
+          ExpressionAttributeNames: { ...names, ...(withExpiry ? { '#page': URL_ATTR.fetchedAt } : {}) },
+          ExpressionAttributeValues: {
+            ...(withExpiry ? values : Object.fromEntries(Object.entries(values).filter(([k]) => k !== ':e'))),
+            ':status': idem[STATUS],
+            ':expiry': idem[EXPIRY],
+          },
         }),
       );
+    try {
+      await write(true);
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      await write(false);
     }
-    await currentGroup.getStore()?.completed(key, { ...idem, outcome, ...detail });
   }
 
   /**

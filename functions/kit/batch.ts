@@ -22,7 +22,12 @@ export const receiveCount = (record: SQSRecord): number =>
  * Wrap a record handler so a message that fails validation goes to the DLQ at once with its reason and
  * counts as processed; every other error is logged and propagates, so only that record is reported for retry.
  */
-export function poisonToDlq(dlqUrl: string, handler: RecordHandler): RecordHandler {
+export function poisonToDlq(
+  dlqUrl: string,
+  handler: RecordHandler,
+  /** Told of each record forwarded, once it is on the DLQ (to record where its work stopped); logged if it fails. */
+  onForwarded?: (record: SQSRecord, error: InvalidMessageError) => Promise<void>,
+): RecordHandler {
   return async (record) => {
     try {
       return await handler(record);
@@ -43,9 +48,31 @@ export function poisonToDlq(dlqUrl: string, handler: RecordHandler): RecordHandl
       });
       metrics.addMetric(KIT_METRIC.invalidMessages, 'Count', 1);
       await forwardToDlq(dlqUrl, record, error.message);
+      // The message is on the DLQ either way: a failure here is logged, so the record is not forwarded twice.
+      await onForwarded?.(record, error).catch((failure: unknown) =>
+        logger.error('could not record the outcome of a record forwarded to the DLQ', {
+          ...looseIds(record.body),
+          messageId: record.messageId,
+          error: failure as Error,
+        }),
+      );
       return 'forwarded-to-dlq';
     }
   };
+}
+
+export interface StandardBatchOptions {
+  /**
+   * Called for each record reported failed on what is its last receive (at least `maxReceiveCount`), so a
+   * pipeline can record an outcome before the record goes to the DLQ. `error` is what its handler threw;
+   * on a FIFO queue it is undefined for a record that was skipped, never attempted, because an earlier
+   * record of its group failed: such a record uses up its receives all the same and would otherwise reach
+   * the DLQ unseen. Errors the callback throws are logged, not raised: the record is reported failed
+   * either way.
+   */
+  readonly onLastReceiveFailure?: (record: SQSRecord, error: unknown) => Promise<void>;
+  /** The source queue's maxReceiveCount. @default - MAX_RECEIVE_COUNT, which QueueConsumer sets */
+  readonly maxReceiveCount?: number;
 }
 
 /** Standard queue: records run concurrently; failures are reported one by one (partial batch response). */
@@ -53,30 +80,67 @@ export async function processStandardBatch(
   event: SQSEvent,
   context: Context,
   handler: RecordHandler,
+  options: StandardBatchOptions = {},
 ): Promise<SQSBatchResponse> {
-  return processPartialResponse(event, handler, new BatchProcessor(EventType.SQS), {
-    context,
-    processInParallel: true,
-    throwOnFullBatchFailure: false,
-  });
+  const errors = new Map<string, unknown>();
+  const response = await processPartialResponse(
+    event,
+    async (record: SQSRecord) => {
+      try {
+        return await handler(record);
+      } catch (error) {
+        errors.set(record.messageId, error);
+        throw error;
+      }
+    },
+    new BatchProcessor(EventType.SQS),
+    { context, processInParallel: true, throwOnFullBatchFailure: false },
+  );
+  await tellLastReceiveFailures(event.Records, response.batchItemFailures, errors, options);
+  return response;
 }
 
-export interface FifoBatchOptions {
+/** Run `onLastReceiveFailure` for the failed records that are on their last receive. */
+async function tellLastReceiveFailures(
+  records: readonly SQSRecord[],
+  failures: readonly SQSBatchItemFailure[],
+  errors: ReadonlyMap<string, unknown>,
+  options: StandardBatchOptions,
+): Promise<void> {
+  const onLastReceiveFailure = options.onLastReceiveFailure;
+  if (!onLastReceiveFailure) return;
+  const limit =
+    options.maxReceiveCount ?? Number(process.env[KIT_ENV.maxReceiveCount] ?? Number.POSITIVE_INFINITY);
+  const failed = new Set(failures.map((f) => f.itemIdentifier));
+  const givenUp = records.filter((r) => failed.has(r.messageId) && receiveCount(r) >= limit);
+  await Promise.all(
+    givenUp.map((record) =>
+      onLastReceiveFailure(record, errors.get(record.messageId)).catch((error: unknown) =>
+        logger.error('could not record the outcome of a record on its last receive', {
+          ...looseIds(record.body),
+          messageId: record.messageId,
+          error: error as Error,
+        }),
+      ),
+    ),
+  );
+}
+
+/** What one FIFO group's run reports: its records to retry. */
+export interface GroupResult {
+  readonly batchItemFailures: SQSBatchItemFailure[];
+}
+
+export interface FifoBatchOptions extends StandardBatchOptions {
   /**
-   * Wraps each group's run, and is given the group's records (the crawler batches its sends across groups
-   * with it, and leases the group).
+   * Wraps each group's run, and is given the group's records (the crawler leases the group with it, and
+   * records at once what it fetched for records that are reported failed and so come back). The run's
+   * result is the group's records reported failed.
    */
-  readonly aroundGroup?: <T>(run: () => Promise<T>, records: readonly SQSRecord[]) => Promise<T>;
-  /**
-   * Called for each record reported failed on what is its last receive (at least `maxReceiveCount`), so a
-   * pipeline can record an outcome before the record goes to the DLQ. `error` is what its handler threw;
-   * it is undefined for a record that was skipped, never attempted, because an earlier record of its group
-   * failed: such a record uses up its receives all the same and would otherwise reach the DLQ unseen.
-   * Errors the callback throws are logged, not raised: the record is reported failed either way.
-   */
-  readonly onLastReceiveFailure?: (record: SQSRecord, error: unknown) => Promise<void>;
-  /** The source queue's maxReceiveCount. @default - MAX_RECEIVE_COUNT, which QueueConsumer sets */
-  readonly maxReceiveCount?: number;
+  readonly aroundGroup?: (
+    run: () => Promise<GroupResult>,
+    records: readonly SQSRecord[],
+  ) => Promise<GroupResult>;
   /**
    * Wraps the in-order run of a group's records only, not the wait for work they handed to `finishLater`
    * (the crawler counts a group as busy with it while its records fetch, so their batched sends go out
@@ -248,20 +312,9 @@ export async function processFifoBatchByGroup(
       limit,
       options.retryDelay,
     );
-  const onLastReceiveFailure = options.onLastReceiveFailure;
-  if (onLastReceiveFailure) {
-    const givenUp = event.Records.filter((r) => failed.has(r.messageId) && receiveCount(r) >= limit);
-    await Promise.all(
-      givenUp.map((record) =>
-        onLastReceiveFailure(record, errors.get(record.messageId)).catch((error: unknown) =>
-          logger.error('could not record the outcome of a record on its last receive', {
-            ...looseIds(record.body),
-            messageId: record.messageId,
-            error: error as Error,
-          }),
-        ),
-      ),
-    );
-  }
+  await tellLastReceiveFailures(event.Records, batchItemFailures, errors, {
+    ...options,
+    maxReceiveCount: limit,
+  });
   return { batchItemFailures };
 }

@@ -6,7 +6,7 @@ import { ENV } from '../crawl/env-names';
 import { type LinksItem, linksPacking, outLinks, pageLinksItems } from '../crawl/link-graph';
 import { METRIC } from '../crawl/metrics';
 import { BODY_ATTRIBUTE, type BodyRef, crawlLogKeys, ParseMessage } from '../crawl/schemas';
-import { recordOutcome } from '../crawl/url-record';
+import { recordFetchedUnstored, recordOutcome } from '../crawl/url-record';
 import { poisonToDlq, processStandardBatch, receiveCount } from '../kit/batch';
 import { s3, singleAttemptSqs } from '../kit/clients';
 import { intEnv, requireEnv } from '../kit/env';
@@ -17,13 +17,12 @@ import { SendBatcher } from '../kit/send-batcher';
 import { decodeHtml } from './charset';
 import { extractPage } from './extract';
 import { discoverLinks } from './links';
-import { pageRecord, storePage } from './store';
+import { pageWrite, storePage } from './store';
 
 const config = {
   frontierQueueUrl: requireEnv(ENV.frontierQueueUrl),
   linksQueueUrl: requireEnv(ENV.linksQueueUrl),
   dlqUrl: requireEnv(ENV.dlqUrl),
-  pagesTable: requireEnv(ENV.pagesTable),
   urlsTable: requireEnv(ENV.urlsTable),
   crawlsTable: requireEnv(ENV.crawlsTable),
   recordTtlSeconds: intEnv(ENV.recordTtlSeconds, 7 * 24 * 3600),
@@ -96,7 +95,11 @@ async function handleRecord(record: SQSRecord, linksSender: SendBatcher<LinksIte
   const page = extractPage(text, finalUrl);
   if (page.cut) log.warn('page parse stopped at a limit; keeping what was extracted', { url, cut: page.cut });
 
-  const stored = await storePage(config.pagesTable, pageRecord(message, page, charset));
+  // The page goes on its URL record, and the same write records the crawler's outcome `fetched`.
+  const stored = await storePage(
+    config.urlsTable,
+    pageWrite(message, page, charset, body.length, config.recordTtlSeconds),
+  );
   metrics.addMetric(stored === 'duplicate' ? METRIC.duplicatesSuppressed : METRIC.pagesStored, 'Count', 1);
 
   // Links are processed even for a duplicate: the first attempt may have died after storing the page.
@@ -128,6 +131,27 @@ async function handleRecord(record: SQSRecord, linksSender: SendBatcher<LinksIte
   return stored;
 }
 
+/**
+ * A parse message that goes to the DLQ (its last receive failed, or it is invalid) leaves its URL the
+ * crawler's outcome `fetched`, completed, where no page is stored: the URL says where it stopped and is not
+ * fetched again, and a redrive stores the page. A message that does not parse names no URL.
+ */
+async function recordUnstored(record: SQSRecord): Promise<void> {
+  let message: ParseMessage;
+  try {
+    message = parseMessage(ParseMessage, record.body);
+  } catch {
+    return;
+  }
+  const { url, depth, httpStatus, finalUrl } = message.payload;
+  await recordFetchedUnstored(
+    config.urlsTable,
+    { crawlId: message.crawlId, url },
+    { depth, httpStatus, finalUrl, detail: 'parse message dead-lettered; the page is not stored' },
+    config.recordTtlSeconds,
+  );
+}
+
 export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
   startInvocation(context);
   try {
@@ -138,9 +162,12 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
     return await processStandardBatch(
       event,
       context,
-      poisonToDlq(config.dlqUrl, (record) =>
-        linksSender.participate(() => handleRecord(record, linksSender)),
+      poisonToDlq(
+        config.dlqUrl,
+        (record) => linksSender.participate(() => handleRecord(record, linksSender)),
+        recordUnstored,
       ),
+      { onLastReceiveFailure: recordUnstored },
     );
   } finally {
     metrics.publishStoredMetrics();

@@ -23,7 +23,7 @@ import { StatementBatcher, StatementFailed } from '../kit/statement-batcher';
  * A new link is first claimed: its URL record is created with `claimedBy` = the discovering page, only
  * where no record exists (one write unit, batched with the claims of the pages parsed beside it). The page
  * then pays for the links it owns in one transaction: the crawl's page budget loses one place per link
- * (condition: enough places left), and the links go on the admission list of the page's own URL record
+ * (condition: enough places left), and the links go on the page's admission list, an item of its own
  * (condition: the list is as long as this attempt knows it). Only paid links are sent. So whatever is
  * retried (an SDK resend, a page parsed twice at once, a redelivery after a crash between claim, payment
  * and send), a link is paid for once: a later attempt finds its claims, reads the list, pays only for what
@@ -32,9 +32,10 @@ import { StatementBatcher, StatementFailed } from '../kit/statement-batcher';
  * is given the outcome budget-exhausted and loses its claim.
  *
  * Cost: links already known to this container are dropped from memory, the rest are checked with one
- * BatchGetItem per 100 (shared with the pages checking in the same turn), a claim costs one write unit, and a page that admits links pays two per item of its
- * one transaction (the budget and its own record), however many links it admits. Claiming and admitting
- * each link in the transaction cost two units a link.
+ * BatchGetItem per 100 (shared with the pages checking in the same turn), a claim costs one write unit,
+ * and a page that admits links pays two per item of its one transaction (the budget and its admission
+ * list), however many links it admits. Claiming and admitting each link in the transaction cost two units
+ * a link.
  */
 export interface DiscoverInput {
   readonly crawlId: string;

@@ -30,7 +30,6 @@ export class CrawlerStack extends PipelineStack {
     const { config } = props;
     super(scope, id, { ...props, ...stageDefaults(config), metricsNamespace: METRICS_NAMESPACE });
 
-    const pages = this.addTable('PagesTable', { partitionKey: 'crawlId', sortKey: 'url' });
     const urls = this.addTable('UrlsTable', { partitionKey: 'crawlId', sortKey: 'url', timeToLive: true });
     const crawls = this.addTable('CrawlsTable', { partitionKey: 'crawlId', timeToLive: true });
     const bodies = this.addBucket('BodiesBucket', {
@@ -129,10 +128,9 @@ export class CrawlerStack extends PipelineStack {
       .bindBucket(bodies, 'rw', ENV.bodiesBucket, BODY_PREFIX);
     this.parseQueue
       .bindQueue(this.frontier.queue, ENV.frontierQueueUrl)
-      // The parser first writes a batch's new pages (storePage) and claims their new links (discoverLinks)
-      // with one BatchExecuteStatement each.
-      .bindTable(pages, 'rw', ENV.pagesTable, { partiql: ['insert'] })
-      .bindTable(urls, 'rw', ENV.urlsTable, { partiql: ['insert'] })
+      // The parser stores a batch's new pages on their URL records (storePage) and claims their new links
+      // (discoverLinks) with one BatchExecuteStatement each.
+      .bindTable(urls, 'rw', ENV.urlsTable, { partiql: ['insert', 'update'] })
       .bindTable(crawls, 'rw', ENV.crawlsTable)
       .bindBucket(bodies, 'r', ENV.bodiesBucket, BODY_PREFIX)
       .bindQueue(this.links.queue, ENV.linksQueueUrl);

@@ -150,13 +150,7 @@ describe('CrawlerStack consumers', () => {
       expect.arrayContaining(['PARSE_QUEUE_URL', 'CRAWLS_TABLE', 'URLS_TABLE', 'BODIES_BUCKET']),
     );
     expect(Object.keys(env('ParseQueueConsumerFunction'))).toEqual(
-      expect.arrayContaining([
-        'FRONTIER_QUEUE_URL',
-        'PAGES_TABLE',
-        'URLS_TABLE',
-        'CRAWLS_TABLE',
-        'BODIES_BUCKET',
-      ]),
+      expect.arrayContaining(['FRONTIER_QUEUE_URL', 'URLS_TABLE', 'CRAWLS_TABLE', 'BODIES_BUCKET']),
     );
     expect(env('FrontierConsumerFunction').PARSE_QUEUE_URL).toEqual({
       Ref: logicalId('AWS::SQS::Queue', 'ParseQueue'),
@@ -229,8 +223,8 @@ describe('CrawlerStack least privilege', () => {
     expect(grants.sort()).toEqual(
       [
         `${policy('FrontierConsumer')} dynamodb:PartiQLUpdate ${table('UrlsTable')}`,
-        `${policy('ParseQueueConsumer')} dynamodb:PartiQLInsert ${table('PagesTable')}`,
         `${policy('ParseQueueConsumer')} dynamodb:PartiQLInsert ${table('UrlsTable')}`,
+        `${policy('ParseQueueConsumer')} dynamodb:PartiQLUpdate ${table('UrlsTable')}`,
       ].sort(),
     );
   });
@@ -264,18 +258,18 @@ describe('CrawlerStack least privilege', () => {
 });
 
 describe('CrawlerStack storage', () => {
-  it('creates four on-demand tables with point-in-time recovery, and TTL where records expire', () => {
-    template.resourceCountIs('AWS::DynamoDB::Table', 4);
+  it('creates three on-demand tables with point-in-time recovery, and TTL where records expire', () => {
+    template.resourceCountIs('AWS::DynamoDB::Table', 3);
     template.allResourcesProperties('AWS::DynamoDB::Table', {
       BillingMode: 'PAY_PER_REQUEST',
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
     });
     const ttl = (id: string) =>
       resources[logicalId('AWS::DynamoDB::Table', id)]?.Properties.TimeToLiveSpecification;
+    // A stored page drops its record's expiry (pageStoreStatement), so pages are kept.
     expect(ttl('UrlsTable')).toEqual({ AttributeName: 'expiresAt', Enabled: true });
     expect(ttl('CrawlsTable')).toEqual({ AttributeName: 'expiresAt', Enabled: true });
     expect(ttl('RanksTable')).toEqual({ AttributeName: 'expiresAt', Enabled: true });
-    expect(ttl('PagesTable')).toBeUndefined();
   });
 
   it('blocks public access to the bodies bucket, encrypts it, expires bodies and denies non-TLS requests', () => {
@@ -376,7 +370,6 @@ describe('CrawlerStack operations', () => {
         'FrontierQueueUrl',
         'LinksDlqUrl',
         'LinksQueueUrl',
-        'PagesTableName',
         'ParseDlqUrl',
         'ParseQueueUrl',
         'RanksTableName',

@@ -264,6 +264,10 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     expect(pages.map((p) => p.url).sort()).toEqual(good.map((g) => g.payload.url).sort());
     // 9 batch-mates handled once each, the poison record once per receive (maxReceiveCount 5).
     expect(recordsHandled(h, 'ParseQueueConsumer', from)).toBe(9 + 5);
+    // Its URL says where it stopped: fetched (completed, so not fetched again), its page not stored.
+    const poison = (await listUrls(h.target, crawlId)).find((u) => u.url === `http://${host}/poison`);
+    expect(poison).toMatchObject({ outcome: 'fetched', idemStatus: 'COMPLETED' });
+    expect(poison).not.toHaveProperty('fetchedAt');
   });
 
   it('sends a schema-invalid message straight to the DLQ with its reason, without retries or holding up others', async () => {
@@ -318,6 +322,10 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     expect(reasons.some((r) => /body is not JSON/.test(r))).toBe(true);
     expect(reasons.some((r) => /version: Invalid input/.test(r))).toBe(true);
     expect(reasons.some((r) => /binary attribute "body", and it has none/.test(r))).toBe(true);
+    // A forwarded message that names its URL leaves it the fetched outcome, with no page stored.
+    const noBody = (await listUrls(h.target, crawlId)).find((u) => u.url === `http://${host}/no-body`);
+    expect(noBody).toMatchObject({ outcome: 'fetched', idemStatus: 'COMPLETED' });
+    expect(noBody).not.toHaveProperty('fetchedAt');
     // The forwarded message keeps its own attributes: its body is still there for a redrive after a fix.
     const parked = dlq.find((m) => m.Body?.includes('"version":99'));
     expect(Buffer.from(parked?.MessageAttributes?.body?.BinaryValue ?? [])).toEqual(

@@ -23,13 +23,11 @@ afterAll(async () => {
   if (t?.kind !== 'sandbox') {
     // Remove what the suite created on a shared stack.
     for (const crawlId of crawlIds) {
-      for (const [table, items] of [
-        [t.target.outputs.PagesTableName, await listPages(t.target, crawlId)],
-        [t.target.outputs.UrlsTableName, await listUrls(t.target, crawlId)],
-      ] as const) {
-        for (const item of items)
-          await t.target.ddb.send(new DeleteCommand({ TableName: table, Key: { crawlId, url: item.url } }));
-      }
+      // Stored pages are URL records, so listUrls has them too.
+      for (const item of await listUrls(t.target, crawlId))
+        await t.target.ddb.send(
+          new DeleteCommand({ TableName: t.target.outputs.UrlsTableName, Key: { crawlId, url: item.url } }),
+        );
       await t.target.ddb.send(
         new DeleteCommand({ TableName: t.target.outputs.CrawlsTableName, Key: { crawlId } }),
       );

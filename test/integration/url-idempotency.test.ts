@@ -4,10 +4,17 @@ import {
   IdempotencyConfig,
   makeIdempotent,
 } from '@aws-lambda-powertools/idempotency';
-import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  DeleteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CRAWLER_OUTPUTS, type CrawlerOutput } from '../../cli/crawl-api';
+import { CRAWLER_OUTPUTS, type CrawlerOutput, listUrls } from '../../cli/crawl-api';
+import { fetchedFields, pageStoreUpdate } from '../../functions/crawl/url-record';
 import {
   type CollectResult,
   runGroup,
@@ -86,13 +93,37 @@ function setup(client: DynamoDBDocumentClient = sb.target.ddb) {
 }
 
 describe('a first receive that no other receive can meet (visibility outlasts the invocation)', () => {
-  it('writes no group lease, still completes and replays, and a later receive takes the lease path', async () => {
-    const { key, collect, item, group, leaseItem, calls } = setup();
+  it("writes no group lease and leaves a fetched URL's completion to the page's store, which later receives replay", async () => {
+    const { table, key, collect, item, group, leaseItem, calls } = setup();
+    await sb.target.ddb.send(
+      new PutCommand({
+        TableName: table,
+        Item: { ...key, claimedBy: 'http://idem.example/', expiresAt: 1e10 },
+      }),
+    );
     expect(await group(['m1'], () => collect(key, 'fetch'), { exclusive: true })).toMatchObject({
       outcome: 'fetched',
     });
     expect(await leaseItem()).toEqual({});
-    expect(await item()).toMatchObject({ outcome: 'fetched', idemStatus: 'COMPLETED' });
+    // No write for the fetch: the parser records the completion when it stores the page.
+    expect(await item()).toEqual({ ...key, claimedBy: 'http://idem.example/', expiresAt: 1e10 });
+
+    // The parser's store: the page, the crawler's outcome and its completion in one write; the expiry goes.
+    const fields = {
+      fetchedAt: Date.now(),
+      title: 'T',
+      ...fetchedFields({ depth: 1, httpStatus: 200 }, 3600),
+    };
+    await sb.target.ddb.send(new UpdateCommand(pageStoreUpdate(table, key, fields)));
+    const stored = await item();
+    expect(stored).toMatchObject({
+      outcome: 'fetched',
+      idemStatus: 'COMPLETED',
+      title: 'T',
+      claimedBy: 'http://idem.example/',
+    });
+    expect(stored).not.toHaveProperty('expiresAt');
+
     // A second message for the URL in a later exclusive receive replays the outcome: the read still runs.
     expect(await group(['m2'], () => collect(key, 'fetch'), { exclusive: true })).toMatchObject({
       outcome: 'fetched',
@@ -104,6 +135,136 @@ describe('a first receive that no other receive can meet (visibility outlasts th
     expect(await leaseItem()).toMatchObject({ url: '#lease' });
     expect((await leaseItem()).leaseUntil).toBeUndefined();
     expect(calls()).toBe(1);
+  });
+
+  it("logs a group's fetched URLs in one item that listUrls reads as their outcome, or completes each where the log is refused", async () => {
+    const table = sb.target.outputs.UrlsTableName;
+    const crawlId = `log-${randomUUID()}`;
+    const keys = [1, 2, 3].map((i) => ({ crawlId, url: `http://log.example/${'p'.repeat(200)}/${i}` }));
+    const claim = { claimedBy: 'http://log.example/', expiresAt: 1e10 };
+    for (const k of keys)
+      await sb.target.ddb.send(new PutCommand({ TableName: table, Item: { ...k, ...claim } }));
+    const refusingPut = {
+      send: (command: { constructor: { name: string } }) =>
+        command.constructor.name === 'PutCommand'
+          ? Promise.reject(new Error('refused'))
+          : sb.target.ddb.send(command as never),
+    } as unknown as DynamoDBDocumentClient;
+    const fetchAll = async (client: DynamoDBDocumentClient, these: typeof keys) => {
+      const layer = new UrlRecordPersistenceLayer(table, client, 3600);
+      const config = new IdempotencyConfig({ expiresAfterSeconds: 3600 });
+      config.registerLambdaContext(context);
+      const collect = makeIdempotent(
+        async (_key: (typeof keys)[number]): Promise<CollectResult> => ({ outcome: 'fetched', depth: 1 }),
+        { persistenceStore: layer, config, dataIndexArgument: 0 },
+      );
+      const id = randomUUID();
+      const attempt = layer.group({
+        groupId: `log-${randomUUID()}.example`,
+        owner: `${id}:1`,
+        messageIds: [id],
+        keys: these,
+        deadlineMs: Date.now() + 30_000,
+        exclusive: true,
+      });
+      await runGroup(attempt, async () => {
+        for (const k of these) await collect(k);
+        await layer.logDeferred(attempt);
+      });
+    };
+    const read = async (k: (typeof keys)[number]) =>
+      (await sb.target.ddb.send(new GetCommand({ TableName: table, Key: k, ConsistentRead: true }))).Item;
+
+    await fetchAll(sb.target.ddb, keys.slice(0, 2));
+    // The URL records are untouched; one log item of a few hundred bytes names both URLs.
+    for (const k of keys.slice(0, 2)) expect(await read(k)).toEqual({ ...k, ...claim });
+    const outcomes = new Map((await listUrls(sb.target, crawlId)).map((u) => [u.url, u.outcome]));
+    expect(outcomes).toEqual(
+      new Map([
+        [keys[0]?.url, 'fetched'],
+        [keys[1]?.url, 'fetched'],
+        [keys[2]?.url, undefined],
+      ]),
+    );
+
+    // The log refused: the URL's completion goes on its own record.
+    await fetchAll(refusingPut, keys.slice(2));
+    expect(await read(keys[2] as (typeof keys)[number])).toMatchObject({
+      outcome: 'fetched',
+      idemStatus: 'COMPLETED',
+    });
+    expect((await listUrls(sb.target, crawlId)).map((u) => u.outcome)).toEqual([
+      'fetched',
+      'fetched',
+      'fetched',
+    ]);
+  });
+
+  it('writes any other outcome at once, and a later outcome on a stored page leaves the page kept', async () => {
+    const { table, key, item } = setup();
+    // The same layer twice: the batched completion, and the single write it falls back to when the
+    // BatchExecuteStatement is refused.
+    const refusing = {
+      send: (command: { constructor: { name: string } }) =>
+        command.constructor.name === 'BatchExecuteStatementCommand'
+          ? Promise.reject(new Error('refused'))
+          : sb.target.ddb.send(command as never),
+    } as unknown as DynamoDBDocumentClient;
+    const run = async (client: DynamoDBDocumentClient, status: number) => {
+      const layer = new UrlRecordPersistenceLayer(table, client, 3600);
+      const config = new IdempotencyConfig({ expiresAfterSeconds: 1 });
+      config.registerLambdaContext(context);
+      const refused = makeIdempotent(
+        async (_key: typeof key): Promise<CollectResult> => ({
+          outcome: 'http-error',
+          httpStatus: status,
+          depth: 1,
+        }),
+        { persistenceStore: layer, config, dataIndexArgument: 0 },
+      );
+      const id = randomUUID();
+      return runGroup(
+        layer.group({
+          groupId: `idem-${randomUUID()}.example`,
+          owner: `${id}:1`,
+          messageIds: [id],
+          keys: [key],
+          deadlineMs: Date.now() + 30_000,
+          exclusive: true,
+        }),
+        () => refused(key),
+      );
+    };
+    // A page stored from an earlier fetch, whose completion has run out: the URL is fetched again.
+    const storeOld = () =>
+      sb.target.ddb.send(
+        new UpdateCommand(
+          pageStoreUpdate(table, key, { fetchedAt: 1, title: 'old', ...fetchedFields({ depth: 1 }, -10) }),
+        ),
+      );
+    await storeOld();
+    expect(await run(sb.target.ddb, 503)).toMatchObject({ outcome: 'http-error' });
+    const after = await item();
+    expect(after).toMatchObject({
+      outcome: 'http-error',
+      httpStatus: 503,
+      idemStatus: 'COMPLETED',
+      title: 'old',
+    });
+    // The old page is kept: the outcome did not give its record an expiry.
+    expect(after).not.toHaveProperty('expiresAt');
+
+    await sb.target.ddb.send(new DeleteCommand({ TableName: table, Key: key }));
+    await storeOld();
+    expect(await run(refusing, 502)).toMatchObject({ outcome: 'http-error' });
+    const alone = await item();
+    expect(alone).toMatchObject({
+      outcome: 'http-error',
+      httpStatus: 502,
+      idemStatus: 'COMPLETED',
+      title: 'old',
+    });
+    expect(alone).not.toHaveProperty('expiresAt');
   });
 });
 

@@ -1,5 +1,15 @@
+import { IdempotencyRecordStatus } from '@aws-lambda-powertools/idempotency';
 import { describe, expect, it } from 'vitest';
-import { admissionEntry, admissionItem, admissionsOf, linkClaim } from '../../functions/crawl/url-record';
+import {
+  admissionEntry,
+  admissionItem,
+  admissionsOf,
+  fetchedFields,
+  IDEM_COMPLETED,
+  linkClaim,
+  pageStoreStatement,
+  pageStoreUpdate,
+} from '../../functions/crawl/url-record';
 
 describe('a page’s admission list', () => {
   it('gives each URL a short, stable entry that tells URLs apart', () => {
@@ -15,7 +25,8 @@ describe('a page’s admission list', () => {
     const first = admissionItem('urls', 'c1', 'http://a.example/', ['e1', 'e2'], 0, 3600).Update;
     expect(first).toMatchObject({
       TableName: 'urls',
-      Key: { crawlId: 'c1', url: 'http://a.example/' },
+      // Its own item, outside the crawl's partition: the page's URL record stays within one write unit.
+      Key: { crawlId: '#admitted#c1', url: 'http://a.example/' },
       UpdateExpression: 'SET #a = list_append(if_not_exists(#a, :none), :add), #x = if_not_exists(#x, :e)',
       ConditionExpression: 'attribute_not_exists(#a)',
       ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
@@ -47,5 +58,45 @@ describe('a page’s admission list', () => {
       depth: 2,
     });
     expect(Number(claim.item.expiresAt)).toBeGreaterThan(Date.now() / 1000 + 3500);
+  });
+});
+
+describe('a page stored on its URL record', () => {
+  it('writes the completion Powertools reads, with the status Powertools names', () => {
+    expect(IDEM_COMPLETED).toBe(IdempotencyRecordStatus.COMPLETED);
+    const fields = fetchedFields({ depth: 1, httpStatus: 200, finalUrl: 'http://a.example/' }, 3600);
+    expect(fields).toMatchObject({ outcome: 'fetched', idemStatus: 'COMPLETED', httpStatus: 200, depth: 1 });
+    expect(Number(fields.idemExpiry)).toBeGreaterThan(Date.now() / 1000 + 3500);
+  });
+
+  it('first stores a page only on a record that holds none, and drops the expiry so the page is kept', () => {
+    const st = pageStoreStatement(
+      'urls',
+      { crawlId: 'c1', url: 'http://a.example/' },
+      { fetchedAt: 5, title: 'T', description: undefined },
+    );
+    expect(st.Statement).toBe(
+      'UPDATE "urls" SET "fetchedAt" = ? SET "title" = ? REMOVE "expiresAt" REMOVE "idemLeaseMs" REMOVE "idemOwner" WHERE "crawlId" = ? AND "url" = ? AND attribute_not_exists("fetchedAt")',
+    );
+    expect(st.Parameters).toEqual([5, 'T', 'c1', 'http://a.example/']);
+  });
+
+  it('replaces only an older page, removing what the newer one lacks, and says what was there', () => {
+    const update = pageStoreUpdate(
+      'urls',
+      { crawlId: 'c1', url: 'http://a.example/' },
+      { fetchedAt: 9, title: 'T', parseCut: undefined },
+    );
+    expect(update.ConditionExpression).toBe('attribute_not_exists(#f) OR #f < :f');
+    expect(update.ExpressionAttributeValues[':f']).toBe(9);
+    expect(update.UpdateExpression).toBe(
+      'SET #p0 = :p0, #p1 = :p1 REMOVE #expiresAt, #idemLeaseMs, #idemOwner, #p2',
+    );
+    expect(update.ExpressionAttributeNames).toMatchObject({
+      '#p0': 'fetchedAt',
+      '#p1': 'title',
+      '#p2': 'parseCut',
+    });
+    expect(update.ReturnValues).toBe('UPDATED_OLD');
   });
 });

@@ -129,6 +129,32 @@ describe('poisonToDlq', () => {
     expect(attributes.failureReason?.StringValue).toHaveLength(1_000);
   });
 
+  it('tells the pipeline of each record it forwarded, once it is on the DLQ, and survives a failing hook', async () => {
+    const told: string[] = [];
+    const handler = poisonToDlq(
+      'https://dlq',
+      async () => {
+        throw new InvalidMessageError('no body');
+      },
+      async (r, error) => {
+        told.push(`${r.messageId}: ${error.message} after ${sent.length} send`);
+        throw new Error('table gone');
+      },
+    );
+    await expect(handler(record('m5'))).resolves.toBe('forwarded-to-dlq');
+    expect(told).toEqual(['m5: no body after 1 send']);
+    // Any other error is not a forward: the hook is not told.
+    const other = poisonToDlq(
+      'https://dlq',
+      async () => {
+        throw new Error('throttled');
+      },
+      async (r) => void told.push(r.messageId),
+    );
+    await expect(other(record('m6'))).rejects.toThrow('throttled');
+    expect(told).toHaveLength(1);
+  });
+
   it('lets every other error through, so only that record is retried', async () => {
     const handler = poisonToDlq('https://dlq', async () => {
       throw new Error('throttled');
@@ -323,6 +349,28 @@ describe('records failed on their last receive', () => {
       ['a1', 'down'],
       ['a2', 'skipped'],
     ]);
+  });
+
+  it('tells a standard batch of its failed records on their last receive, with their errors', async () => {
+    const event: SQSEvent = { Records: [at(record('s1'), 3), at(record('s2'), 2), at(record('s3'), 3)] };
+    const told: Array<[string, string]> = [];
+    const out = await processStandardBatch(
+      event,
+      context,
+      async (r) => {
+        if (r.messageId !== 's3') throw new Error(`down ${r.messageId}`);
+      },
+      {
+        maxReceiveCount: 3,
+        onLastReceiveFailure: async (r, error) => {
+          told.push([r.messageId, (error as Error).message]);
+          throw new Error('table gone');
+        },
+      },
+    );
+    // s1 failed on its last receive; s2 has one left; s3 succeeded. The hook's own failure is only logged.
+    expect(out.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(['s1', 's2']);
+    expect(told).toEqual([['s1', 'down s1']]);
   });
 
   it('reads maxReceiveCount from the environment QueueConsumer sets, and survives a failing hook', async () => {

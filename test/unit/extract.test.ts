@@ -6,7 +6,13 @@ import { decompressBody, planHandOff } from '../../functions/crawl/body';
 import { decodeHtml } from '../../functions/parser/charset';
 import { collapsedPrefix, extractPage } from '../../functions/parser/extract';
 import { filterLinks } from '../../functions/parser/links';
-import { itemBytes, pageRecord, truncateUtf8, WRITE_UNIT_BYTES } from '../../functions/parser/store';
+import {
+  itemBytes,
+  pageRecord,
+  pageWrite,
+  truncateUtf8,
+  WRITE_UNIT_BYTES,
+} from '../../functions/parser/store';
 
 const fixture = (name: string) => readFileSync(path.join(import.meta.dirname, 'fixtures', name));
 
@@ -133,6 +139,57 @@ describe('link filtering and storage decisions', () => {
     expect(itemBytes(record)).toBeLessThanOrEqual(WRITE_UNIT_BYTES);
     expect(itemBytes(record)).toBeGreaterThan(WRITE_UNIT_BYTES - 8);
     expect(page.text.startsWith(String(record.text))).toBe(true);
+  });
+
+  it('sizes the page and the URL record it is written on together to one write unit, claim included', () => {
+    const html = `<title>T</title><p>${'déjà vu '.repeat(300)}</p>`;
+    const url = 'https://news.example/long/path/to/a/story';
+    const page = extractPage(html, url);
+    const message = {
+      type: 'parse.page' as const,
+      version: 1 as const,
+      crawlId: 'c1',
+      correlationId: 'corr',
+      sentAt: new Date().toISOString(),
+      payload: {
+        url,
+        finalUrl: `${url}?from=redirect`,
+        depth: 2,
+        httpStatus: 200,
+        contentType: 'text/html',
+        fetchedAt: 1_700_000_000_000,
+        discoveredFrom: `https://news.example/${'index/'.repeat(20)}`,
+        body: { kind: 'inline' as const, encoding: 'br' as const, data: '' },
+      },
+    };
+    const write = pageWrite(message, page, 'utf-8', 12_345, 3600);
+    // The crawler's outcome and its completed idempotency record ride on the page's write.
+    expect(write).toMatchObject({
+      outcome: 'fetched',
+      idemStatus: 'COMPLETED',
+      bytes: 12_345,
+      httpStatus: 200,
+      depth: 2,
+      finalUrl: `${url}?from=redirect`,
+      fetchedAt: 1_700_000_000_000,
+    });
+    // The record as DynamoDB will hold it: the write plus the claim already there.
+    const claim = { claimedBy: message.payload.discoveredFrom, discoveredAt: new Date().toISOString() };
+    const whole = itemBytes({ ...write, ...claim });
+    expect(whole).toBeLessThanOrEqual(WRITE_UNIT_BYTES);
+    expect(whole).toBeGreaterThan(WRITE_UNIT_BYTES - 8);
+    // A seed's claim names the crawl, and leaves the text more room than a long discovering URL does.
+    const seed = pageWrite(
+      { ...message, payload: { ...message.payload, discoveredFrom: undefined } },
+      page,
+      'utf-8',
+      1,
+      3600,
+    );
+    expect(String(seed.text).length).toBeGreaterThan(String(write.text).length);
+    expect(
+      itemBytes({ ...seed, claimedBy: 'seed:c1', discoveredAt: claim.discoveredAt }),
+    ).toBeLessThanOrEqual(WRITE_UNIT_BYTES);
   });
 
   it('measures item size the way DynamoDB bills it and cuts UTF-8 text between code points', () => {
