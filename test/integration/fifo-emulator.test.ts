@@ -5,6 +5,7 @@ import {
   type Message,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
+  SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +14,7 @@ import { type Emulators, LOCAL_CREDENTIALS, LOCAL_REGION, startEmulators } from 
 
 // The sandbox's SQS must batch FIFO groups as AWS does (patches/fauxqs+1.9.2.patch): a receive returns as
 // many messages of one group as it can, in order, and the group stays locked while any of them is in flight.
+// And its long polls answer as SQS's do: with a message, or empty once their wait time is over.
 let emulators: Emulators;
 let sqs: SQSClient;
 beforeAll(async () => {
@@ -105,5 +107,27 @@ describe('FIFO receives in the sandbox, as on AWS', () => {
     await send(q, 'b', ['b0', 'b1', 'b2', 'b3', 'b4', 'b5', 'b6', 'b7', 'b8', 'b9']);
     expect(bodies(await receive(q))).toEqual(['a0', 'a1', 'a2', 'b0', 'b1', 'b2', 'b3', 'b4', 'b5', 'b6']);
     expect(await receive(q)).toEqual([]);
+  });
+});
+
+describe('long polls, as SQS answers them', () => {
+  it('a long poll that another receive beat to the message waits on for the rest of its wait time', async () => {
+    const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: `polls-${Date.now()}` }));
+    const poll = async () => {
+      const started = Date.now();
+      const out = await sqs.send(
+        new ReceiveMessageCommand({ QueueUrl, WaitTimeSeconds: 3, MaxNumberOfMessages: 10 }),
+      );
+      return { messages: out.Messages ?? [], ms: Date.now() - started };
+    };
+    const polls = [poll(), poll(), poll()];
+    await new Promise((r) => setTimeout(r, 300));
+    await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'one' }));
+    const results = await Promise.all(polls);
+    // One poll takes the message; the others were woken by it too, and must not answer empty before
+    // their 3 s are over (each such answer is a billed receive on AWS that the sandbox would invent).
+    expect(results.map((r) => r.messages.length).sort()).toEqual([0, 0, 1]);
+    for (const empty of results.filter((r) => r.messages.length === 0))
+      expect(empty.ms).toBeGreaterThanOrEqual(2_900);
   });
 });
