@@ -15,6 +15,8 @@ export interface FrontierItem {
   readonly url: string;
   readonly depth: number;
   readonly discoveredFrom?: string;
+  /** Sent by the attempt whose claim created the URL's record (FrontierMessage's `fresh`). */
+  readonly fresh?: boolean;
 }
 
 /** SendMessageBatch takes at most 10 entries. */
@@ -29,6 +31,7 @@ export function frontierMessage(crawlId: string, correlationId: string, item: Fr
       url: item.url,
       depth: item.depth,
       ...(item.discoveredFrom ? { discoveredFrom: item.discoveredFrom } : {}),
+      ...(item.fresh ? { fresh: true as const } : {}),
     },
   };
 }
@@ -82,10 +85,12 @@ export async function requeueFrontier(
   attempts: number,
   client: SQSClient = sqs,
 ): Promise<void> {
+  // A URL sent again is no longer a first send: its record may hold what the earlier message recorded.
+  const { fresh: _firstSend, ...payload } = message.payload;
   const requeued: FrontierMessage = {
     ...message,
     ...envelopeFields('frontier.url', message.correlationId),
-    payload: { ...message.payload, attempts },
+    payload: { ...payload, attempts },
   };
   await client.send(
     new SendMessageCommand({

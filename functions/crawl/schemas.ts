@@ -30,6 +30,12 @@ export const FrontierMessage = crawlEnvelope(
      * its host's group (requeueFrontier), absent on a URL's first message.
      */
     attempts: z.optional(z.int().check(z.minimum(1), z.maximum(100))),
+    /**
+     * The first message ever sent for this URL in its crawl: the page whose claim created the URL's record
+     * sends it in the attempt that made the claim, so no message for the URL came before it and its record
+     * holds no completion. The crawler skips reading that record on the message's first receive.
+     */
+    fresh: z.optional(z.literal(true)),
   }),
 );
 export type FrontierMessage = z.infer<typeof FrontierMessage>;

@@ -38,6 +38,7 @@ import { ConnectionPool, type FetchPolicy, safeFetch } from './safe-fetch';
 import { dnsResolver, parseAllowedPorts, parseAllowedTargets } from './ssrf';
 import {
   type CollectResult,
+  firstSendKeys,
   type GroupAttempt,
   runGroup,
   UrlRecordPersistenceLayer,
@@ -352,10 +353,13 @@ function groupAttempt(
   visibilitySeconds: number | undefined,
 ): GroupAttempt {
   const first = records[0] as SQSRecord;
-  const keys = records.flatMap((record) => {
+  const messages = records.flatMap((record) => {
     const parsed = parsedRecord(record);
-    return parsed ? [{ crawlId: parsed.message.crawlId, url: parsed.url }] : [];
+    if (!parsed) return [];
+    const key = { crawlId: parsed.message.crawlId, url: parsed.url };
+    return [{ key, payload: parsed.message.payload, receiveCount: receiveCount(record) }];
   });
+  const keys = messages.map((m) => m.key);
   const deadlineMs = Date.now() + context.getRemainingTimeInMillis();
   return persistenceStore.group({
     groupId: first.attributes.MessageGroupId ?? '',
@@ -364,6 +368,7 @@ function groupAttempt(
     keys,
     deadlineMs,
     exclusive: receivedExclusively(records, visibilitySeconds, deadlineMs),
+    unread: firstSendKeys(messages),
   });
 }
 

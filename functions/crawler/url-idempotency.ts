@@ -61,6 +61,32 @@ export interface GroupAttemptInput {
    * holds the group without writing a lease. Left out, the lease is taken.
    */
   readonly exclusive?: boolean;
+  /**
+   * URL records an exclusive attempt need not read: every message of this receive for them is a first send
+   * (FrontierMessage's `fresh`) on its first receive, so no completion can be on them.
+   */
+  readonly unread?: readonly UrlKey[];
+}
+
+/**
+ * The URLs whose every message in this receive is their first send (FrontierMessage's `fresh`, not a
+ * requeued attempt) on its first receive: their records need not be read (GroupAttemptInput's `unread`).
+ */
+export function firstSendKeys(
+  messages: ReadonlyArray<{
+    key: UrlKey;
+    payload: { fresh?: true; attempts?: number };
+    receiveCount: number;
+  }>,
+): UrlKey[] {
+  const first = new Map<string, UrlKey | undefined>();
+  for (const { key, payload, receiveCount } of messages) {
+    const id = keyString(key);
+    const firstSend = payload.fresh === true && payload.attempts === undefined && receiveCount === 1;
+    const othersFirstSends = !first.has(id) || first.get(id) !== undefined;
+    first.set(id, firstSend && othersFirstSends ? key : undefined);
+  }
+  return [...first.values()].filter((key) => key !== undefined);
 }
 
 interface GroupState {
@@ -124,7 +150,12 @@ export class GroupAttempt {
     // receive that takes no lease reads at half the price (eventually consistent): no receive of its own
     // messages came before it, and a completion it must replay (a message sent for the URL again, at least
     // the FIFO dedup window later, or redriven from the DLQ) was written minutes before.
-    const unique = [...new Map(this.input.keys.map((k) => [keyString(k), k])).values()];
+    // An exclusive attempt also leaves out the records of URLs sent for the first time, which hold nothing
+    // to replay: only their claim.
+    const unread = new Set(exclusive ? (this.input.unread ?? []).map(keyString) : []);
+    const unique = [...new Map(this.input.keys.map((k) => [keyString(k), k])).values()].filter(
+      (k) => !unread.has(keyString(k)),
+    );
     const items = await readUrlRecords(this.table, unique, { consistent: !exclusive }, this.client);
     return {
       held,

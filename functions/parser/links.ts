@@ -198,7 +198,12 @@ export async function discoverLinks(input: DiscoverInput): Promise<DiscoverResul
       input.frontierQueueUrl,
       crawlId,
       input.correlationId,
-      toSend.map((url) => ({ url, depth: nextDepth, discoveredFrom: claimant })),
+      toSend.map((url) => ({
+        url,
+        depth: nextDepth,
+        discoveredFrom: claimant,
+        fresh: first.claimed.has(url) || adopted.claimed.has(url),
+      })),
     );
     for (const url of toSend) remember(keyOf(crawlId, url));
     done.resolve();
@@ -239,8 +244,10 @@ const claims = new StatementBatcher(ddb);
 async function claimAll(
   input: DiscoverInput,
   urls: readonly string[],
-): Promise<{ owned: string[]; ownedBefore: number; known: number }> {
+): Promise<{ owned: string[]; claimed: Set<string>; ownedBefore: number; known: number }> {
   const owned: string[] = [];
+  // Claimed by this attempt's own write: no message for these URLs was ever sent.
+  const claimed = new Set<string>();
   const taken: string[] = [];
   let ownedBefore = 0;
   let known = 0;
@@ -266,13 +273,16 @@ async function claimAll(
       try {
         await claims.run(`${input.crawlId} ${url}`, claimStatement(claim));
         owned.push(url);
+        claimed.add(url);
       } catch (error) {
         if (error instanceof StatementFailed && error.code === 'DuplicateItem') taken.push(url);
         else {
           // Any other refusal, or a failed request: the same claim on its own, which says who won.
           const result = await claimOnce(ddb, claim);
-          if (result.claimed) owned.push(url);
-          else settle(url, claimOwnerOf(result.existing));
+          if (result.claimed) {
+            owned.push(url);
+            claimed.add(url);
+          } else settle(url, claimOwnerOf(result.existing));
         }
       }
     }),
@@ -282,7 +292,7 @@ async function claimAll(
     const owners = await readClaimOwners(input.urlsTable, input.crawlId, taken, true);
     for (const url of taken) settle(url, owners.get(url) ?? '');
   }
-  return { owned, ownedBefore, known };
+  return { owned, claimed, ownedBefore, known };
 }
 
 /**

@@ -118,10 +118,30 @@ describe('crash between claiming links and enqueueing them', () => {
     expect(second.MessageId).toBe(first.MessageId);
     const recovered = await handler({ Records: [toSqsRecord(second, parseSource())] }, context);
     expect(recovered.batchItemFailures).toEqual([]);
-    const enqueued = (await receiveAll(outputs.FrontierQueueUrl)).map(
-      (m) => JSON.parse(m.Body ?? '{}').payload.url,
+    const payloads = (await receiveAll(outputs.FrontierQueueUrl)).map(
+      (m) => JSON.parse(m.Body ?? '{}').payload,
     );
-    expect(enqueued.sort()).toEqual(links);
+    expect(payloads.map((p) => p.url).sort()).toEqual(links);
+    // Claimed by the attempt that died, so not first sends: the crawler reads their records.
+    expect(payloads.map((p) => p.fresh)).toEqual([undefined, undefined, undefined]);
+
+    // A page parsed without a crash sends the links it claimed as first sends.
+    const other = 'http://site.example/other';
+    const fresh = ['/d', '/e'].map((p) => `http://site.example${p}`);
+    await sb.target.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: outputs.ParseQueueUrl,
+        MessageBody: JSON.stringify(
+          parsePageMessage(crawlId, other, [...fresh, links[0]].map((l) => `<a href="${l}">x</a>`).join('')),
+        ),
+      }),
+    );
+    const third = await receiveParse();
+    expect(
+      (await handler({ Records: [toSqsRecord(third, parseSource())] }, context)).batchItemFailures,
+    ).toEqual([]);
+    const sent = (await receiveAll(outputs.FrontierQueueUrl)).map((m) => JSON.parse(m.Body ?? '{}').payload);
+    expect(sent.map((p) => [p.url, p.fresh]).sort()).toEqual(fresh.map((u) => [u, true]));
   });
 
   /** Parse `html` as page `page` once, through a real parse-queue record; returns the handler's failures. */

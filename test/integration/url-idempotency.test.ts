@@ -66,7 +66,13 @@ function setup(client: DynamoDBDocumentClient = sb.target.ddb) {
   const group = <T>(
     ids: string[],
     fn: () => Promise<T>,
-    opts: { receive?: number; ms?: number; keys?: Array<typeof key>; exclusive?: boolean } = {},
+    opts: {
+      receive?: number;
+      ms?: number;
+      keys?: Array<typeof key>;
+      exclusive?: boolean;
+      unread?: Array<typeof key>;
+    } = {},
   ) =>
     runGroup(
       layer.group({
@@ -76,6 +82,7 @@ function setup(client: DynamoDBDocumentClient = sb.target.ddb) {
         keys: opts.keys ?? [key],
         deadlineMs: Date.now() + (opts.ms ?? 30_000),
         exclusive: opts.exclusive,
+        unread: opts.unread,
       }),
       fn,
     );
@@ -135,6 +142,49 @@ describe('a first receive that no other receive can meet (visibility outlasts th
     expect(await leaseItem()).toMatchObject({ url: '#lease' });
     expect((await leaseItem()).leaseUntil).toBeUndefined();
     expect(calls()).toBe(1);
+  });
+
+  it("reads no record for a URL's first send on an exclusive receive, and reads it in every other case", async () => {
+    let reads = 0;
+    const counting = {
+      send: (command: { constructor: { name: string } }) => {
+        if (command.constructor.name === 'BatchGetCommand') reads++;
+        return sb.target.ddb.send(command as never);
+      },
+    } as unknown as DynamoDBDocumentClient;
+    const { table, key, collect, group, calls } = setup(counting);
+    // A completion on the record, which only a read can see: replayed where it is read, run where it is not.
+    await sb.target.ddb.send(
+      new PutCommand({
+        TableName: table,
+        Item: { ...key, outcome: 'http-error', idemStatus: 'COMPLETED', idemExpiry: 1e10, expiresAt: 1e10 },
+      }),
+    );
+    // Exclusive, a first send: no read, so the function runs (its sender guarantees the record holds none).
+    expect(
+      await group(['m1'], () => collect(key, 'fetch'), { exclusive: true, unread: [key] }),
+    ).toMatchObject({
+      outcome: 'fetched',
+    });
+    expect([reads, calls()]).toEqual([0, 1]);
+    await sb.target.ddb.send(
+      new PutCommand({
+        TableName: table,
+        Item: { ...key, outcome: 'http-error', idemStatus: 'COMPLETED', idemExpiry: 1e10, expiresAt: 1e10 },
+      }),
+    );
+    // Exclusive, not a first send: read, and the completion replays.
+    expect(await group(['m2'], () => collect(key, 'fetch'), { exclusive: true })).toMatchObject({
+      outcome: 'http-error',
+    });
+    expect([reads, calls()]).toEqual([1, 1]);
+    // Not exclusive: the lease path reads every record, first send or not.
+    expect(
+      await group(['m3'], () => collect(key, 'fetch'), { exclusive: false, unread: [key] }),
+    ).toMatchObject({
+      outcome: 'http-error',
+    });
+    expect([reads, calls()]).toEqual([2, 1]);
   });
 
   it("logs a group's fetched URLs in one item that listUrls reads as their outcome, or completes each where the log is refused", async () => {

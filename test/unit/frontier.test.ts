@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import { decompressBody, planHandOff, SQS_MAX_MESSAGE_BYTES } from '../../functions/crawl/body';
-import { sendToFrontier } from '../../functions/crawl/frontier';
+import { frontierMessage, requeueFrontier, sendToFrontier } from '../../functions/crawl/frontier';
 import { urlHash } from '../../functions/crawl/url';
 import { RetryableError } from '../../functions/kit/errors';
 
@@ -56,6 +56,27 @@ describe('sendToFrontier', () => {
     const sending = sendToFrontier('q', 'c1', 'corr', items.slice(0, 3), client);
     await expect(sending).rejects.toBeInstanceOf(RetryableError);
     await expect(sending).rejects.toThrow('frontier rejected 1 of 3 URLs');
+  });
+});
+
+describe("a URL's first send", () => {
+  it('is marked only where the sender says so, and a URL sent again is never marked', async () => {
+    const plain = frontierMessage('c1', 'corr', { url: 'http://a.example/', depth: 1 });
+    expect(plain.payload).not.toHaveProperty('fresh');
+    const first = frontierMessage('c1', 'corr', { url: 'http://a.example/', depth: 1, fresh: true });
+    expect(first.payload).toMatchObject({ url: 'http://a.example/', fresh: true });
+    expect(
+      frontierMessage('c1', 'corr', { url: 'http://a.example/', depth: 1, fresh: false }).payload,
+    ).not.toHaveProperty('fresh');
+    const sent: string[] = [];
+    const client = {
+      async send(command: { input: { MessageBody?: string } }) {
+        sent.push(command.input.MessageBody ?? '');
+        return {};
+      },
+    } as unknown as SQSClient;
+    await requeueFrontier('q', first, 'http://a.example/', 2, client);
+    expect(JSON.parse(sent[0] ?? '{}').payload).toEqual({ url: 'http://a.example/', depth: 1, attempts: 2 });
   });
 });
 
