@@ -441,22 +441,18 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
     // Each host's fetches in flight, so its next URL waits for room.
     const lanes = new HostLanes();
     const visibilitySeconds = await frontierVisibility.seconds();
-    return await processFifoBatchByGroup(
+    const attempts: GroupAttempt[] = [];
+    const response = await processFifoBatchByGroup(
       event,
       context,
       poisonToDlq(config.dlqUrl, (record) => handleRecord(record, context, parseSender, running, lanes)),
       {
         aroundGroup: (run, records) => {
           const attempt = groupAttempt(records, context, visibilitySeconds);
+          attempts.push(attempt);
           return runGroup(attempt, async () => {
             const result = await run();
             await completeFailedFetches(attempt, records, result);
-            // The rest, fetched and acknowledged: one fetch log item names them all.
-            await persistenceStore.logDeferred(attempt).catch((error: unknown) =>
-              logger.warn('could not log fetched URLs; their outcome waits for the page to be stored', {
-                error: error as Error,
-              }),
-            );
             return result;
           });
         },
@@ -478,6 +474,13 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
         },
       },
     );
+    // The rest of the groups' fetched URLs, acknowledged: one fetch log item names them all.
+    await persistenceStore.logDeferred(attempts).catch((error: unknown) =>
+      logger.warn('could not log fetched URLs; their outcome waits for the page to be stored', {
+        error: error as Error,
+      }),
+    );
+    return response;
   } finally {
     connections.closeAll();
     flushOutcomeLog();

@@ -412,16 +412,17 @@ export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
   }
 
   /**
-   * Log the URLs this attempt fetched whose completions are still left to the parser (its group's records
-   * that succeeded), one fetch log item per crawl (`fetchLogItem`), so the crawler has recorded every URL's
-   * outcome when the group ends, with or without a parser downstream. If the log cannot be written, each
-   * completion is written on its URL's record instead.
+   * Log the URLs these attempts (an invocation's groups) fetched whose completions are still left to the
+   * parser (their records that succeeded), one fetch log item per crawl (`fetchLogItem`), so the crawler has
+   * recorded every URL's outcome when the invocation ends, with or without a parser downstream. If the log
+   * cannot be written, each completion is written on its URL's record instead.
    */
-  async logDeferred(attempt: GroupAttempt): Promise<void> {
-    if (attempt.deferred.size === 0) return;
+  async logDeferred(attempts: readonly GroupAttempt[]): Promise<void> {
     const byCrawl = new Map<string, string[]>();
-    for (const { key } of attempt.deferred.values())
-      byCrawl.set(key.crawlId, [...(byCrawl.get(key.crawlId) ?? []), key.url]);
+    for (const attempt of attempts)
+      for (const { key } of attempt.deferred.values())
+        byCrawl.set(key.crawlId, [...(byCrawl.get(key.crawlId) ?? []), key.url]);
+    if (byCrawl.size === 0) return;
     const id = `${new Date().toISOString()}#${randomUUID()}`;
     try {
       await Promise.all(
@@ -434,12 +435,13 @@ export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
           ),
         ),
       );
-      attempt.deferred.clear();
+      for (const attempt of attempts) attempt.deferred.clear();
     } catch {
-      await this.completeDeferred(
-        attempt,
-        [...attempt.deferred.values()].map((c) => c.key),
-      );
+      for (const attempt of attempts)
+        await this.completeDeferred(
+          attempt,
+          [...attempt.deferred.values()].map((c) => c.key),
+        );
     }
   }
 

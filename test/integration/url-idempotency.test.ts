@@ -219,7 +219,7 @@ describe('a first receive that no other receive can meet (visibility outlasts th
       });
       await runGroup(attempt, async () => {
         for (const k of these) await collect(k);
-        await layer.logDeferred(attempt);
+        await layer.logDeferred([attempt]);
       });
     };
     const read = async (k: (typeof keys)[number]) =>
