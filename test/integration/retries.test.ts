@@ -17,9 +17,12 @@ afterAll(async () => {
   await h?.stop();
 });
 
-/** A crawl of the first demo host whose seed is a 404: only what a test sends runs under it. */
-async function crawlOfFirstHost(): Promise<{ crawlId: string; host: string }> {
-  const host = h.demo.hosts[0] as string;
+/**
+ * A crawl of demo host `i` whose seed is a 404: only what a test sends runs under it. Each test has a host,
+ * so a FIFO group of its own, and the two 503 tests run side by side.
+ */
+async function crawlOfHost(i: number): Promise<{ crawlId: string; host: string }> {
+  const host = h.demo.hosts[i] as string;
   const crawlId = `t-${randomUUID()}`;
   await submitCrawl(h.target, {
     crawlId,
@@ -28,7 +31,10 @@ async function crawlOfFirstHost(): Promise<{ crawlId: string; host: string }> {
     maxDepth: 0,
     allowedHosts: [host],
   });
-  await waitForIdle(h.target, 60_000);
+  await waitFor(
+    `the seed of ${host}`,
+    async () => (await listUrls(h.target, crawlId))[0]?.outcome !== undefined,
+  );
   return { crawlId, host };
 }
 
@@ -59,8 +65,9 @@ async function frontierDlqIsEmpty(): Promise<boolean> {
 }
 
 describe('fetch retries as Lambda leaves them (no sandbox retry delay)', () => {
+  // Alone: it needs the URLs behind /slow sent within /slow's first 2 s, which a busy machine could miss.
   it("sends a page that times out to the back of its host's queue: the host's later URLs go first, and it gets its three attempts", async () => {
-    const { crawlId, host } = await crawlOfFirstHost();
+    const { crawlId, host } = await crawlOfHost(0);
     // /slow answers after 30 s, past the harness's 2 s fetch timeout, on every attempt.
     const slow = `http://${host}/slow`;
     const behind = Array.from({ length: 6 }, (_, i) => `http://${host}/page/${30 + i}`);
@@ -88,8 +95,8 @@ describe('fetch retries as Lambda leaves them (no sandbox retry delay)', () => {
     expect(await frontierDlqIsEmpty()).toBe(true);
   });
 
-  it('retries a 503 after the Retry-After the host asked for, and the URL queued behind it with it, not after the visibility timeout', async () => {
-    const { crawlId, host } = await crawlOfFirstHost();
+  it.concurrent('retries a 503 after the Retry-After the host asked for, and the URL queued behind it with it, not after the visibility timeout', async () => {
+    const { crawlId, host } = await crawlOfHost(1);
     const failing = `http://${host}/page/40`;
     const behind = `http://${host}/page/41`;
     h.demo.setFailing(`${host}/page/40`, true, 2);
@@ -115,8 +122,8 @@ describe('fetch retries as Lambda leaves them (no sandbox retry delay)', () => {
     expect(urls.find((u) => u.url === behind)?.outcome).toBe('fetched');
   });
 
-  it('backs a 503 without Retry-After off by attempt: about 5 s, then about 15 s', async () => {
-    const { crawlId, host } = await crawlOfFirstHost();
+  it.concurrent('backs a 503 without Retry-After off by attempt: about 5 s, then about 15 s', async () => {
+    const { crawlId, host } = await crawlOfHost(2);
     const failing = `http://${host}/page/42`;
     h.demo.setFailing(`${host}/page/42`, true);
     await sendToFrontier(crawlId, [failing]);
