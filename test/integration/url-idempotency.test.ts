@@ -292,29 +292,25 @@ describe('a first receive that no other receive can meet (visibility outlasts th
           pageStoreUpdate(table, key, { fetchedAt: 1, title: 'old', ...fetchedFields({ depth: 1 }, -10) }),
         ),
       );
+    /** The outcome is recorded with its status, and the old page is kept: no expiry was given to it. */
+    const expectOutcomeOnKeptPage = async (httpStatus: number) => {
+      const stored = await item();
+      expect(stored).toMatchObject({
+        outcome: 'http-error',
+        httpStatus,
+        idemStatus: 'COMPLETED',
+        title: 'old',
+      });
+      expect(stored).not.toHaveProperty('expiresAt');
+    };
     await storeOld();
     expect(await run(sb.target.ddb, 503)).toMatchObject({ outcome: 'http-error' });
-    const after = await item();
-    expect(after).toMatchObject({
-      outcome: 'http-error',
-      httpStatus: 503,
-      idemStatus: 'COMPLETED',
-      title: 'old',
-    });
-    // The old page is kept: the outcome did not give its record an expiry.
-    expect(after).not.toHaveProperty('expiresAt');
+    await expectOutcomeOnKeptPage(503);
 
     await sb.target.ddb.send(new DeleteCommand({ TableName: table, Key: key }));
     await storeOld();
     expect(await run(refusing, 502)).toMatchObject({ outcome: 'http-error' });
-    const alone = await item();
-    expect(alone).toMatchObject({
-      outcome: 'http-error',
-      httpStatus: 502,
-      idemStatus: 'COMPLETED',
-      title: 'old',
-    });
-    expect(alone).not.toHaveProperty('expiresAt');
+    await expectOutcomeOnKeptPage(502);
   });
 });
 
