@@ -248,6 +248,21 @@ describe('a first receive that no other receive can meet (visibility outlasts th
       'fetched',
       'fetched',
     ]);
+
+    // An outcome on the record (a later attempt's) is the URL's, whatever a log says.
+    await sb.target.ddb.send(
+      new UpdateCommand({
+        TableName: table,
+        Key: keys[0],
+        UpdateExpression: 'SET outcome = :o',
+        ExpressionAttributeValues: { ':o': 'http-error' },
+      }),
+    );
+    expect((await listUrls(sb.target, crawlId)).map((u) => u.outcome)).toEqual([
+      'http-error',
+      'fetched',
+      'fetched',
+    ]);
   });
 
   it('writes any other outcome at once, and a later outcome on a stored page leaves the page kept', async () => {
