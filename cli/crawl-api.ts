@@ -7,7 +7,7 @@ import {
   admissionEntry,
   claimSeed,
   fetchLogEntries,
-  fetchLogKey,
+  fetchLogPartition,
   URL_ATTR,
 } from '../functions/crawl/url-record';
 import type { Target } from '../tooling/target';
@@ -116,7 +116,7 @@ export async function listUrls(
   const table = target.outputs.UrlsTableName;
   const [records, logs] = await Promise.all([
     queryCrawl(target, table, crawlId),
-    queryCrawl(target, table, fetchLogKey(crawlId, '').crawlId),
+    queryCrawl(target, table, fetchLogPartition(crawlId)),
   ]);
   const logged = new Set(logs.flatMap(fetchLogEntries));
   return records.map((record) =>

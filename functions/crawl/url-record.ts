@@ -324,13 +324,18 @@ export const admissionKey = (crawlId: string, page: string) => ({
 });
 
 /**
- * The crawler's fetch log: one item per receive of a host's group, naming the URLs it fetched there whose
- * completion it left to the parser's store of the page (by `admissionEntry`, 16 characters each, so a
- * batch's ten stay one write unit whatever their lengths). It is how the crawler records a fetched URL's
- * outcome on its own, at about a tenth of a write a page: `listUrls` reads a URL that has no outcome of its
- * own yet as `fetched` when a log names it. A partition of its own per crawl, as the admission items.
+ * The crawler's fetch log: one item per crawl per invocation, naming the URLs it fetched whose completion it
+ * left to the parser's store of the page (by `admissionEntry`, 16 characters each, so a batch's ten stay one
+ * write unit whatever their lengths). It is how the crawler records a fetched URL's outcome on its own, at
+ * about a tenth of a write a page: `listUrls` reads a URL that has no outcome of its own yet as `fetched`
+ * when a log names it. The items of a crawl share a partition of their own, as the admission items do.
  */
-export const fetchLogKey = (crawlId: string, id: string) => ({ crawlId: `#fetched#${crawlId}`, url: id });
+export const fetchLogPartition = (crawlId: string): string => `#fetched#${crawlId}`;
+
+export const fetchLogKey = (crawlId: string, id: string) => ({
+  crawlId: fetchLogPartition(crawlId),
+  url: id,
+});
 
 /** The fetch log item of `urls` (canonical) of one crawl, expiring with the crawl's claims. */
 export function fetchLogItem(

@@ -420,8 +420,11 @@ export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
   async logDeferred(attempts: readonly GroupAttempt[]): Promise<void> {
     const byCrawl = new Map<string, string[]>();
     for (const attempt of attempts)
-      for (const { key } of attempt.deferred.values())
-        byCrawl.set(key.crawlId, [...(byCrawl.get(key.crawlId) ?? []), key.url]);
+      for (const { key } of attempt.deferred.values()) {
+        const urls = byCrawl.get(key.crawlId) ?? [];
+        urls.push(key.url);
+        byCrawl.set(key.crawlId, urls);
+      }
     if (byCrawl.size === 0) return;
     const id = `${new Date().toISOString()}#${randomUUID()}`;
     try {
@@ -437,11 +440,14 @@ export class UrlRecordPersistenceLayer extends BasePersistenceLayer {
       );
       for (const attempt of attempts) attempt.deferred.clear();
     } catch {
-      for (const attempt of attempts)
-        await this.completeDeferred(
-          attempt,
-          [...attempt.deferred.values()].map((c) => c.key),
-        );
+      await Promise.all(
+        attempts.map((attempt) =>
+          this.completeDeferred(
+            attempt,
+            [...attempt.deferred.values()].map((c) => c.key),
+          ),
+        ),
+      );
     }
   }
 
