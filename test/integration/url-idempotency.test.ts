@@ -35,6 +35,19 @@ afterAll(async () => {
 
 const context = { getRemainingTimeInMillis: () => 30_000 } as Context;
 
+/**
+ * The sandbox's client, shown each command's name first: the commands `watch` answers 'refuse' for fail
+ * without reaching DynamoDB, the rest go through.
+ */
+function watchedClient(watch: (command: string) => 'refuse' | undefined): DynamoDBDocumentClient {
+  return {
+    send: (command: { constructor: { name: string } }) =>
+      watch(command.constructor.name) === 'refuse'
+        ? Promise.reject(new Error('refused'))
+        : sb.target.ddb.send(command as never),
+  } as unknown as DynamoDBDocumentClient;
+}
+
 function setup(client: DynamoDBDocumentClient = sb.target.ddb) {
   const table = sb.target.outputs.UrlsTableName;
   const key = { crawlId: `idem-${randomUUID()}`, url: 'http://idem.example/page' };
@@ -146,12 +159,10 @@ describe('a first receive that no other receive can meet (visibility outlasts th
 
   it("reads no record for a URL's first send on an exclusive receive, and reads it in every other case", async () => {
     let reads = 0;
-    const counting = {
-      send: (command: { constructor: { name: string } }) => {
-        if (command.constructor.name === 'BatchGetCommand') reads++;
-        return sb.target.ddb.send(command as never);
-      },
-    } as unknown as DynamoDBDocumentClient;
+    const counting = watchedClient((command) => {
+      if (command === 'BatchGetCommand') reads++;
+      return undefined;
+    });
     const { table, key, collect, group, calls } = setup(counting);
     // A completion on the record, which only a read can see: replayed where it is read, run where it is not.
     await sb.target.ddb.send(
@@ -194,12 +205,7 @@ describe('a first receive that no other receive can meet (visibility outlasts th
     const claim = { claimedBy: 'http://log.example/', expiresAt: 1e10 };
     for (const k of keys)
       await sb.target.ddb.send(new PutCommand({ TableName: table, Item: { ...k, ...claim } }));
-    const refusingPut = {
-      send: (command: { constructor: { name: string } }) =>
-        command.constructor.name === 'PutCommand'
-          ? Promise.reject(new Error('refused'))
-          : sb.target.ddb.send(command as never),
-    } as unknown as DynamoDBDocumentClient;
+    const refusingPut = watchedClient((command) => (command === 'PutCommand' ? 'refuse' : undefined));
     const fetchAll = async (client: DynamoDBDocumentClient, these: typeof keys) => {
       const layer = new UrlRecordPersistenceLayer(table, client, 3600);
       const config = new IdempotencyConfig({ expiresAfterSeconds: 3600 });
@@ -269,12 +275,9 @@ describe('a first receive that no other receive can meet (visibility outlasts th
     const { table, key, item } = setup();
     // The same layer twice: the batched completion, and the single write it falls back to when the
     // BatchExecuteStatement is refused.
-    const refusing = {
-      send: (command: { constructor: { name: string } }) =>
-        command.constructor.name === 'BatchExecuteStatementCommand'
-          ? Promise.reject(new Error('refused'))
-          : sb.target.ddb.send(command as never),
-    } as unknown as DynamoDBDocumentClient;
+    const refusing = watchedClient((command) =>
+      command === 'BatchExecuteStatementCommand' ? 'refuse' : undefined,
+    );
     const run = async (client: DynamoDBDocumentClient, status: number) => {
       const layer = new UrlRecordPersistenceLayer(table, client, 3600);
       const config = new IdempotencyConfig({ expiresAfterSeconds: 1 });
