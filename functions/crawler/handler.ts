@@ -238,7 +238,7 @@ async function handOff(
   parseSender: SendBatcher,
   log: RecordLogger,
 ): Promise<void> {
-  const plan = await planHandOff(page.body, config.inlineBodyMaxBytes);
+  const plan = planHandOff(page.body, config.inlineBodyMaxBytes);
   let ref: ParseMessage['payload']['body'];
   let attributes: MessageAttributes | undefined;
   if (plan.kind === 'attribute') {

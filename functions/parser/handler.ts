@@ -26,7 +26,12 @@ const config = {
   urlsTable: requireEnv(ENV.urlsTable),
   crawlsTable: requireEnv(ENV.crawlsTable),
   recordTtlSeconds: intEnv(ENV.recordTtlSeconds, 7 * 24 * 3600),
+  // The crawler's limit on a decoded body: a body that decodes past it was not written by the crawler.
+  maxBodyBytes: intEnv(ENV.maxBodyBytes, 2 * 1024 * 1024),
 };
+
+/** Brotli's worst case on incompressible bytes adds a few bytes per 64 KiB block, well under this. */
+const COMPRESSED_SLACK_BYTES = 64 * 1024;
 
 /** The compressed body of a parse message: its binary attribute, its inline base64, or its S3 object. */
 async function loadBody(ref: BodyRef, record: SQSRecord): Promise<Buffer | undefined> {
@@ -37,13 +42,21 @@ async function loadBody(ref: BodyRef, record: SQSRecord): Promise<Buffer | undef
       throw new InvalidMessageError(
         `parse message says its body is in the binary attribute "${BODY_ATTRIBUTE}", and it has none`,
       );
-    return decompressBody(Buffer.from(value.binaryValue, 'base64'));
+    return decompressBody(Buffer.from(value.binaryValue, 'base64'), config.maxBodyBytes);
   }
-  if (ref.kind === 'inline') return decompressBody(Buffer.from(ref.data, 'base64'));
+  if (ref.kind === 'inline') return decompressBody(Buffer.from(ref.data, 'base64'), config.maxBodyBytes);
   try {
     const out = await s3.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
+    // Refused before it is read: an object larger than any body the crawler writes.
+    if ((out.ContentLength ?? 0) > config.maxBodyBytes + COMPRESSED_SLACK_BYTES) {
+      (out.Body as { destroy?(): void } | undefined)?.destroy?.();
+      throw new InvalidMessageError(
+        `page body object ${ref.key} is ${out.ContentLength} bytes, more than any body the crawler writes`,
+      );
+    }
     return decompressBody(
       Buffer.from(await (out.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray()),
+      config.maxBodyBytes,
     );
   } catch (error) {
     if (error instanceof NoSuchKey) return undefined;

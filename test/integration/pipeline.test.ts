@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { brotliCompressSync } from 'node:zlib';
 import {
   PurgeQueueCommand,
   ReceiveMessageCommand,
@@ -270,7 +271,7 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     expect(poison).not.toHaveProperty('fetchedAt');
   });
 
-  it('sends a schema-invalid message straight to the DLQ with its reason, without retries or holding up others', async () => {
+  it('sends an invalid message (schema, body missing, a decompression bomb, not Brotli) straight to the DLQ with its reason, without retries or holding up others', async () => {
     const host = h.demo.hosts[2] as string;
     const crawlId = await emptyCrawl([host], 0);
     await waitForIdle(h.target);
@@ -289,6 +290,11 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     const withBody = parsePageEntry(crawlId, `http://${host}/parked`, '<title>parked</title>');
     const badSchema = JSON.parse(withBody.MessageBody) as Record<string, unknown>;
     const missing = JSON.parse(parsePageEntry(crawlId, `http://${host}/no-body`, '').MessageBody);
+    // A body the crawler never writes: one that decodes to 64 MiB, past the crawler's limit on a page, and
+    // one that is not Brotli at all. Neither is decoded further than the limit, and neither is retried.
+    const bomb = parsePageEntry(crawlId, `http://${host}/bomb`, '');
+    const bombBody = brotliCompressSync(Buffer.alloc(64 * 1024 * 1024));
+    const garbled = parsePageEntry(crawlId, `http://${host}/garbled`, '');
     await h.target.sqs.send(
       new SendMessageBatchCommand({
         QueueUrl: h.target.outputs.ParseQueueUrl,
@@ -301,31 +307,51 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
             MessageAttributes: withBody.MessageAttributes,
           },
           { Id: 'no-attribute', MessageBody: JSON.stringify(missing) },
+          {
+            Id: 'bomb',
+            MessageBody: bomb.MessageBody,
+            MessageAttributes: { body: { DataType: 'Binary', BinaryValue: bombBody } },
+          },
+          {
+            Id: 'garbled',
+            MessageBody: garbled.MessageBody,
+            MessageAttributes: {
+              body: { DataType: 'Binary', BinaryValue: Buffer.from('not brotli at all') },
+            },
+          },
         ],
       }),
     );
     await waitForIdle(h.target);
     const pages = await listPages(h.target, crawlId);
     expect(pages.map((p) => p.title).sort()).toEqual(['ok 0', 'ok 1', 'ok 2', 'ok 3']);
-    expect(recordsHandled(h, 'ParseQueueConsumer', from)).toBe(7);
-    const dlq = await waitFor('the three invalid messages in the DLQ', async () => {
+    expect(recordsHandled(h, 'ParseQueueConsumer', from)).toBe(9);
+    const dlq = await waitFor('the five invalid messages in the DLQ', async () => {
       const all = [
         ...(await dlqMessages(h.target.outputs.ParseDlqUrl)),
         ...(await dlqMessages(h.target.outputs.ParseDlqUrl)),
       ];
       const mine = all.filter(
-        (m) => m.Body?.includes(marker) || m.Body?.includes('"version":99') || m.Body?.includes('/no-body'),
+        (m) =>
+          m.Body?.includes(marker) ||
+          m.Body?.includes('"version":99') ||
+          ['/no-body', '/bomb', '/garbled'].some((path) => m.Body?.includes(`${host}${path}"`)),
       );
-      return new Set(mine.map((m) => m.Body)).size >= 3 ? mine : undefined;
+      return new Set(mine.map((m) => m.Body)).size >= 5 ? mine : undefined;
     });
     const reasons = dlq.map((m) => m.MessageAttributes?.failureReason?.StringValue ?? '');
     expect(reasons.some((r) => /body is not JSON/.test(r))).toBe(true);
     expect(reasons.some((r) => /version: Invalid input/.test(r))).toBe(true);
     expect(reasons.some((r) => /binary attribute "body", and it has none/.test(r))).toBe(true);
+    expect(reasons.some((r) => /page body decodes past \d+ bytes/.test(r))).toBe(true);
+    expect(reasons.some((r) => /page body is not valid Brotli/.test(r))).toBe(true);
     // A forwarded message that names its URL leaves it the fetched outcome, with no page stored.
-    const noBody = (await listUrls(h.target, crawlId)).find((u) => u.url === `http://${host}/no-body`);
-    expect(noBody).toMatchObject({ outcome: 'fetched', idemStatus: 'COMPLETED' });
-    expect(noBody).not.toHaveProperty('fetchedAt');
+    const urls = await listUrls(h.target, crawlId);
+    for (const path of ['/no-body', '/bomb', '/garbled']) {
+      const unstored = urls.find((u) => u.url === `http://${host}${path}`);
+      expect(unstored).toMatchObject({ outcome: 'fetched', idemStatus: 'COMPLETED' });
+      expect(unstored).not.toHaveProperty('fetchedAt');
+    }
     // The forwarded message keeps its own attributes: its body is still there for a redrive after a fix.
     const parked = dlq.find((m) => m.Body?.includes('"version":99'));
     expect(Buffer.from(parked?.MessageAttributes?.body?.BinaryValue ?? [])).toEqual(

@@ -204,14 +204,14 @@ describe('link filtering and storage decisions', () => {
 describe('body hand-off', () => {
   it('keeps a body whose compressed form fits in the message, and round-trips it', async () => {
     const body = fixture('article.html');
-    const plan = await planHandOff(body, 100_000);
+    const plan = planHandOff(body, 100_000);
     expect(plan.kind).toBe('attribute');
-    expect((await decompressBody(plan.compressed)).equals(body)).toBe(true);
+    expect(decompressBody(plan.compressed, 1024 * 1024).equals(body)).toBe(true);
   });
 
   it('sends a body that does not fit through S3', async () => {
     const random = randomBytes(50_000);
-    const plan = await planHandOff(random, 1_000);
+    const plan = planHandOff(random, 1_000);
     expect(plan.kind).toBe('s3');
   });
 });

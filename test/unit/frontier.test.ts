@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { brotliCompressSync } from 'node:zlib';
 import type { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import { decompressBody, planHandOff, SQS_MAX_MESSAGE_BYTES } from '../../functions/crawl/body';
 import { frontierMessage, requeueFrontier, sendToFrontier } from '../../functions/crawl/frontier';
 import { urlHash } from '../../functions/crawl/url';
-import { RetryableError } from '../../functions/kit/errors';
+import { InvalidMessageError, RetryableError } from '../../functions/kit/errors';
 
 type Entry = NonNullable<SendMessageBatchCommand['input']['Entries']>[number];
 
@@ -83,21 +84,44 @@ describe("a URL's first send", () => {
 describe('planHandOff', () => {
   it('keeps a body in the message under the threshold and round-trips it', async () => {
     const body = Buffer.from('<p>small</p>');
-    const plan = await planHandOff(body, 192 * 1024);
+    const plan = planHandOff(body, 192 * 1024);
     expect(plan.kind).toBe('attribute');
-    expect(await decompressBody(plan.compressed)).toEqual(body);
+    expect(decompressBody(plan.compressed, 1024 * 1024)).toEqual(body);
   });
 
   it('compares the threshold with the compressed bytes themselves, not their base64', async () => {
     const body = randomBytes(3000);
-    const size = (await planHandOff(body, SQS_MAX_MESSAGE_BYTES)).compressed.length;
-    expect((await planHandOff(body, size)).kind).toBe('attribute');
-    expect((await planHandOff(body, size - 1)).kind).toBe('s3');
+    const size = planHandOff(body, SQS_MAX_MESSAGE_BYTES).compressed.length;
+    expect(planHandOff(body, size).kind).toBe('attribute');
+    expect(planHandOff(body, size - 1).kind).toBe('s3');
   });
 
   it('sends a body through S3 when its envelope would pass SQS’s 1 MiB, whatever the configured threshold', async () => {
     const incompressible = randomBytes(SQS_MAX_MESSAGE_BYTES - 8 * 1024);
-    expect((await planHandOff(incompressible, 2 * SQS_MAX_MESSAGE_BYTES)).kind).toBe('s3');
-    expect((await planHandOff(randomBytes(1024), 100)).kind).toBe('s3');
+    expect(planHandOff(incompressible, 2 * SQS_MAX_MESSAGE_BYTES).kind).toBe('s3');
+    expect(planHandOff(randomBytes(1024), 100).kind).toBe('s3');
+  });
+});
+
+describe('decompressBody', () => {
+  it('returns a body of exactly the limit, and refuses one byte more as an invalid message', () => {
+    const body = randomBytes(4096);
+    const { compressed } = planHandOff(body, SQS_MAX_MESSAGE_BYTES);
+    expect(decompressBody(compressed, 4096)).toEqual(body);
+    expect(() => decompressBody(compressed, 4095)).toThrow(InvalidMessageError);
+    expect(() => decompressBody(compressed, 4095)).toThrow('page body decodes past 4095 bytes');
+  });
+
+  it('refuses a decompression bomb (a few bytes that decode to 64 MiB) as an invalid message', () => {
+    const bomb = brotliCompressSync(Buffer.alloc(64 * 1024 * 1024));
+    expect(bomb.length).toBeLessThan(1024);
+    expect(() => decompressBody(bomb, 2 * 1024 * 1024)).toThrow(InvalidMessageError);
+  });
+
+  it('refuses bytes that are not Brotli, and an empty body, as invalid messages', () => {
+    expect(() => decompressBody(Buffer.from('<html>not compressed</html>'), 1024)).toThrow(
+      /page body is not valid Brotli/,
+    );
+    expect(() => decompressBody(Buffer.alloc(0), 1024)).toThrow(InvalidMessageError);
   });
 });
