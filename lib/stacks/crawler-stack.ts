@@ -67,9 +67,10 @@ export class CrawlerStack extends PipelineStack {
       serviceName: 'crawler',
       timeout: Duration.seconds(60),
       // The crawler mostly waits on the network, and Lambda bills the wait by memory. Its peak is about
-      // 140 MB in the bench's crawl and 165 MB at the largest pages (0.74 of 224; 0.92 of 192, past the
-      // bench's 0.9 limit), so 224 MB bills the wait 0.44 of the 512 MB default.
-      memorySize: 224,
+      // 135 MB in the bench's crawl and 155 MB at the largest pages (0.81 of 192; the bench's limit is 0.9),
+      // one Brotli encoder at a time (functions/crawl/body.ts), so 192 MB bills the wait 0.375 of the 512 MB
+      // default.
+      memorySize: 192,
       maxConcurrency: config.crawlerMaxConcurrency,
       environment: {
         ...commonEnv,
@@ -89,9 +90,10 @@ export class CrawlerStack extends PipelineStack {
       serviceName: 'parser',
       timeout: Duration.seconds(30),
       // Below 1,769 MB (one vCPU) a function's CPU work costs the same at any memory, as less memory runs it
-      // slower; its waits on DynamoDB and SQS cost by memory. The parser peaks at about 185 MB (the bench's
-      // crawl, and its largest pages), so 256 MB halves the waits' cost against the 512 MB default.
-      memorySize: 256,
+      // slower; its waits on DynamoDB and SQS cost by memory. The parser peaks at about 145 MB in the bench's
+      // crawl and 165 MB at its largest pages (0.73 of 224), so 224 MB bills the waits 0.44 of the 512 MB
+      // default.
+      memorySize: 224,
       maxConcurrency: config.parserMaxConcurrency,
       environment: commonEnv,
     });
