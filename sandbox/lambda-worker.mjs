@@ -53,14 +53,16 @@ channel.on('message', async ({ id, event }) => {
   // busy thread waits for a core on a loaded machine; and, where Linux tells it, the thread's CPU time.
   // Neither counts the work Node hands to its thread pool (zlib) or V8's helper threads (GC); a child
   // process also reports its whole CPU, which does, and its peak memory.
+  // The environment's whole CPU is read last at the start and first at the end, so the /proc reads that
+  // split it by thread, which a Lambda function does not make, stay out of it.
   const elu = performance.eventLoopUtilization();
+  const kindsAtStart = asProcess ? cpuByThreadKindMs() : undefined;
   const cpuAtStart = threadCpuMs();
   const processAtStart = asProcess ? process.cpuUsage() : undefined;
-  const kindsAtStart = asProcess ? cpuByThreadKindMs() : undefined;
   const cpu = () => {
+    const whole = processAtStart && process.cpuUsage(processAtStart);
     const activeMs = performance.eventLoopUtilization(elu).active;
     const now = threadCpuMs();
-    const whole = processAtStart && process.cpuUsage(processAtStart);
     const peak = asProcess ? peakRssMb() : undefined;
     const kinds = kindsAtStart && cpuByThreadKindMs();
     return {
