@@ -261,6 +261,80 @@ describe('DNS inside the fetch deadline', () => {
   });
 });
 
+describe('content codings: a page is decoded whole and at most to the cap', () => {
+  const cap = 100_000;
+  const exact = Buffer.alloc(cap, 'a');
+  // Random bytes do not compress: their gzip is larger than the cap though they decode to exactly it.
+  const incompressible = Buffer.from(Array.from({ length: cap }, (_, i) => (i * 7919 + (i >> 3) * 31) % 251));
+  const bodies: Record<string, { encoding: string; body: Buffer }> = {
+    '/gzip-at-cap': { encoding: 'gzip', body: zlib.gzipSync(exact) },
+    '/gzip-over-cap': { encoding: 'gzip', body: zlib.gzipSync(Buffer.alloc(cap + 1, 'a')) },
+    '/gzip-incompressible': { encoding: 'gzip', body: zlib.gzipSync(incompressible, { level: 0 }) },
+    '/deflate-at-cap': { encoding: 'deflate', body: zlib.deflateSync(exact) },
+    '/br-at-cap': { encoding: 'br', body: zlib.brotliCompressSync(exact) },
+    '/br-over-cap': { encoding: 'br', body: zlib.brotliCompressSync(Buffer.alloc(cap + 1, 'a')) },
+    '/gzip-cut-short': { encoding: 'gzip', body: zlib.gzipSync(exact).subarray(0, 40) },
+    '/robots.txt': {
+      encoding: 'gzip',
+      body: zlib.gzipSync(
+        `User-agent: *\nDisallow: /blocked\n${'# filler line to pass the size limit\n'.repeat(
+          Math.ceil(ROBOTS_MAX_BYTES / 36),
+        )}Disallow: /late\n`,
+      ),
+    },
+  };
+  let server: http.Server;
+  let port: number;
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      const found = bodies[req.url ?? ''];
+      if (!found) return void res.writeHead(404).end();
+      res
+        .writeHead(200, {
+          'content-type': req.url === '/robots.txt' ? 'text/plain' : 'text/html',
+          'content-encoding': found.encoding,
+          'content-length': found.body.length,
+        })
+        .end(found.body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+  const fetchPath = (path: string) =>
+    safeFetch(`http://127.0.0.1:${port}${path}`, policyFor(port, { maxBodyBytes: cap, timeoutMs: 5_000 }));
+
+  it.each(['/gzip-at-cap', '/deflate-at-cap', '/br-at-cap'])(
+    'keeps %s, decoded to exactly the cap',
+    async (path) => {
+      expect((await fetchPath(path)).body.equals(exact)).toBe(true);
+    },
+  );
+
+  it('keeps a body whose encoded form is larger than the cap when it decodes to no more than it', async () => {
+    expect(bodies['/gzip-incompressible']?.body.length).toBeGreaterThan(cap);
+    expect((await fetchPath('/gzip-incompressible')).body.equals(incompressible)).toBe(true);
+  });
+
+  it.each(['/gzip-over-cap', '/br-over-cap'])(
+    'refuses %s, one byte over the cap once decoded, as too-large',
+    async (path) => {
+      await expect(fetchPath(path)).rejects.toMatchObject({ name: 'FetchOutcomeError', reason: 'too-large' });
+    },
+  );
+
+  it('refuses a gzip body cut short as bad-encoding', async () => {
+    await expect(fetchPath('/gzip-cut-short')).rejects.toMatchObject({ reason: 'bad-encoding' });
+  });
+
+  it('still cuts an oversized robots.txt at its limit when it comes gzip-encoded', async () => {
+    const rules = await loadRobots(`http://127.0.0.1:${port}`, policyFor(port, { timeoutMs: 5_000 }));
+    expect(rules.source).toBe('parsed');
+    expect(rules.isAllowed(`http://127.0.0.1:${port}/blocked/x`)).toBe(false);
+    expect(rules.isAllowed(`http://127.0.0.1:${port}/late`)).toBe(true);
+  });
+});
+
 describe('robots.txt size limit (RFC 9309 §2.5)', () => {
   let server: http.Server;
   let port: number;
