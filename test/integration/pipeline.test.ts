@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { brotliCompressSync } from 'node:zlib';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import {
   PurgeQueueCommand,
   ReceiveMessageCommand,
@@ -271,7 +272,7 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     expect(poison).not.toHaveProperty('fetchedAt');
   });
 
-  it('sends an invalid message (schema, body missing, a decompression bomb, not Brotli) straight to the DLQ with its reason, without retries or holding up others', async () => {
+  it('sends an invalid message (schema, body missing, a decompression bomb, not Brotli, an oversized S3 body) straight to the DLQ with its reason, without retries or holding up others', async () => {
     const host = h.demo.hosts[2] as string;
     const crawlId = await emptyCrawl([host], 0);
     await waitForIdle(h.target);
@@ -295,6 +296,22 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     const bomb = parsePageEntry(crawlId, `http://${host}/bomb`, '');
     const bombBody = brotliCompressSync(Buffer.alloc(64 * 1024 * 1024));
     const garbled = parsePageEntry(crawlId, `http://${host}/garbled`, '');
+    // An S3 body larger than any the crawler writes (its cap is 2 MiB decoded): refused before it is read.
+    const hugeKey = `bodies/${crawlId}/huge.br`;
+    await h.target.s3.send(
+      new PutObjectCommand({
+        Bucket: h.target.outputs.BodiesBucketName,
+        Key: hugeKey,
+        Body: Buffer.alloc((stages.dev?.crawl.maxBodyBytes ?? 0) + 64 * 1024 + 1),
+      }),
+    );
+    const hugeMessage = JSON.parse(parsePageEntry(crawlId, `http://${host}/huge`, '').MessageBody);
+    hugeMessage.payload.body = {
+      kind: 's3',
+      encoding: 'br',
+      bucket: h.target.outputs.BodiesBucketName,
+      key: hugeKey,
+    };
     await h.target.sqs.send(
       new SendMessageBatchCommand({
         QueueUrl: h.target.outputs.ParseQueueUrl,
@@ -319,14 +336,15 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
               body: { DataType: 'Binary', BinaryValue: Buffer.from('not brotli at all') },
             },
           },
+          { Id: 'huge', MessageBody: JSON.stringify(hugeMessage) },
         ],
       }),
     );
     await waitForIdle(h.target);
     const pages = await listPages(h.target, crawlId);
     expect(pages.map((p) => p.title).sort()).toEqual(['ok 0', 'ok 1', 'ok 2', 'ok 3']);
-    expect(recordsHandled(h, 'ParseQueueConsumer', from)).toBe(9);
-    const dlq = await waitFor('the five invalid messages in the DLQ', async () => {
+    expect(recordsHandled(h, 'ParseQueueConsumer', from)).toBe(10);
+    const dlq = await waitFor('the six invalid messages in the DLQ', async () => {
       const all = [
         ...(await dlqMessages(h.target.outputs.ParseDlqUrl)),
         ...(await dlqMessages(h.target.outputs.ParseDlqUrl)),
@@ -335,9 +353,9 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
         (m) =>
           m.Body?.includes(marker) ||
           m.Body?.includes('"version":99') ||
-          ['/no-body', '/bomb', '/garbled'].some((path) => m.Body?.includes(`${host}${path}"`)),
+          ['/no-body', '/bomb', '/garbled', '/huge'].some((path) => m.Body?.includes(`${host}${path}"`)),
       );
-      return new Set(mine.map((m) => m.Body)).size >= 5 ? mine : undefined;
+      return new Set(mine.map((m) => m.Body)).size >= 6 ? mine : undefined;
     });
     const reasons = dlq.map((m) => m.MessageAttributes?.failureReason?.StringValue ?? '');
     expect(reasons.some((r) => /body is not JSON/.test(r))).toBe(true);
@@ -345,9 +363,12 @@ describe('pipeline delivery guarantees (sandbox: fauxqs + DynamoDB Local)', () =
     expect(reasons.some((r) => /binary attribute "body", and it has none/.test(r))).toBe(true);
     expect(reasons.some((r) => /page body decodes past \d+ bytes/.test(r))).toBe(true);
     expect(reasons.some((r) => /page body is not valid Brotli/.test(r))).toBe(true);
+    expect(reasons.some((r) => /huge\.br is \d+ bytes, more than any body the crawler writes/.test(r))).toBe(
+      true,
+    );
     // A forwarded message that names its URL leaves it the fetched outcome, with no page stored.
     const urls = await listUrls(h.target, crawlId);
-    for (const path of ['/no-body', '/bomb', '/garbled']) {
+    for (const path of ['/no-body', '/bomb', '/garbled', '/huge']) {
       const unstored = urls.find((u) => u.url === `http://${host}${path}`);
       expect(unstored).toMatchObject({ outcome: 'fetched', idemStatus: 'COMPLETED' });
       expect(unstored).not.toHaveProperty('fetchedAt');
