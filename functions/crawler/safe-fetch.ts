@@ -337,16 +337,18 @@ interface Decoder {
   stream(): zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress;
 }
 
-const DECODERS: Record<string, Decoder> = {
-  gzip: { whole: zlib.gunzipSync, stream: () => zlib.createGunzip() },
-  'x-gzip': { whole: zlib.gunzipSync, stream: () => zlib.createGunzip() },
-  deflate: { whole: zlib.inflateSync, stream: () => zlib.createInflate() },
-  br: { whole: zlib.brotliDecompressSync, stream: () => zlib.createBrotliDecompress() },
-};
+const gzip: Decoder = { whole: zlib.gunzipSync, stream: () => zlib.createGunzip() };
+/** A Map, not an object: a server's "constructor" or "__proto__" must not find anything. */
+const DECODERS = new Map<string, Decoder>([
+  ['gzip', gzip],
+  ['x-gzip', gzip],
+  ['deflate', { whole: zlib.inflateSync, stream: () => zlib.createInflate() }],
+  ['br', { whole: zlib.brotliDecompressSync, stream: () => zlib.createBrotliDecompress() }],
+]);
 
 function decoderFor(encoding: string, status: number): Decoder | undefined {
   if (encoding === 'identity' || encoding === '') return undefined;
-  const decoder = DECODERS[encoding];
+  const decoder = DECODERS.get(encoding);
   if (decoder) return decoder;
   throw new FetchOutcomeError(
     'unsupported-encoding',

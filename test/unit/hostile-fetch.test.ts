@@ -323,6 +323,24 @@ describe('content codings: a page is decoded whole and at most to the cap', () =
     },
   );
 
+  it.each(['constructor', '__proto__', 'toString', 'compress'])(
+    'refuses content-encoding "%s" as unsupported, before reading the body',
+    async (encoding) => {
+      const odd = http.createServer((_req, res) =>
+        res.writeHead(200, { 'content-type': 'text/html', 'content-encoding': encoding }).end('<p>x</p>'),
+      );
+      await new Promise<void>((r) => odd.listen(0, '127.0.0.1', r));
+      const oddPort = (odd.address() as AddressInfo).port;
+      try {
+        await expect(
+          safeFetch(`http://127.0.0.1:${oddPort}/`, policyFor(oddPort, { timeoutMs: 5_000 })),
+        ).rejects.toMatchObject({ name: 'FetchOutcomeError', reason: 'unsupported-encoding' });
+      } finally {
+        await new Promise<void>((r) => odd.close(() => r()));
+      }
+    },
+  );
+
   it('refuses a gzip body cut short as bad-encoding', async () => {
     await expect(fetchPath('/gzip-cut-short')).rejects.toMatchObject({ reason: 'bad-encoding' });
   });
