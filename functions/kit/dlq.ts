@@ -14,15 +14,17 @@ export const FORWARD_ATTRIBUTES: ReadonlySet<string> = new Set([
  * parse message's body), so a forwarded message must keep them. Lambda hands binary values over as base64.
  */
 export function recordAttributes(record: SQSRecord): Record<string, MessageAttributeValue> {
-  const out: Record<string, MessageAttributeValue> = {};
+  const out: Array<[string, MessageAttributeValue]> = [];
   for (const [name, value] of Object.entries(record.messageAttributes ?? {})) {
     if (FORWARD_ATTRIBUTES.has(name)) continue;
     if (typeof value.binaryValue === 'string')
-      out[name] = { DataType: value.dataType, BinaryValue: Buffer.from(value.binaryValue, 'base64') };
+      out.push([name, { DataType: value.dataType, BinaryValue: Buffer.from(value.binaryValue, 'base64') }]);
     else if (typeof value.stringValue === 'string')
-      out[name] = { DataType: value.dataType, StringValue: value.stringValue };
+      out.push([name, { DataType: value.dataType, StringValue: value.stringValue }]);
   }
-  return out;
+  // Own properties whatever the name: SQS allows an attribute called "__proto__", which an assignment
+  // would take for the object's prototype, dropping the attribute from the forwarded message.
+  return Object.fromEntries(out);
 }
 
 /**

@@ -119,6 +119,26 @@ describe('poisonToDlq', () => {
     ]);
   });
 
+  it('forwards every attribute of the message, one named __proto__ included', async () => {
+    const handler = poisonToDlq('https://dlq', async () => {
+      throw new InvalidMessageError('bad');
+    });
+    // As Lambda's JSON parse hands them over: "__proto__" is an own property of the attributes.
+    const withAttributes = {
+      ...record('m3'),
+      messageAttributes: JSON.parse(
+        '{"__proto__":{"dataType":"String","stringValue":"kept"},"body":{"dataType":"Binary","binaryValue":"AAEC"}}',
+      ),
+    };
+    await handler(withAttributes);
+    const attributes = (sent[0]?.MessageAttributes ?? {}) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(attributes)).toBe(Object.prototype);
+    expect(Object.entries(attributes).filter(([name]) => name === '__proto__')).toEqual([
+      ['__proto__', { DataType: 'String', StringValue: 'kept' }],
+    ]);
+    expect(attributes.body).toEqual({ DataType: 'Binary', BinaryValue: Buffer.from([0, 1, 2]) });
+  });
+
   it('sends no group to a standard DLQ, and cuts a long reason to 1,000 characters', async () => {
     const handler = poisonToDlq('https://dlq', async () => {
       throw new InvalidMessageError('x'.repeat(5_000));
