@@ -13,6 +13,16 @@ const QUALITY = 4;
 export const SQS_MAX_MESSAGE_BYTES = 1024 * 1024;
 const ENVELOPE_RESERVE_BYTES = 16 * 1024;
 
+/**
+ * The most bytes a compressed body may take for a decoded cap: incompressible data grows a little when
+ * compressed (gzip and Brotli add a few bytes per block), well within 64 KiB for any cap used here.
+ */
+export const encodedLimit = (decodedMaxBytes: number): number => decodedMaxBytes + 64 * 1024;
+
+/** Whether a zlib convenience call stopped at its `maxOutputLength`. */
+export const passedOutputLimit = (error: unknown): boolean =>
+  (error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE';
+
 /** How a body travels to the parser: in the parse message's binary attribute, or through S3. */
 export type HandOffPlan = { kind: 'attribute' | 's3'; compressed: Buffer };
 
@@ -51,7 +61,7 @@ export function decompressBody(compressed: Buffer, maxBytes: number): Buffer {
   try {
     return zlib.brotliDecompressSync(compressed, { maxOutputLength: maxBytes });
   } catch (error) {
-    if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE')
+    if (passedOutputLimit(error))
       throw new InvalidMessageError(`page body decodes past ${maxBytes} bytes`, { cause: error });
     throw new InvalidMessageError(`page body is not valid Brotli: ${(error as Error).message}`, {
       cause: error,

@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { LookupFunction } from 'node:net';
 import type { Readable, Transform } from 'node:stream';
 import zlib from 'node:zlib';
+import { encodedLimit, passedOutputLimit } from '../crawl/body';
 import { canonicalizeUrl } from '../crawl/url';
 import { settleBy } from '../kit/deadline';
 import { FetchOutcomeError, parseRetryAfter, TransientFetchError } from './failures';
@@ -205,30 +206,25 @@ async function fetchHops(
       );
     }
     const decode = decoderFor(encoding, response.status);
-    const body =
-      decode && !policy.truncateOversize
-        ? decodeWhole(
-            await readCapped(
-              response.stream,
-              undefined,
-              encoding,
-              rawPolicy(policy),
-              response.status,
-              deadline,
-            ),
-            decode,
-            encoding,
-            policy.maxBodyBytes,
-            response.status,
-          )
-        : await readCapped(
-            response.stream,
-            decode ? trackedStream(decode.stream(), open) : undefined,
-            encoding,
-            policy,
-            response.status,
-            deadline,
-          );
+    let body: Buffer;
+    if (decode && !policy.truncateOversize) {
+      // A page's encoded bytes are read whole (the cap, plus the room compressed bytes may need over it),
+      // then decoded in one call that stops at the cap (decodeWhole).
+      const encodedPolicy = { ...policy, maxBodyBytes: encodedLimit(policy.maxBodyBytes) };
+      const encoded = await readCapped(
+        response.stream,
+        undefined,
+        encoding,
+        encodedPolicy,
+        response.status,
+        deadline,
+      );
+      body = decodeWhole(encoded, decode, encoding, policy.maxBodyBytes, response.status);
+    } else {
+      const stream = decode?.stream();
+      if (stream) open.add(stream);
+      body = await readCapped(response.stream, stream, encoding, policy, response.status, deadline);
+    }
     return { status: response.status, finalUrl: current, contentType, body, redirects };
   }
 }
@@ -357,24 +353,12 @@ function decoderFor(encoding: string, status: number): Decoder | undefined {
   );
 }
 
-function trackedStream<T extends Closable>(stream: T, open: Set<Closable>): T {
-  open.add(stream);
-  return stream;
-}
-
 /**
- * The encoded bytes of a page are read whole, and decoded in one synchronous call that stops at the cap.
- * Node's streaming decoders hand every chunk to the thread pool and back; for Brotli that cost the crawler
- * twice the CPU of the synchronous call and most of its garbage collection (functions/crawl/body.ts), and
- * gzip, what nearly every site sends, goes the same way. Compressed bytes are read up to the decoded cap
- * and a little over (incompressible data grows slightly when compressed), so a bomb is refused either way.
+ * A page's encoded bytes decoded in one synchronous call that stops at the cap. Node's streaming decoders
+ * hand every chunk to the thread pool and back; for Brotli that cost the crawler twice the CPU of the
+ * synchronous call and most of its garbage collection (functions/crawl/body.ts), and gzip, what nearly
+ * every site sends, goes the same way. A bomb is refused either way.
  */
-const rawPolicy = (policy: FetchPolicy): FetchPolicy => ({
-  ...policy,
-  maxBodyBytes: policy.maxBodyBytes + ENCODED_SLACK_BYTES,
-});
-const ENCODED_SLACK_BYTES = 64 * 1024;
-
 function decodeWhole(
   encoded: Buffer,
   decoder: Decoder,
@@ -385,7 +369,7 @@ function decodeWhole(
   try {
     return decoder.whole(encoded, { maxOutputLength: maxBytes });
   } catch (error) {
-    if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE')
+    if (passedOutputLimit(error))
       throw new FetchOutcomeError('too-large', `body passed ${maxBytes} decoded bytes`, status);
     throw new FetchOutcomeError('bad-encoding', `body is not valid ${encoding}`, status);
   }

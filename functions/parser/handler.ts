@@ -1,6 +1,6 @@
 import { GetObjectCommand, NoSuchKey } from '@aws-sdk/client-s3';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { decompressBody } from '../crawl/body';
+import { decompressBody, encodedLimit } from '../crawl/body';
 import { getCrawlJob } from '../crawl/crawl-record';
 import { ENV } from '../crawl/env-names';
 import { type LinksItem, linksPacking, outLinks, pageLinksItems } from '../crawl/link-graph';
@@ -30,9 +30,6 @@ const config = {
   maxBodyBytes: intEnv(ENV.maxBodyBytes, 2 * 1024 * 1024),
 };
 
-/** Brotli's worst case on incompressible bytes adds a few bytes per 64 KiB block, well under this. */
-const COMPRESSED_SLACK_BYTES = 64 * 1024;
-
 /** The compressed body of a parse message: its binary attribute, its inline base64, or its S3 object. */
 async function loadBody(ref: BodyRef, record: SQSRecord): Promise<Buffer | undefined> {
   if (ref.kind === 'attribute') {
@@ -48,7 +45,7 @@ async function loadBody(ref: BodyRef, record: SQSRecord): Promise<Buffer | undef
   try {
     const out = await s3.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
     // Refused before it is read: an object larger than any body the crawler writes.
-    if ((out.ContentLength ?? 0) > config.maxBodyBytes + COMPRESSED_SLACK_BYTES) {
+    if ((out.ContentLength ?? 0) > encodedLimit(config.maxBodyBytes)) {
       (out.Body as { destroy?(): void } | undefined)?.destroy?.();
       throw new InvalidMessageError(
         `page body object ${ref.key} is ${out.ContentLength} bytes, more than any body the crawler writes`,
