@@ -1,4 +1,4 @@
-import { fork, type Serializable } from 'node:child_process';
+import { type ChildProcess, fork, type Serializable, spawn } from 'node:child_process';
 import type { EventEmitter } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import path from 'node:path';
@@ -156,7 +156,8 @@ function workerHandle(data: object, env: NodeJS.ProcessEnv): EnvironmentHandle {
 /**
  * The V8 heap limits Lambda's Node.js bootstrap derives from the function's memory: a tenth for the young
  * generation (two semi-spaces), the rest for the old generation. V8 would otherwise size the heap from this
- * machine's memory, and collect garbage less often than the function will on Lambda.
+ * machine's memory, and collect garbage less often than the function will on Lambda. A function's exec
+ * wrapper (QueueConsumer's `semiSpaceMb`) may change them, in a process environment as on Lambda.
  */
 export function lambdaHeapFlags(memoryMb: number): string[] {
   const newSpace = Math.floor(memoryMb / 10);
@@ -172,19 +173,46 @@ function profileFlags(): string[] {
   return dir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(dir)}`] : [];
 }
 
+/** Where Lambda puts a function's bundle; an exec wrapper shipped in it is found beside the bundle here. */
+const TASK_ROOT = '/var/task/';
+
+/**
+ * The exec wrapper (AWS_LAMBDA_EXEC_WRAPPER) Lambda would start the function's runtime with, as a path on
+ * this machine: one shipped in the bundle (/var/task/<file>) is that file beside the bundle. A wrapper from
+ * elsewhere (a layer's /opt) is refused with the reason, since the sandbox does not run layers.
+ */
+export function execWrapperPath(wrapper: string | undefined, bundlePath: string): string | undefined {
+  if (!wrapper) return undefined;
+  if (!wrapper.startsWith(TASK_ROOT) || wrapper.includes('/../'))
+    throw new Error(
+      `AWS_LAMBDA_EXEC_WRAPPER is ${wrapper}: the sandbox runs only an exec wrapper shipped in the function's bundle (${TASK_ROOT}<file>)`,
+    );
+  return path.join(path.dirname(bundlePath), wrapper.slice(TASK_ROOT.length));
+}
+
 function processHandle(
-  data: { memorySize: number },
+  data: { memorySize: number; bundlePath: string },
   env: NodeJS.ProcessEnv,
   node: string | undefined,
 ): EnvironmentHandle {
   // No loader flags: the bundle is plain ESM, as on Lambda. Structured clone, as a worker's port uses.
-  const child = fork(WORKER_SCRIPT, [], {
-    env: { ...env, SANDBOX_LAMBDA_WORKER_DATA: JSON.stringify(data) },
-    execArgv: [...lambdaHeapFlags(data.memorySize), ...profileFlags()],
-    ...(node ? { execPath: node } : {}),
-    silent: true,
-    serialization: 'advanced',
-  });
+  const execArgv = [...lambdaHeapFlags(data.memorySize), ...profileFlags()];
+  const childEnv = { ...env, SANDBOX_LAMBDA_WORKER_DATA: JSON.stringify(data) };
+  const wrapper = execWrapperPath(env.AWS_LAMBDA_EXEC_WRAPPER, data.bundlePath);
+  // With a wrapper, as on Lambda: it is given the interpreter and its arguments, and execs them in its place.
+  const child: ChildProcess = wrapper
+    ? spawn(wrapper, [node ?? process.execPath, ...execArgv, WORKER_SCRIPT], {
+        env: childEnv,
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+        serialization: 'advanced',
+      })
+    : fork(WORKER_SCRIPT, [], {
+        env: childEnv,
+        execArgv,
+        ...(node ? { execPath: node } : {}),
+        silent: true,
+        serialization: 'advanced',
+      });
   // A send to an environment that just died reports through its 'exit'; unheard, the 'error' would end this process.
   child.on('error', () => undefined);
   return {
@@ -281,7 +309,8 @@ class ExecutionEnvironment {
     let initMs: number | undefined;
     if (!this.handle) {
       const starting = Date.now();
-      this.ready = this.start();
+      // A start that throws (a wrapper the sandbox cannot run) fails INIT like one that rejects.
+      this.ready = new Promise<void>((resolve) => resolve(this.start()));
       try {
         await this.ready;
       } catch (error) {

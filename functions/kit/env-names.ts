@@ -9,4 +9,6 @@ export const KIT_ENV = {
   sourceQueueUrl: 'SOURCE_QUEUE_URL',
   /** The source queue's maxReceiveCount: the receive after which a failing message is dead-lettered. */
   maxReceiveCount: 'MAX_RECEIVE_COUNT',
+  /** V8's semi-space in MB, read by functions/kit/heap-wrapper.sh. Set by QueueConsumer's `semiSpaceMb`. */
+  semiSpaceMb: 'V8_SEMI_SPACE_MB',
 } as const;

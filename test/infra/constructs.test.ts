@@ -1,3 +1,4 @@
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { App, type CfnElement, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
@@ -92,6 +93,42 @@ describe('QueueConsumer', () => {
     expect(() => consumer({ visibilityTimeout: Duration.minutes(3) }, { maxConcurrency: 1 })).toThrow(
       /maxConcurrency \(1\)/,
     );
+  });
+
+  it('ships the heap exec wrapper in the bundle and points Lambda at it when semiSpaceMb is set, and only then', () => {
+    const queue = { visibilityTimeout: Duration.minutes(3) };
+    const bundled = (consumerProps: Partial<QueueConsumerProps>) => {
+      const { stack } = consumer(queue, consumerProps);
+      const fn = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function'))[0];
+      const key = fn?.Properties.Code.S3Key as string;
+      const dir = path.join((stack.node.root as App).outdir, `asset.${key.replace(/\.zip$/, '')}`);
+      return { env: fn?.Properties.Environment.Variables as Record<string, string>, dir };
+    };
+    const withSemi = bundled({ semiSpaceMb: 3 });
+    expect(withSemi.env).toMatchObject({
+      AWS_LAMBDA_EXEC_WRAPPER: '/var/task/heap-wrapper.sh',
+      V8_SEMI_SPACE_MB: '3',
+    });
+    const shipped = path.join(withSemi.dir, 'heap-wrapper.sh');
+    // Executable, as Lambda needs; the CDK's zip keeps the file's mode.
+    expect(statSync(shipped).mode & 0o111).toBe(0o111);
+    expect(readFileSync(shipped, 'utf8')).toBe(
+      readFileSync(path.join(import.meta.dirname, '..', '..', 'functions', 'kit', 'heap-wrapper.sh'), 'utf8'),
+    );
+    const without = bundled({});
+    expect(without.env).not.toHaveProperty('AWS_LAMBDA_EXEC_WRAPPER');
+    expect(without.env).not.toHaveProperty('V8_SEMI_SPACE_MB');
+    expect(() => statSync(path.join(without.dir, 'heap-wrapper.sh'))).toThrow(/ENOENT/);
+  });
+
+  it('rejects a semiSpaceMb that is not a whole number of MB up to a quarter of the memory', () => {
+    const queue = { visibilityTimeout: Duration.minutes(3) };
+    for (const semiSpaceMb of [0, 1.5, 129])
+      expect(() => consumer(queue, { semiSpaceMb })).toThrow(
+        `semiSpaceMb (${semiSpaceMb}) must be a whole number of MB from 1 to a quarter of memorySize (128)`,
+      );
+    expect(() => consumer(queue, { semiSpaceMb: 128 })).not.toThrow();
+    expect(() => consumer(queue, { semiSpaceMb: 49, memorySize: 192 })).toThrow(/semiSpaceMb \(49\).*\(48\)/);
   });
 
   it('binds a table with item-level actions on that table only and exports its name', () => {

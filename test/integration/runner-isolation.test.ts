@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CreateQueueCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { startFauxqs } from 'fauxqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createClients } from '../../functions/kit/clients';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../sandbox/emulators';
 import {
@@ -69,6 +69,7 @@ async function run(
     bundle = bundlePath,
     until = (stats: InvocationStats[]) => stats.some((s) => s.outcome === 'ok'),
     retryDelaySeconds = 0,
+    environment = {} as Record<string, string>,
   } = {},
 ): Promise<{ stats: InvocationStats[]; left: number }> {
   const { QueueUrl } = await sqs.send(
@@ -89,7 +90,7 @@ async function run(
       // Far above the test's wait: an exit must fail the invocation by itself, not by the timeout.
       timeoutMs: 120_000,
       memorySize: 256,
-      environment: { PROBE_OUT: probeOut },
+      environment: { PROBE_OUT: probeOut, ...environment },
     },
     {
       queueUrl,
@@ -122,6 +123,49 @@ describe('lambdaHeapFlags', () => {
     expect(lambdaHeapFlags(256)).toEqual(['--max-semi-space-size=12', '--max-old-space-size=231']);
     expect(lambdaHeapFlags(512)).toEqual(['--max-semi-space-size=25', '--max-old-space-size=461']);
     expect(lambdaHeapFlags(1769)).toEqual(['--max-semi-space-size=88', '--max-old-space-size=1593']);
+  });
+});
+
+describe('a process environment with an exec wrapper', () => {
+  // The wrapper QueueConsumer ships for `semiSpaceMb`, beside the bundle as in /var/task.
+  copyFileSync(
+    path.join(import.meta.dirname, '..', '..', 'functions', 'kit', 'heap-wrapper.sh'),
+    path.join(bundleDir, 'heap-wrapper.sh'),
+  );
+
+  it("starts the runtime through it, as Lambda does, so the function's heap flags are the wrapper's", async () => {
+    rmSync(probeOut, { force: true });
+    const { stats, left } = await run('process', 'work', {
+      environment: { AWS_LAMBDA_EXEC_WRAPPER: '/var/task/heap-wrapper.sh', V8_SEMI_SPACE_MB: '3' },
+    });
+    expect(stats.map((s) => s.outcome)).toEqual(['ok']);
+    expect(left).toBe(0);
+    // Still measured as a process environment: the wrapper execs the runtime in its own place.
+    expect(stats[0]?.peakRssMb).toBeGreaterThan(HOLD_MB);
+    const probe = JSON.parse(readFileSync(probeOut, 'utf8')) as { execPath: string; execArgv: string[] };
+    expect(probe.execPath).toBe(process.execPath);
+    expect(probe.execArgv).toEqual(['--max-semi-space-size=3', lambdaHeapFlags(256)[1]]);
+  });
+
+  it('fails INIT with the reason, and keeps the record, for a wrapper outside the bundle', async () => {
+    const written: string[] = [];
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+      written.push(String(chunk));
+      return true;
+    });
+    try {
+      const { stats, left } = await run('process', 'work', {
+        environment: { AWS_LAMBDA_EXEC_WRAPPER: '/opt/wrapper.sh' },
+        until: (s) => s.length >= 1,
+      });
+      expect(stats[0]?.outcome).toBe('error');
+      expect(left).toBe(1);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(written.join('')).toContain(
+      "INIT failed: AWS_LAMBDA_EXEC_WRAPPER is /opt/wrapper.sh: the sandbox runs only an exec wrapper shipped in the function's bundle",
+    );
   });
 });
 
