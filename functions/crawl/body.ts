@@ -2,12 +2,15 @@ import zlib from 'node:zlib';
 import { InvalidMessageError } from '../kit/errors';
 
 /**
- * Brotli quality 4. On the bench's 67 KB pages (18 KB compressed, the median web page) it takes 0.9 ms of
- * CPU against 1.6 at quality 5, for 2.4% more bytes. Qualities 2 and 3 take 0.5 ms, but on real HTML (40
- * rustdoc pages, Node 24) their output was 5 to 7% larger than quality 4's: at the crawler's memory Lambda
- * bills 0.4 ms of CPU at about $0.01 per million pages, and SQS the extra bytes at about twice that.
+ * Brotli quality 3. Measured on Node 24 (functions' runtime) with the size hint below, quality 3 against 4:
+ * on 300 real HTML pages (rustdoc, 68 KB on average) 0.33 against 0.53 CPU-ms a page, for 5.9% more bytes;
+ * on the bench's 65 KB pages 0.61 against 0.81, for 1.3% more. At the median page (18 KB compressed) the
+ * extra bytes cost about $0.014 per million pages in SQS's 64 KiB chunks, and the CPU saved about $0.005
+ * of the crawler's Lambda time, while a batch's pages are handed off sooner. Quality 2 saves another 0.03
+ * to 0.08 ms for 3.9% more bytes than 3 on the real pages; quality 5 took twice quality 4's CPU for 2.4%
+ * fewer bytes.
  */
-const QUALITY = 4;
+const QUALITY = 3;
 
 /** SQS's largest message (1 MiB), less room for the parse envelope around the body (URLs, ids, type). */
 export const SQS_MAX_MESSAGE_BYTES = 1024 * 1024;
