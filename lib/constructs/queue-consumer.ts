@@ -47,7 +47,7 @@ export interface QueueConsumerProps {
    * rewrites the bootstrap's `--max-semi-space-size`. A function that keeps little on its heap while it
    * waits, such as one that fetches and compresses, can spend less on garbage collection with a small
    * young generation: V8 starts marking its old generation whenever the room left under its limit is
-   * smaller than the young generation (see README › How the bench measures).
+   * smaller than the young generation (README › Benchmarks, "Lambda's heap limits matter").
    * @default - Lambda's own, memorySize / 20
    */
   readonly semiSpaceMb?: number;

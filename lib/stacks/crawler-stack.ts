@@ -67,14 +67,14 @@ export class CrawlerStack extends PipelineStack {
       serviceName: 'crawler',
       timeout: Duration.seconds(60),
       // The crawler mostly waits on the network, and Lambda bills the wait by memory. Its peak is about
-      // 135 MB in the bench's crawl and 155 MB at the largest pages (0.81 of 192; the bench's limit is 0.9),
+      // 112 MB in the bench's crawl and 131 MB at the largest pages (0.68 of 192; the bench's limit is 0.9),
       // one Brotli encoder at a time (functions/crawl/body.ts), so 192 MB bills the wait 0.375 of the 512 MB
       // default.
       memorySize: 192,
-      // Lambda's young generation at 192 MB (two 9 MB semi-spaces) keeps V8 marking the old generation
-      // almost without pause: the room under its limit is smaller than the young generation. With 2 MB
-      // semi-spaces the crawler took 3.3 to 3.6 CPU-ms a page in the bench's crawl instead of 4.1 to 4.3,
-      // and peaked 15 to 20 MB lower (README › How the bench measures).
+      // Lambda's young generation at 192 MB (two 9 MB semi-spaces) kept V8 marking the crawler's old
+      // generation almost without pause, since the room under its limit was smaller than the young
+      // generation. With 2 MB semi-spaces the crawler took 3.6 and 3.2 CPU-ms a page in the bench's crawl
+      // against 5.2 and 3.9 (two pairs of runs), and peaked about 20 MB lower (README › Benchmarks).
       semiSpaceMb: 2,
       maxConcurrency: config.crawlerMaxConcurrency,
       environment: {
