@@ -27,7 +27,9 @@ export async function startFaultProxy(initial: FaultRates, seed: number) {
     x ^= x << 5;
     return (x >>> 0) / 2 ** 32;
   };
-  const counts = { requests: 0, error: 0, throttle: 0, dropAfterCommit: 0, delay: 0 };
+  const counts = { requests: 0, error: 0, throttle: 0, dropAfterCommit: 0, delay: 0, targeted: 0 };
+  // Requests to fail on purpose, whatever the draw: a fault a test needs to happen at least once.
+  const targets: Array<{ match: (operation: string, body: string) => boolean; left: number }> = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -35,6 +37,16 @@ export async function startFaultProxy(initial: FaultRates, seed: number) {
       counts.requests++;
       const body = Buffer.concat(chunks);
       const r = random();
+      const operation = String(req.headers['x-amz-target'] ?? '');
+      const target = targets.find((t) => t.left > 0 && t.match(operation, body.toString('utf8')));
+      if (target) {
+        target.left--;
+        counts.targeted++;
+        res.writeHead(500, { 'content-type': 'application/x-amz-json-1.0' });
+        return void res.end(
+          JSON.stringify({ __type: 'InternalFailure', message: 'injected fault (targeted)' }),
+        );
+      }
       // Cumulative thresholds: one draw picks at most one fault.
       const errorEdge = rates.error;
       const throttleEdge = errorEdge + rates.throttle;
@@ -91,6 +103,13 @@ export async function startFaultProxy(initial: FaultRates, seed: number) {
     counts,
     setUpstream(url: string) {
       upstream = new URL(url);
+    },
+    /**
+     * Answer the next `times` requests that `match` (by the X-Amz-Target operation and the body) with a 500,
+     * without forwarding them, besides the seeded faults.
+     */
+    failNext(match: (operation: string, body: string) => boolean, times = 1) {
+      targets.push({ match, left: times });
     },
     /** Change the fault rates, e.g. to end the outage before an operator's redrive. */
     setRates(next: FaultRates) {
