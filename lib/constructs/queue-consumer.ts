@@ -21,6 +21,27 @@ import type { QueueWithDlq } from './queue-with-dlq';
 /** The exec wrapper that sets `semiSpaceMb`: its path from the project root, and its name in the bundle. */
 const HEAP_WRAPPER = { source: 'functions/kit/heap-wrapper.sh', name: 'heap-wrapper.sh' };
 
+/**
+ * What `semiSpaceMb` adds to a function: the variables that point Lambda at the exec wrapper and give it
+ * the size, and the bundling hook that copies the wrapper into the bundle.
+ */
+function heapWrapperOf(semiSpaceMb: number) {
+  return {
+    environment: {
+      AWS_LAMBDA_EXEC_WRAPPER: `/var/task/${HEAP_WRAPPER.name}`,
+      [KIT_ENV.semiSpaceMb]: String(semiSpaceMb),
+    },
+    commandHooks: {
+      beforeBundling: () => [],
+      beforeInstall: () => [],
+      // The project root is the input directory, on this machine or in a bundling container.
+      afterBundling: (inputDir: string, outputDir: string) => [
+        `cp "${inputDir}/${HEAP_WRAPPER.source}" "${outputDir}/${HEAP_WRAPPER.name}"`,
+      ],
+    },
+  };
+}
+
 /** Lambda scales an SQS event source's pollers to at most this (its documented limit). */
 const MAX_CONCURRENCY_LIMIT = 1000;
 
@@ -136,7 +157,9 @@ export class QueueConsumer extends Construct {
     const timeout = props.timeout ?? QueueConsumer.DEFAULT_TIMEOUT;
     const batchSize = props.batchSize ?? 10;
     const maxConcurrency = props.maxConcurrency ?? 2;
-    validate(this, props, timeout, batchSize, maxConcurrency);
+    const memorySize = props.memorySize ?? 512;
+    validate(this, props, timeout, batchSize, maxConcurrency, memorySize);
+    const heapWrapper = props.semiSpaceMb === undefined ? undefined : heapWrapperOf(props.semiSpaceMb);
     const tracing = props.tracing ?? Tracing.DISABLED;
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.DESTROY;
 
@@ -158,7 +181,7 @@ export class QueueConsumer extends Construct {
       handler: 'handler',
       runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
-      memorySize: props.memorySize ?? 512,
+      memorySize,
       timeout,
       role: this.role,
       logGroup: this.logGroup,
@@ -175,27 +198,11 @@ export class QueueConsumer extends Construct {
         [KIT_ENV.maxReceiveCount]: String(props.source.maxReceiveCount),
         // The handler may ask its queue for the visibility timeout; the event source's grant covers it.
         [KIT_ENV.sourceQueueUrl]: props.source.queue.queueUrl,
-        ...(props.semiSpaceMb === undefined
-          ? {}
-          : {
-              AWS_LAMBDA_EXEC_WRAPPER: `/var/task/${HEAP_WRAPPER.name}`,
-              [KIT_ENV.semiSpaceMb]: String(props.semiSpaceMb),
-            }),
+        ...heapWrapper?.environment,
         ...props.environment,
       },
       bundling: {
-        ...(props.semiSpaceMb === undefined
-          ? {}
-          : {
-              commandHooks: {
-                beforeBundling: () => [],
-                beforeInstall: () => [],
-                // The project root is the input directory, on this machine or in a bundling container.
-                afterBundling: (inputDir: string, outputDir: string) => [
-                  `cp "${inputDir}/${HEAP_WRAPPER.source}" "${outputDir}/${HEAP_WRAPPER.name}"`,
-                ],
-              },
-            }),
+        ...(heapWrapper ? { commandHooks: heapWrapper.commandHooks } : {}),
         format: OutputFormat.ESM,
         minify: true,
         sourceMap: true,
@@ -328,6 +335,7 @@ function validate(
   timeout: Duration,
   batchSize: number,
   maxConcurrency: number,
+  memory: number,
 ): void {
   if (props.source.fifo && props.maxBatchingWindow) {
     throw new Error(
@@ -360,7 +368,6 @@ function validate(
     }
   }
   const semi = props.semiSpaceMb;
-  const memory = props.memorySize ?? 512;
   if (semi !== undefined && !Token.isUnresolved(semi) && !Token.isUnresolved(memory)) {
     if (!Number.isInteger(semi) || semi < 1 || semi > memory / 4) {
       throw new Error(

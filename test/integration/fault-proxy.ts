@@ -12,6 +12,12 @@ export interface FaultRates {
   readonly delay: number;
 }
 
+/** Answer as a service's 500 does, without forwarding the request. */
+function internalFailure(res: http.ServerResponse, message: string): void {
+  res.writeHead(500, { 'content-type': 'application/x-amz-json-1.0' });
+  res.end(JSON.stringify({ __type: 'InternalFailure', message }));
+}
+
 /**
  * An HTTP proxy in front of an emulator that injects the faults a managed service shows under load:
  * errors, throttling, a committed request whose response is lost, and delays. Seeded, so a failing run can
@@ -42,10 +48,7 @@ export async function startFaultProxy(initial: FaultRates, seed: number) {
       if (target) {
         target.left--;
         counts.targeted++;
-        res.writeHead(500, { 'content-type': 'application/x-amz-json-1.0' });
-        return void res.end(
-          JSON.stringify({ __type: 'InternalFailure', message: 'injected fault (targeted)' }),
-        );
+        return internalFailure(res, 'injected fault (targeted)');
       }
       // Cumulative thresholds: one draw picks at most one fault.
       const errorEdge = rates.error;
@@ -53,8 +56,7 @@ export async function startFaultProxy(initial: FaultRates, seed: number) {
       const dropEdge = throttleEdge + rates.dropAfterCommit;
       if (r < errorEdge) {
         counts.error++;
-        res.writeHead(500, { 'content-type': 'application/x-amz-json-1.0' });
-        return void res.end(JSON.stringify({ __type: 'InternalFailure', message: 'injected fault' }));
+        return internalFailure(res, 'injected fault');
       }
       if (r < throttleEdge) {
         counts.throttle++;
