@@ -11,4 +11,6 @@ export const KIT_ENV = {
   maxReceiveCount: 'MAX_RECEIVE_COUNT',
   /** V8's semi-space in MB, read by functions/kit/heap-wrapper.sh. Set by QueueConsumer's `semiSpaceMb`. */
   semiSpaceMb: 'V8_SEMI_SPACE_MB',
+  /** V8's --heap-growing-percent, read by functions/kit/heap-wrapper.sh. Set by QueueConsumer's `heapGrowingPercent`. */
+  heapGrowingPercent: 'V8_HEAP_GROWING_PERCENT',
 } as const;

@@ -95,7 +95,7 @@ describe('QueueConsumer', () => {
     );
   });
 
-  it('ships the heap exec wrapper in the bundle and points Lambda at it when semiSpaceMb is set, and only then', () => {
+  it('ships the heap exec wrapper in the bundle and points Lambda at it when semiSpaceMb or heapGrowingPercent is set, and only then', () => {
     const queue = { visibilityTimeout: Duration.minutes(3) };
     const bundled = (consumerProps: Partial<QueueConsumerProps>) => {
       const { stack } = consumer(queue, consumerProps);
@@ -115,9 +115,23 @@ describe('QueueConsumer', () => {
     expect(readFileSync(shipped, 'utf8')).toBe(
       readFileSync(path.join(import.meta.dirname, '..', '..', 'functions', 'kit', 'heap-wrapper.sh'), 'utf8'),
     );
+    expect(withSemi.env).not.toHaveProperty('V8_HEAP_GROWING_PERCENT');
+    // Each value alone is enough to ship the wrapper, which leaves the other flag as the bootstrap passed it.
+    const withGrowth = bundled({ heapGrowingPercent: 200 });
+    expect(withGrowth.env).toMatchObject({
+      AWS_LAMBDA_EXEC_WRAPPER: '/var/task/heap-wrapper.sh',
+      V8_HEAP_GROWING_PERCENT: '200',
+    });
+    expect(withGrowth.env).not.toHaveProperty('V8_SEMI_SPACE_MB');
+    expect(statSync(path.join(withGrowth.dir, 'heap-wrapper.sh')).mode & 0o111).toBe(0o111);
+    expect(bundled({ semiSpaceMb: 2, heapGrowingPercent: 150 }).env).toMatchObject({
+      V8_SEMI_SPACE_MB: '2',
+      V8_HEAP_GROWING_PERCENT: '150',
+    });
     const without = bundled({});
     expect(without.env).not.toHaveProperty('AWS_LAMBDA_EXEC_WRAPPER');
     expect(without.env).not.toHaveProperty('V8_SEMI_SPACE_MB');
+    expect(without.env).not.toHaveProperty('V8_HEAP_GROWING_PERCENT');
     expect(() => statSync(path.join(without.dir, 'heap-wrapper.sh'))).toThrow(/ENOENT/);
   });
 
@@ -129,6 +143,16 @@ describe('QueueConsumer', () => {
       );
     expect(() => consumer(queue, { semiSpaceMb: 128 })).not.toThrow();
     expect(() => consumer(queue, { semiSpaceMb: 49, memorySize: 192 })).toThrow(/semiSpaceMb \(49\).*\(48\)/);
+  });
+
+  it('rejects a heapGrowingPercent that is not a whole number from 1 to 400', () => {
+    const queue = { visibilityTimeout: Duration.minutes(3) };
+    for (const heapGrowingPercent of [0, 150.5, 401, -100])
+      expect(() => consumer(queue, { heapGrowingPercent })).toThrow(
+        `heapGrowingPercent (${heapGrowingPercent}) must be a whole number from 1 to 400`,
+      );
+    for (const heapGrowingPercent of [1, 400])
+      expect(() => consumer(queue, { heapGrowingPercent })).not.toThrow();
   });
 
   it('binds a table with item-level actions on that table only and exports its name', () => {

@@ -127,7 +127,7 @@ describe('lambdaHeapFlags', () => {
 });
 
 describe('a process environment with an exec wrapper', () => {
-  // The wrapper QueueConsumer ships for `semiSpaceMb`, beside the bundle as in /var/task.
+  // The wrapper QueueConsumer ships for `semiSpaceMb` and `heapGrowingPercent`, beside the bundle as in /var/task.
   copyFileSync(
     path.join(import.meta.dirname, '..', '..', 'functions', 'kit', 'heap-wrapper.sh'),
     path.join(bundleDir, 'heap-wrapper.sh'),
@@ -136,7 +136,11 @@ describe('a process environment with an exec wrapper', () => {
   it("starts the runtime through it, as Lambda does, so the function's heap flags are the wrapper's", async () => {
     rmSync(probeOut, { force: true });
     const { stats, left } = await run('process', 'work', {
-      environment: { AWS_LAMBDA_EXEC_WRAPPER: '/var/task/heap-wrapper.sh', V8_SEMI_SPACE_MB: '3' },
+      environment: {
+        AWS_LAMBDA_EXEC_WRAPPER: '/var/task/heap-wrapper.sh',
+        V8_SEMI_SPACE_MB: '3',
+        V8_HEAP_GROWING_PERCENT: '200',
+      },
     });
     expect(stats.map((s) => s.outcome)).toEqual(['ok']);
     expect(left).toBe(0);
@@ -144,7 +148,11 @@ describe('a process environment with an exec wrapper', () => {
     expect(stats[0]?.peakRssMb).toBeGreaterThan(HOLD_MB);
     const probe = JSON.parse(readFileSync(probeOut, 'utf8')) as { execPath: string; execArgv: string[] };
     expect(probe.execPath).toBe(process.execPath);
-    expect(probe.execArgv).toEqual(['--max-semi-space-size=3', lambdaHeapFlags(256)[1]]);
+    expect(probe.execArgv).toEqual([
+      '--heap-growing-percent=200',
+      '--max-semi-space-size=3',
+      lambdaHeapFlags(256)[1],
+    ]);
   });
 
   it('fails INIT with the reason, and keeps the record, for a wrapper outside the bundle', async () => {

@@ -3,16 +3,18 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 // functions/kit/heap-wrapper.sh as Lambda runs it (AWS_LAMBDA_EXEC_WRAPPER): given the interpreter and the
-// bootstrap's arguments, it execs them with the semi-space from V8_SEMI_SPACE_MB. Node itself reports back
-// the flags it was started with.
+// bootstrap's arguments, it execs them with the semi-space from V8_SEMI_SPACE_MB and the old generation's
+// growth from V8_HEAP_GROWING_PERCENT. Node itself reports back the flags it was started with.
 const WRAPPER = path.join(import.meta.dirname, '..', '..', 'functions', 'kit', 'heap-wrapper.sh');
 const PRINT =
   'process.stdout.write(JSON.stringify({ execArgv: process.execArgv, argv: process.argv.slice(1) }))';
 
-function wrapped(semi: string | undefined, args: string[]) {
+function wrapped(semi: string | undefined, args: string[], grow?: string) {
   const env = { ...process.env };
   delete env.V8_SEMI_SPACE_MB;
+  delete env.V8_HEAP_GROWING_PERCENT;
   if (semi !== undefined) env.V8_SEMI_SPACE_MB = semi;
+  if (grow !== undefined) env.V8_HEAP_GROWING_PERCENT = grow;
   const out = spawnSync(WRAPPER, [process.execPath, ...args], { env, encoding: 'utf8' });
   return {
     status: out.status,
@@ -40,6 +42,32 @@ describe('the heap exec wrapper', () => {
     expect(wrapped('3', ['-e', PRINT]).node?.execArgv).toEqual(['--max-semi-space-size=3', '-e', PRINT]);
   });
 
+  it('sets the heap growth after the interpreter, or in place of one passed, beside the semi-space or alone', () => {
+    expect(wrapped('2', ['--max-semi-space-size=9', '-e', PRINT], '200').node?.execArgv).toEqual([
+      '--heap-growing-percent=200',
+      '--max-semi-space-size=2',
+      '-e',
+      PRINT,
+    ]);
+    expect(wrapped(undefined, ['--max-semi-space-size=9', '-e', PRINT], '150').node?.execArgv).toEqual([
+      '--heap-growing-percent=150',
+      '--max-semi-space-size=9',
+      '-e',
+      PRINT,
+    ]);
+    expect(
+      wrapped(undefined, ['--heap-growing-percent=50', '--max-semi-space-size=9', '-e', PRINT], '150').node
+        ?.execArgv,
+    ).toEqual(['--heap-growing-percent=150', '--max-semi-space-size=9', '-e', PRINT]);
+    // Unset, a growth the bootstrap passed is left alone.
+    expect(wrapped('2', ['--heap-growing-percent=50', '-e', PRINT]).node?.execArgv).toEqual([
+      '--max-semi-space-size=2',
+      '--heap-growing-percent=50',
+      '-e',
+      PRINT,
+    ]);
+  });
+
   it('changes nothing when no size is set', () => {
     expect(wrapped(undefined, ['--max-semi-space-size=9', '-e', PRINT]).node?.execArgv).toEqual([
       '--max-semi-space-size=9',
@@ -58,6 +86,16 @@ describe('the heap exec wrapper', () => {
       expect(out.status).toBe(64);
       expect(out.node).toBeUndefined();
       expect(out.stderr).toContain(`V8_SEMI_SPACE_MB must be a positive whole number of MB, not '${semi}'`);
+    },
+  );
+
+  it.each(['0', '0200', '1.5', '-1', 'x', '200 --inspect'])(
+    'refuses a heap growth of %j with the reason, and starts nothing',
+    (grow) => {
+      const out = wrapped('2', ['-e', PRINT], grow);
+      expect(out.status).toBe(64);
+      expect(out.node).toBeUndefined();
+      expect(out.stderr).toContain(`V8_HEAP_GROWING_PERCENT must be a positive whole number, not '${grow}'`);
     },
   );
 });
