@@ -43,6 +43,14 @@ describe('canonicalizeUrl', () => {
     ['http://2130706433/', 'http://127.0.0.1/'],
     ['http://[::FFFF:127.0.0.1]/', 'http://[::ffff:7f00:1]/'],
     ['http://example.com/?utm=a+b', 'http://example.com/?utm=a+b'],
+    // Each part alone, so each is cleaned whatever else the URL holds.
+    ['http://user@example.com/', 'http://example.com/'],
+    ['http://:secret@example.com/', 'http://example.com/'],
+    ['http://example.com/a?b=1#', 'http://example.com/a?b=1'],
+    ['http://example.com/a?#f', 'http://example.com/a'],
+    ['http://example.com/a?x=%7e&%7E=%2f', 'http://example.com/a?x=~&~=%2F'],
+    ['http://example.com/%7e?b=2&a=1#f', 'http://example.com/~?a=1&b=2'],
+    ['http://example.com./?', 'http://example.com/'],
   ];
   it.each(cases)('canonicalises %s', (input, expected, base) => {
     expect(canonicalizeUrl(input, base)).toBe(expected);
