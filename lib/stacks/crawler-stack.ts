@@ -67,7 +67,7 @@ export class CrawlerStack extends PipelineStack {
       serviceName: 'crawler',
       timeout: Duration.seconds(60),
       // The crawler mostly waits on the network, and Lambda bills the wait by memory. Its peak is about
-      // 112 MB in the bench's crawl and 131 MB at the largest pages (0.68 of 192; the bench's limit is 0.9),
+      // 110-125 MB in the bench's crawl and 134 MB at the largest pages (0.7 of 192; the bench's limit is 0.9),
       // one Brotli encoder at a time (functions/crawl/body.ts), so 192 MB bills the wait 0.375 of the 512 MB
       // default.
       memorySize: 192,
@@ -101,7 +101,7 @@ export class CrawlerStack extends PipelineStack {
       timeout: Duration.seconds(30),
       // Below 1,769 MB (one vCPU) a function's CPU work costs the same at any memory, as less memory runs it
       // slower; its waits on DynamoDB and SQS cost by memory. The parser peaks at about 145 MB in the bench's
-      // crawl and 165 MB at its largest pages (0.73 of 224), so 224 MB bills the waits 0.44 of the 512 MB
+      // crawl and 160-171 MB at its largest pages (up to 0.77 of 224), so 224 MB bills the waits 0.44 of the 512 MB
       // default.
       memorySize: 224,
       // The same as the crawler's heap growth: each parser environment marked its old generation 12 or 13
