@@ -77,8 +77,8 @@ export class CrawlerStack extends PipelineStack {
       // against 5.2 and 3.9 (two pairs of runs), and peaked about 20 MB lower (README › Benchmarks).
       semiSpaceMb: 2,
       // V8 then still marked the old generation 5 or 6 times per environment in a crawl, each time soon
-      // after the last, since its own growth factor left little room over the 18-20 MB that stay live. Let
-      // grow to three times that, the crawler's environments marked once: GC 1.0-1.1 s → 0.3-0.6 s per
+      // after the last, since its own growth factor left little room over the 18-20 MB that stay live.
+      // Allowed to grow to three times that, each environment marked once: GC 1.0-1.1 s → 0.3-0.6 s per
       // environment over a crawl (--trace-gc-nvp), for about 5 MB more at its peak.
       heapGrowingPercent: 200,
       maxConcurrency: config.crawlerMaxConcurrency,
@@ -104,8 +104,8 @@ export class CrawlerStack extends PipelineStack {
       // crawl and 160-171 MB at its largest pages (up to 0.77 of 224), so 224 MB bills the waits 0.44 of the 512 MB
       // default.
       memorySize: 224,
-      // The same as the crawler's heap growth: each parser environment marked its old generation 12 or 13
-      // times in a crawl, once with the old generation free to grow to three times what stays live. GC
+      // The same heap growth as the crawler's: each parser environment marked its old generation 12 or 13
+      // times in a crawl, and once when it may grow to three times what stays live. GC
       // 1.4-1.5 s → 0.4-0.5 s per environment over about 1,070 pages (--trace-gc-nvp). Its young
       // generation stays Lambda's: a 4 MB one promoted more, and marked 18 times.
       heapGrowingPercent: 200,

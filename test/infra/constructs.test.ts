@@ -3,6 +3,7 @@ import path from 'node:path';
 import { App, type CfnElement, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AttributeType, Table } from 'aws-cdk-lib/aws-dynamodb';
+import { BUNDLING_STACKS } from 'aws-cdk-lib/cx-api';
 import { describe, expect, it } from 'vitest';
 import { QueueConsumer, type QueueConsumerProps } from '../../lib/constructs/queue-consumer';
 import { QueueWithDlq, type QueueWithDlqProps } from '../../lib/constructs/queue-with-dlq';
@@ -14,9 +15,9 @@ function consumer(
   consumerProps: Partial<QueueConsumerProps> = {},
   { bundle = false }: { bundle?: boolean } = {},
 ) {
-  // Bundled only where a test reads the bundle: without (the CDK's bundling-stacks context empty) a construct's
-  // checks and template cost no esbuild run.
-  const stack = new Stack(new App(bundle ? {} : { context: { 'aws:cdk:bundling-stacks': [] } }), 'T');
+  // Bundled only where a test reads the bundle: with no stack to bundle, a construct's checks and template
+  // cost no esbuild run.
+  const stack = new Stack(new App(bundle ? {} : { context: { [BUNDLING_STACKS]: [] } }), 'T');
   const source = new QueueWithDlq(stack, 'Q', queueProps);
   const c = new QueueConsumer(stack, 'C', { entry, source, serviceName: 'svc', ...consumerProps });
   return { stack, source, consumer: c };
