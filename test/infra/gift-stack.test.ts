@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { App, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import { BUNDLING_STACKS } from 'aws-cdk-lib/cx-api';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { describe, expect, it } from 'vitest';
 import { loadStageConfig } from '../../lib/config';
@@ -12,7 +13,8 @@ const context = (JSON.parse(readFileSync(path.join(ROOT, 'cdk.json'), 'utf8')) a
   .context;
 
 function synthGift(stage: 'dev' | 'prod' = 'dev') {
-  const app = new App({ context: context as Record<string, unknown> });
+  // Templates only, no bundles (as in ./synth.ts).
+  const app = new App({ context: { ...(context as Record<string, unknown>), [BUNDLING_STACKS]: [] } });
   const stack = new GiftStack(app, `Gift-${stage}`, { config: loadStageConfig({ stage }) });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new ServerlessChecks(app));
   return { app, stack, template: Template.fromStack(stack) };

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { App, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import { BUNDLING_STACKS } from 'aws-cdk-lib/cx-api';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { loadStageConfig } from '../../lib/config';
 import { CrawlerStack } from '../../lib/stacks/crawler-stack';
@@ -18,8 +19,10 @@ export function synthCrawlerStack(
   alarmEmail?: string,
   context: { testAllowTargets?: string } = {},
 ) {
-  // cdk.json's context (the feature flags) too, so the tests see the template `cdk synth` makes.
-  const app = new App({ context: CDK_JSON_CONTEXT });
+  // cdk.json's context (the feature flags) too, so the tests see the template `cdk synth` makes. No stack is
+  // bundled: these tests read templates, not bundles (npm test's `cdk synth` bundles every function, and the
+  // sandbox suites run those bundles), and each synth here bundled every function again with esbuild.
+  const app = new App({ context: { ...CDK_JSON_CONTEXT, [BUNDLING_STACKS]: [] } });
   const config = loadStageConfig({ stage, alarmEmail, ...context });
   const stack = new CrawlerStack(app, `Crawler-${stage}`, { config });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new ServerlessChecks(app));
