@@ -236,9 +236,15 @@ function describeLanes(): string {
  */
 let pipelineCpuMsPerPage: number | undefined;
 /** Each metered crawl's pages per second and functions' CPU per page, in the order they ran. */
-let pipelineRuns: Array<{ pagesPerSecond: number; cpuMsPerPage: number }> = [];
-/** Metered crawls of the crawl part: its ratios use their medians. */
-const CRAWL_RUNS = flags.quick ? 1 : 3;
+let pipelineRuns: Array<{ pagesPerSecond: number; cpuMsPerPage: number; jsCpuMsPerPage: number }> = [];
+/**
+ * Metered crawls of the crawl part. With the crawlee part, each is followed at once by a Crawlee run on a
+ * new site, and the ratios are the medians of the five pairs' ratios: the machine's speed moved the
+ * figures of both by a third between full runs, and a pair shares the machine's state of its minute.
+ */
+const CRAWL_RUNS = flags.quick ? 1 : 5;
+/** The Crawlee runs paired with the metered crawls, in the same order (empty without the crawlee part). */
+const pairedCrawleeRuns: CrawleeRun[] = [];
 let pipelineJsCpuMsPerPage: number | undefined;
 /** The same by function, as text for the report. */
 let pipelineCpuSplit = '';
@@ -719,15 +725,20 @@ function fixedMonthly(run: CrawlRun) {
 
 const perMillionPages = (dollars: number, pages: number) => (dollars / pages) * 1e6;
 
-async function benchCrawl(): Promise<void> {
+async function benchCrawl(paired: boolean): Promise<void> {
   // A crawl of a million pages spans many hosts (one host at a polite pace would take days), so the site
   // has 16 hosts, i.e. 16 FIFO message groups. 15 are crawlable (one's robots.txt answers 500):
   // 15 × 140 > 2,000 pages. A single-host crawl is measured after it.
   // The pipeline's pages per second and CPU per page move by a sixth from one crawl to the next on an idle
-  // machine, as Crawlee's do: three crawls, each on a new sandbox and site; the ratios use the medians, and
-  // every other figure comes from the crawl whose pages per second is the median.
+  // machine, as Crawlee's do: five crawls, each on a new sandbox and site, each followed by its Crawlee run
+  // when the comparison is asked for; every figure but the ratios comes from the crawl whose pages per
+  // second is the median.
+  const settings = paired ? crawleeSettings() : undefined;
   const runs: CrawlRun[] = [];
-  for (let i = 0; i < CRAWL_RUNS; i++) runs.push(await meteredCrawl(CRAWL_SITE, CRAWL_SITE.hostCount, 30));
+  for (let i = 0; i < CRAWL_RUNS; i++) {
+    runs.push(await meteredCrawl(CRAWL_SITE, CRAWL_SITE.hostCount, 30));
+    if (settings) pairedCrawleeRuns.push(await crawleeRun(settings.concurrency, settings.attempts));
+  }
   const speed = (r: CrawlRun) => r.pages / r.crawlSeconds;
   const run = [...runs].sort((x, y) => speed(x) - speed(y))[Math.floor(runs.length / 2)] as CrawlRun;
   const { pages: n, links, seconds, crawlSeconds, meter } = run;
@@ -738,10 +749,13 @@ async function benchCrawl(): Promise<void> {
   const functionsCpu = run.invocations.reduce((t, i) => t + cpuOf(i), 0);
   const cpuPerPage = (r: CrawlRun) => r.invocations.reduce((t, i) => t + cpuOf(i), 0) / r.pages;
   pipelineCpuMsPerPage = measuredWhole ? median(runs.map(cpuPerPage)) : undefined;
-  pipelineJsCpuMsPerPage = median(
-    runs.map((r) => r.invocations.reduce((t, i) => t + jsCpuOf(i), 0) / r.pages),
-  );
-  pipelineRuns = runs.map((r) => ({ pagesPerSecond: speed(r), cpuMsPerPage: cpuPerPage(r) }));
+  const jsCpuPerPage = (r: CrawlRun) => r.invocations.reduce((t, i) => t + jsCpuOf(i), 0) / r.pages;
+  pipelineJsCpuMsPerPage = median(runs.map(jsCpuPerPage));
+  pipelineRuns = runs.map((r) => ({
+    pagesPerSecond: speed(r),
+    cpuMsPerPage: cpuPerPage(r),
+    jsCpuMsPerPage: jsCpuPerPage(r),
+  }));
   const crawlerBatches = run.invocations.filter((i) => i.functionId.startsWith('FrontierConsumer'));
   crawlLanes = run.lanesByGroup;
   groupsPerCrawlerBatch =
@@ -1204,7 +1218,12 @@ async function waitForQuietMachine(): Promise<number | undefined> {
  * pipeline (crawler pollers × batch size), robots.txt respected, in memory. It does in one process what the
  * pipeline does through two queues and three tables, so the ratio is the price of durability and scale-out.
  */
-async function benchCrawlee(): Promise<void> {
+/**
+ * Crawlee's settings for the comparison, from the template: as many concurrent fetches as the crawler's
+ * pollers × batch size, and as many attempts at a transient failure (the site's /slow page times out) as
+ * the crawler makes: it retries on all but the frontier's last two receives (functions/crawler/failures.ts).
+ */
+function crawleeSettings(): { concurrency: number; attempts: number } {
   const crawlerMapping = Object.values(templateResources()).find(
     (r) =>
       r.Type === 'AWS::Lambda::EventSourceMapping' &&
@@ -1214,19 +1233,28 @@ async function benchCrawlee(): Promise<void> {
   const concurrency =
     Number((props.ScalingConfig as { MaximumConcurrency?: number } | undefined)?.MaximumConcurrency ?? 2) *
     Number(props.BatchSize ?? 10);
-  // As many attempts at a transient failure (the site's /slow page times out) as the crawler makes: it
-  // retries on all but the frontier's last two receives (functions/crawler/failures.ts).
   const frontier = Object.values(templateResources()).find(
     (r) => r.Type === 'AWS::SQS::Queue' && r.Properties.FifoQueue === true && r.Properties.RedrivePolicy,
   );
   const receives = Number(
     (frontier?.Properties.RedrivePolicy as { maxReceiveCount?: number } | undefined)?.maxReceiveCount ?? 5,
   );
-  const attempts = transientRetries(receives);
-  // Crawlee's own figures vary from run to run by a third on an idle machine: the median of three runs,
-  // each on a new site once the machine is quiet, all three printed.
-  const runs: Array<Awaited<ReturnType<typeof crawleeRun>>> = [];
-  for (let i = 0; i < CRAWLEE_RUNS; i++) runs.push(await crawleeRun(concurrency, attempts));
+  return { concurrency, attempts: transientRetries(receives) };
+}
+
+/**
+ * Crawlee's CheerioCrawler on the same generated site with the same fetch concurrency as the sandbox
+ * pipeline (crawler pollers × batch size), robots.txt respected, in memory. It does in one process what the
+ * pipeline does through two queues and three tables, so the ratio is the price of durability and scale-out.
+ */
+async function benchCrawlee(): Promise<void> {
+  const { concurrency, attempts } = crawleeSettings();
+  // With the crawl part, its runs were made one after each metered crawl (benchCrawl). Alone, three runs,
+  // each on a new site once the machine is quiet, and no ratio.
+  const paired = pairedCrawleeRuns.length > 0 && pairedCrawleeRuns.length === pipelineRuns.length;
+  const runs: CrawleeRun[] = [...pairedCrawleeRuns];
+  if (runs.length === 0)
+    for (let i = 0; i < CRAWLEE_RUNS; i++) runs.push(await crawleeRun(concurrency, attempts));
   const crawlee = median(runs.map((r) => r.pagesPerSecond));
   const crawleeCpuMsPerPage = median(runs.map((r) => r.cpuMsPerPage));
   const jsRuns = runs.flatMap((r) => (r.jsCpuMsPerPage === undefined ? [] : [r.jsCpuMsPerPage]));
@@ -1238,31 +1266,61 @@ async function benchCrawlee(): Promise<void> {
     r.idleBefore === undefined ? 'not checked' : `${Math.round(r.idleBefore * 100)}%`,
   );
   const each = (f: (r: (typeof runs)[number]) => number) => runs.map((r) => round(f(r), 1)).join(', ');
+  // Each pair's ratio, then their median: a slow minute slows both of its pair alike.
+  const pairRatios = (ours: (i: number) => number | undefined, theirs: (r: CrawleeRun) => number) =>
+    paired ? runs.map((r, i) => (ours(i) ?? Number.NaN) / theirs(r)) : [];
+  const speedRatios = pairRatios(
+    (i) => pipelineRuns[i]?.pagesPerSecond,
+    (r) => r.pagesPerSecond,
+  );
+  const cpuRatios =
+    pipelineCpuMsPerPage === undefined
+      ? []
+      : pairRatios(
+          (i) => pipelineRuns[i]?.cpuMsPerPage,
+          (r) => r.cpuMsPerPage,
+        );
+  const jsRatios =
+    crawleeJsCpuMsPerPage === undefined
+      ? []
+      : pairRatios(
+          (i) => pipelineRuns[i]?.jsCpuMsPerPage,
+          (r) => r.jsCpuMsPerPage ?? Number.NaN,
+        );
+  const ratioOf = (ratios: number[]) =>
+    ratios.length > 0 && ratios.every(Number.isFinite) ? median(ratios) : undefined;
+  const speedRatio = ratioOf(speedRatios);
+  const cpuRatio = ratioOf(cpuRatios);
+  const jsRatio = ratioOf(jsRatios);
+  const pairsText = (ratios: number[]) =>
+    `the median of ${ratios.length} pairs' ratios (${ratios.map((x) => round(x, 2)).join(', ')}), each a metered crawl and the Crawlee run made right after it on a new site`;
   const ours = pipelineThroughput?.pagesPerSecond;
   report({
     name: 'throughput vs Crawlee CheerioCrawler',
-    value: ours ? round(ours / crawlee, 2) : 'not measured',
-    unit: `${ours ? '× Crawlee ' : ''}(pipeline ${ours ? round(ours, 1) : '-'} pages/s${pipelineRuns.length > 1 ? `, the median of ${pipelineRuns.length} crawls (${pipelineRuns.map((r) => round(r.pagesPerSecond, 1)).join(', ')})` : ''}; CheerioCrawler ${round(crawlee, 1)} pages/s, the median of ${runs.length} runs (${each((r) => r.pagesPerSecond)}; ${pages} pages in ${round(seconds, 1)} s); Crawlee at ${concurrency} concurrent fetches (the crawler's pollers × batch size) and ${attempts} attempts at a page that times out, as the crawler makes, the pipeline at most that many, and per host ${describeLanes()} at a time${groupsPerCrawlerBatch ? `, and its batches held ${round(groupsPerCrawlerBatch, 1)} hosts on average` : ''}, on the same ${CRAWL_SITE.hostCount}-host site, both on ${functionNode().note}; each Crawlee run started once the machine was quiet (${idle.join(', ')} idle); load average ${os
+    value: speedRatio === undefined ? 'not measured' : round(speedRatio, 2),
+    unit: `${speedRatio === undefined ? '' : `× Crawlee, ${pairsText(speedRatios)} `}(pipeline ${ours ? round(ours, 1) : '-'} pages/s${pipelineRuns.length > 1 ? `, the median of ${pipelineRuns.length} crawls (${pipelineRuns.map((r) => round(r.pagesPerSecond, 1)).join(', ')})` : ''}; CheerioCrawler ${round(crawlee, 1)} pages/s, the median of ${runs.length} runs (${each((r) => r.pagesPerSecond)}; ${pages} pages in ${round(seconds, 1)} s); Crawlee at ${concurrency} concurrent fetches (the crawler's pollers × batch size) and ${attempts} attempts at a page that times out, as the crawler makes, the pipeline at most that many, and per host ${describeLanes()} at a time${groupsPerCrawlerBatch ? `, and its batches held ${round(groupsPerCrawlerBatch, 1)} hosts on average` : ''}, on the same ${CRAWL_SITE.hostCount}-host site, both on ${functionNode().note}; each Crawlee run started once the machine was quiet (${idle.join(', ')} idle); load average ${os
       .loadavg()
       .map((l) => round(l, 1))
       .join(', ')})`,
     budget: '≥ 0.5×',
-    ok: ours ? ours / crawlee >= 0.5 : undefined,
+    ok: speedRatio === undefined ? undefined : speedRatio >= 0.5,
     reproduce: 'npm run bench -- --only crawl,crawlee',
-    note: ours ? undefined : 'run with the crawl part for the ratio',
+    note: speedRatio === undefined ? 'run with the crawl part for the ratio' : undefined,
   });
   report({
     name: 'function CPU per page vs Crawlee',
-    value: pipelineCpuMsPerPage ? round(pipelineCpuMsPerPage / crawleeCpuMsPerPage, 2) : 'not measured',
-    unit: `${pipelineCpuMsPerPage ? '× Crawlee ' : ''}(functions ${pipelineCpuMsPerPage ? round(pipelineCpuMsPerPage, 1) : '-'} CPU-ms per page${pipelineRuns.length > 1 ? `, the median of ${pipelineRuns.length} crawls (${pipelineRuns.map((r) => round(r.cpuMsPerPage, 1)).join(', ')})` : ''}; in the median crawl by pages per second, ${pipelineCpuSplit}: their execution environments' whole CPU, one child process each, JS thread, GC and thread pool, start-up not included; CheerioCrawler ${round(crawleeCpuMsPerPage, 1)} CPU-ms per page, the median of ${runs.length} runs (${each((r) => r.cpuMsPerPage)}): its whole process, the site served from another; both on ${functionNode().note}. JS threads alone: functions ${round(pipelineJsCpuMsPerPage ?? 0, 1)}${crawleeJsCpuMsPerPage === undefined ? '' : `, CheerioCrawler ${round(crawleeJsCpuMsPerPage, 1)}`})`,
+    value: cpuRatio === undefined ? 'not measured' : round(cpuRatio, 2),
+    unit: `${cpuRatio === undefined ? '' : `× Crawlee, ${pairsText(cpuRatios)} `}(functions ${pipelineCpuMsPerPage ? round(pipelineCpuMsPerPage, 1) : '-'} CPU-ms per page${pipelineRuns.length > 1 ? `, the median of ${pipelineRuns.length} crawls (${pipelineRuns.map((r) => round(r.cpuMsPerPage, 1)).join(', ')})` : ''}; in the median crawl by pages per second, ${pipelineCpuSplit}: their execution environments' whole CPU, one child process each, JS thread, GC and thread pool, start-up not included; CheerioCrawler ${round(crawleeCpuMsPerPage, 1)} CPU-ms per page, the median of ${runs.length} runs (${each((r) => r.cpuMsPerPage)}): its whole process, the site served from another; both on ${functionNode().note}. JS threads alone: functions ${round(pipelineJsCpuMsPerPage ?? 0, 1)}${crawleeJsCpuMsPerPage === undefined ? '' : `, CheerioCrawler ${round(crawleeJsCpuMsPerPage, 1)}`}${jsRatio === undefined ? '' : `, ${round(jsRatio, 2)} × by the pairs' median`})`,
     budget: '≤ 1.0×',
-    ok: pipelineCpuMsPerPage ? pipelineCpuMsPerPage / crawleeCpuMsPerPage <= 1 : undefined,
+    ok: cpuRatio === undefined ? undefined : cpuRatio <= 1,
     reproduce: 'npm run bench -- --only crawl,crawlee',
+    note: cpuRatio === undefined ? 'run with the crawl part for the ratio' : undefined,
   });
 }
 
-/** Crawlee runs in the throughput and CPU comparison. */
+/** Crawlee runs when the comparison runs without the crawl part. */
 const CRAWLEE_RUNS = 3;
+type CrawleeRun = Awaited<ReturnType<typeof crawleeRun>>;
 
 /** One Crawlee crawl of a new demo site, started once the machine is quiet. */
 async function crawleeRun(concurrency: number, attempts: number) {
@@ -1404,7 +1462,7 @@ async function main(): Promise<void> {
   // Every part runs the bundles in cdk.out, so they are rebuilt from the current source first.
   synthesize();
   if (parts.has('packages')) await benchPackages();
-  if (parts.has('crawl')) await benchCrawl();
+  if (parts.has('crawl')) await benchCrawl(parts.has('crawlee'));
   if (parts.has('onehost')) await benchSingleHost();
   if (parts.has('chain')) await benchChain();
   if (parts.has('batch')) await benchBatchConcurrency();
