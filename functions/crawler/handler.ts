@@ -286,18 +286,17 @@ async function handleRecord(
   running: Map<string, Promise<unknown>>,
   lanes: HostLanes,
 ): Promise<Outcome | 'requeued' | FinishingLater> {
-  const message = parseMessage(FrontierMessage, record.body);
-  let url: string;
-  try {
-    url = canonicalizeUrl(message.payload.url);
-  } catch (error) {
+  const reading = readRecord(record);
+  if ('invalid' in reading) throw reading.invalid;
+  const { message, url } = reading;
+  if (url === undefined) {
     await recordOutcome(
       config.urlsTable,
       message.crawlId,
       boundedUrlKey(message.payload.url),
       'invalid-url',
       {
-        detail: (error as Error).message,
+        detail: (reading.urlError as Error).message,
       },
       config.recordTtlSeconds,
     );
@@ -395,17 +394,45 @@ async function completeFailedFetches(
   );
 }
 
+/** A record read: its message and canonical URL, the URL's error, or why the message is invalid. */
+type RecordReading =
+  | { message: FrontierMessage; url: string }
+  | { message: FrontierMessage; url: undefined; urlError: unknown }
+  | { invalid: unknown };
+const readings = new WeakMap<SQSRecord, { body: string; reading: RecordReading }>();
+
+/**
+ * Read a record once, however many times it is asked for: its handler and its group's reads, and when it
+ * fails its retry delay and dead-lettered outcome, all need its message and URL, and each used to run the
+ * schema check and the URL's parse again. Kept with the body it was read from, so a record object whose
+ * body is replaced (as a test may do) is read again.
+ */
+function readRecord(record: SQSRecord): RecordReading {
+  const cached = readings.get(record);
+  let reading = cached?.body === record.body ? cached.reading : undefined;
+  if (!reading) {
+    try {
+      const message = parseMessage(FrontierMessage, record.body);
+      try {
+        reading = { message, url: canonicalizeUrl(message.payload.url) };
+      } catch (urlError) {
+        reading = { message, url: undefined, urlError };
+      }
+    } catch (invalid) {
+      reading = { invalid };
+    }
+    readings.set(record, { body: record.body, reading });
+  }
+  return reading;
+}
+
 /**
  * A record's message and canonical URL, or undefined when either does not parse: for the work around the
  * records (the group's reads, a dead-lettered outcome), where the record's own handler reports why.
  */
 function parsedRecord(record: SQSRecord): { message: FrontierMessage; url: string } | undefined {
-  try {
-    const message = parseMessage(FrontierMessage, record.body);
-    return { message, url: canonicalizeUrl(message.payload.url) };
-  } catch {
-    return undefined;
-  }
+  const reading = readRecord(record);
+  return 'invalid' in reading || reading.url === undefined ? undefined : reading;
 }
 
 /**
