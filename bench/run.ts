@@ -1266,34 +1266,24 @@ async function benchCrawlee(): Promise<void> {
     r.idleBefore === undefined ? 'not checked' : `${Math.round(r.idleBefore * 100)}%`,
   );
   const each = (f: (r: (typeof runs)[number]) => number) => runs.map((r) => round(f(r), 1)).join(', ');
-  // Each pair's ratio, then their median: a slow minute slows both of its pair alike.
-  const pairRatios = (ours: (i: number) => number | undefined, theirs: (r: CrawleeRun) => number) =>
-    paired ? runs.map((r, i) => (ours(i) ?? Number.NaN) / theirs(r)) : [];
-  const speedRatios = pairRatios(
-    (i) => pipelineRuns[i]?.pagesPerSecond,
-    (r) => r.pagesPerSecond,
-  );
-  const cpuRatios =
-    pipelineCpuMsPerPage === undefined
-      ? []
-      : pairRatios(
-          (i) => pipelineRuns[i]?.cpuMsPerPage,
-          (r) => r.cpuMsPerPage,
-        );
-  const jsRatios =
-    crawleeJsCpuMsPerPage === undefined
-      ? []
-      : pairRatios(
-          (i) => pipelineRuns[i]?.jsCpuMsPerPage,
-          (r) => r.jsCpuMsPerPage ?? Number.NaN,
-        );
+  // Each pair's ratio, then their median: a slow minute slows both of its pair alike. A figure is paired
+  // only when both sides measured it.
+  const pairRatios = (key: 'pagesPerSecond' | 'cpuMsPerPage' | 'jsCpuMsPerPage', measured = true) =>
+    paired && measured
+      ? runs.map((r, i) => (pipelineRuns[i]?.[key] ?? Number.NaN) / (r[key] ?? Number.NaN))
+      : [];
+  const speedRatios = pairRatios('pagesPerSecond');
+  const cpuRatios = pairRatios('cpuMsPerPage', pipelineCpuMsPerPage !== undefined);
+  const jsRatios = pairRatios('jsCpuMsPerPage', crawleeJsCpuMsPerPage !== undefined);
   const ratioOf = (ratios: number[]) =>
     ratios.length > 0 && ratios.every(Number.isFinite) ? median(ratios) : undefined;
   const speedRatio = ratioOf(speedRatios);
   const cpuRatio = ratioOf(cpuRatios);
   const jsRatio = ratioOf(jsRatios);
   const pairsText = (ratios: number[]) =>
-    `the median of ${ratios.length} pairs' ratios (${ratios.map((x) => round(x, 2)).join(', ')}), each a metered crawl and the Crawlee run made right after it on a new site`;
+    ratios.length === 1
+      ? 'one pair: a metered crawl and the Crawlee run made right after it on a new site'
+      : `the median of ${ratios.length} pairs' ratios (${ratios.map((x) => round(x, 2)).join(', ')}), each a metered crawl and the Crawlee run made right after it on a new site`;
   const ours = pipelineThroughput?.pagesPerSecond;
   report({
     name: 'throughput vs Crawlee CheerioCrawler',
