@@ -1,20 +1,17 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { App, Validations } from 'aws-cdk-lib';
+import { Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { BUNDLING_STACKS } from 'aws-cdk-lib/cx-api';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { describe, expect, it } from 'vitest';
 import { loadStageConfig } from '../../lib/config';
 import { GiftStack } from '../../lib/stacks/gift-stack';
+import { templateApp } from './synth';
 
 const ROOT = path.join(import.meta.dirname, '..', '..');
-const context = (JSON.parse(readFileSync(path.join(ROOT, 'cdk.json'), 'utf8')) as { context: object })
-  .context;
 
 function synthGift(stage: 'dev' | 'prod' = 'dev') {
-  // Templates only, no bundles (as in ./synth.ts).
-  const app = new App({ context: { ...(context as Record<string, unknown>), [BUNDLING_STACKS]: [] } });
+  const app = templateApp();
   const stack = new GiftStack(app, `Gift-${stage}`, { config: loadStageConfig({ stage }) });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new ServerlessChecks(app));
   return { app, stack, template: Template.fromStack(stack) };

@@ -13,16 +13,23 @@ const CDK_JSON_CONTEXT = (
   }
 ).context;
 
+/**
+ * An app for template tests: cdk.json's context (the feature flags) too, so the tests see the templates
+ * `cdk synth` makes. No stack is bundled: these tests read templates, not bundles (npm test's `cdk synth`
+ * bundles every function, and the sandbox suites run those bundles), and each synth here bundled every
+ * function again with esbuild.
+ */
+export function templateApp(): App {
+  return new App({ context: { ...CDK_JSON_CONTEXT, [BUNDLING_STACKS]: [] } });
+}
+
 /** Build the crawler stack for a stage, with the same cdk-nag packs as bin/app.ts. */
 export function synthCrawlerStack(
   stage: 'dev' | 'prod' = 'dev',
   alarmEmail?: string,
   context: { testAllowTargets?: string } = {},
 ) {
-  // cdk.json's context (the feature flags) too, so the tests see the template `cdk synth` makes. No stack is
-  // bundled: these tests read templates, not bundles (npm test's `cdk synth` bundles every function, and the
-  // sandbox suites run those bundles), and each synth here bundled every function again with esbuild.
-  const app = new App({ context: { ...CDK_JSON_CONTEXT, [BUNDLING_STACKS]: [] } });
+  const app = templateApp();
   const config = loadStageConfig({ stage, alarmEmail, ...context });
   const stack = new CrawlerStack(app, `Crawler-${stage}`, { config });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new ServerlessChecks(app));
